@@ -1,0 +1,123 @@
+"""The action catalogue: back-office actions declared by dotted name, with typed parameters.
+
+An action is a plain Python function decorated with ``@action("domain.verb")``. Its signature
+is its declared input, its return annotation (a ``TypedDict``) its declared output. Reading
+the catalogue imports only the domain modules, never Prefect: the validator (J009) needs the
+names and types in milliseconds, and the Prefect flow wrapper is made by the dispatch adapter
+when an action really runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, get_type_hints
+
+#: The domain modules of the shipped back office, one per domain.
+DOMAIN_MODULES = (
+    "actions.accounts",
+    "actions.appointments",
+    "actions.billing",
+    "actions.callbacks",
+    "actions.crm",
+    "actions.lines",
+    "actions.network",
+    "actions.notify",
+    "actions.orders",
+    "actions.payments",
+    "actions.subscriptions",
+    "actions.tickets",
+)
+
+# JSON types of the journey language, from the Python annotations of action parameters.
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared input of an action."""
+
+    name: str
+    type: str  # a JSON type: string, integer, number, boolean, object, array
+    required: bool
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A declared back-office action: what the validator and the runtime know of it."""
+
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    output: tuple[str, ...]
+    function: Callable[..., Any]
+
+    def param(self, name: str) -> Param | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    def describe(self) -> dict[str, Any]:
+        """A plain, stable description (used for the validator's cache key and docs)."""
+        return {
+            "name": self.name,
+            "params": [[p.name, p.type, p.required, p.nullable] for p in self.params],
+            "output": list(self.output),
+        }
+
+
+_REGISTRY: dict[str, ActionSpec] = {}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _json_type(annotation: Any) -> tuple[str, bool]:
+    """The JSON type of an annotation and whether it admits None (``str | None``)."""
+    nullable = False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        nullable = len(args) != len(typing.get_args(annotation))
+        if len(args) != 1:
+            raise TypeError(f"unsupported parameter type {annotation!r}")
+        annotation = args[0]
+        origin = typing.get_origin(annotation)
+    base = origin or annotation
+    if base not in _JSON_TYPES:
+        raise TypeError(f"unsupported parameter type {annotation!r}")
+    return _JSON_TYPES[base], nullable
+
+
+def action(name: str) -> Callable[[F], F]:
+    """Declare a function as the back-office action ``name`` (``domain.verb``)."""
+
+    def register(function: F) -> F:
+        hints = get_type_hints(function)
+        params = []
+        for p in inspect.signature(function).parameters.values():
+            json_type, nullable = _json_type(hints[p.name])
+            params.append(Param(p.name, json_type, p.default is inspect.Parameter.empty, nullable))
+        output = tuple(getattr(hints.get("return"), "__annotations__", {}))
+        summary = (inspect.getdoc(function) or "").split("\n\n")[0].replace("\n", " ")
+        if name in _REGISTRY and _REGISTRY[name].function is not function:
+            raise ValueError(f"action {name!r} is declared twice")
+        _REGISTRY[name] = ActionSpec(name, summary, tuple(params), output, function)
+        return function
+
+    return register
+
+
+def catalogue() -> dict[str, ActionSpec]:
+    """Every declared action by name (imports the domain modules, not Prefect)."""
+    for module in DOMAIN_MODULES:
+        importlib.import_module(module)
+    return dict(sorted(_REGISTRY.items()))

@@ -1,0 +1,275 @@
+"""Plain YAML data into the frozen model: the only module that knows the YAML keys.
+
+The builder is tolerant: a value of the wrong type is left out rather than raising, because
+the schema check (J002) reports it with a better message. The key sets below are what the
+loader accepts; a test proves the JSON Schemas accept exactly the same ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.model import (
+    DEFAULT_ROLES,
+    ActionCall,
+    Branch,
+    Journey,
+    Loc,
+    Motive,
+    Node,
+    Option,
+    Scenario,
+    ScenarioFile,
+    Text,
+)
+from engine.yamlsafe import YamlList, YamlMap
+
+JOURNEY_KEYS = frozenset(
+    {"journey", "version", "title", "description", "motives", "channels", "locales", "inputs",
+     "start", "nodes"}
+)
+_COMMON = {"kind", "say", "roles", "set", "next", "description"}
+NODE_KEYS: Mapping[str, frozenset[str]] = {
+    "say": frozenset(_COMMON),
+    "ask": frozenset(_COMMON | {"field", "schema", "confirm"}),
+    "choose": frozenset(_COMMON | {"field", "options"}),
+    "decide": frozenset(_COMMON - {"next"} | {"branches", "else"}),
+    "action": frozenset(
+        _COMMON | {"action", "input", "output", "wait", "retries", "timeout", "on_error"}
+    ),
+    "journey": frozenset(_COMMON | {"journey", "input"}),
+    "handoff": frozenset(_COMMON - {"next", "set"} | {"queue", "reason"}),
+    "end": frozenset(_COMMON - {"next"} | {"outcome", "survey", "after"}),
+}
+OPTION_KEYS = frozenset({"value", "label", "next"})
+BRANCH_KEYS = frozenset({"if", "next"})
+AFTER_KEYS = frozenset({"action", "input", "description"})
+MOTIVES_FILE_KEYS = frozenset({"motives"})
+MOTIVE_KEYS = frozenset({"title", "category", "journey", "keywords", "sources", "description"})
+SCENARIO_FILE_KEYS = frozenset({"journey", "scenarios"})
+SCENARIO_KEYS = frozenset(
+    {"name", "description", "inputs", "locale", "channel", "actions", "answers", "expect"}
+)
+EXPECT_KEYS = frozenset({"outcome", "status", "path", "context"})
+
+
+def _loc(file: str, pos: tuple[int, int] | None) -> Loc:
+    return Loc(file, *pos) if pos else Loc(file)
+
+
+def _key_locs(file: str, data: YamlMap) -> dict[str, Loc]:
+    return {k: _loc(file, p) for k, p in data.val_pos.items()}
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _text(value: Any) -> Text | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping) and all(isinstance(v, str) for v in value.values()):
+        return dict(value)
+    return None
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _int(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def build_journey(data: YamlMap, file: str) -> Journey:
+    nodes_data = data.get("nodes")
+    nodes: dict[str, Node] = {}
+    if isinstance(nodes_data, YamlMap):
+        for node_id, node_data in nodes_data.items():
+            if isinstance(node_data, YamlMap):
+                nodes[node_id] = build_node(node_id, node_data, file)
+    motives = data.get("motives")
+    motive_locs: tuple[Loc, ...] = ()
+    if isinstance(motives, YamlList):
+        motive_locs = tuple(_loc(file, p) for p in motives.item_pos)
+    inputs = data.get("inputs")
+    return Journey(
+        id=_str(data.get("journey")) or "",
+        version=_int(data.get("version"), 0),
+        title=_str(data.get("title")) or "",
+        start=_str(data.get("start")) or "",
+        nodes=nodes,
+        loc=_loc(file, data.pos),
+        key_locs=_key_locs(file, data),
+        motives=_strs(motives),
+        motive_locs=motive_locs,
+        channels=_strs(data.get("channels")),
+        locales=_strs(data.get("locales")),
+        inputs={k: v for k, v in inputs.items()} if isinstance(inputs, Mapping) else {},
+    )
+
+
+def build_node(node_id: str, data: YamlMap, file: str) -> Node:
+    kind = _str(data.get("kind")) or ""
+    keys = NODE_KEYS.get(kind, frozenset({"kind"}))
+    get = lambda key: data.get(key) if key in keys else None  # noqa: E731 - tiny local reader
+    set_data = get("set")
+    input_data = get("input")
+    roles = _strs(get("roles"))
+    timeout = get("timeout")
+    return Node(
+        id=node_id,
+        kind=kind,
+        loc=_loc(file, data.pos),
+        key_locs=_key_locs(file, data),
+        say=_text(get("say")),
+        roles=roles or DEFAULT_ROLES,
+        set=_map(set_data),
+        set_locs=_key_locs(file, set_data) if isinstance(set_data, YamlMap) else {},
+        next=_str(get("next")),
+        field=_str(get("field")),
+        schema=_map(get("schema")) if isinstance(get("schema"), Mapping) else None,
+        confirm=get("confirm") is True,
+        options=_options(get("options"), file),
+        branches=_branches(get("branches"), file),
+        otherwise=_str(get("else")),
+        action=_str(get("action")),
+        input=_map(input_data),
+        input_locs=_key_locs(file, input_data) if isinstance(input_data, YamlMap) else {},
+        output=_str(get("output")),
+        wait=get("wait") is not False,
+        retries=_int(get("retries"), 0),
+        timeout=float(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool) else None,
+        on_error=_str(get("on_error")),
+        journey=_str(get("journey")),
+        queue=_str(get("queue")),
+        reason=_str(get("reason")),
+        outcome=_str(get("outcome")),
+        survey=_strs(get("survey")),
+        after=_after(get("after"), file),
+    )
+
+
+def _options(data: Any, file: str) -> tuple[Option, ...]:
+    if not isinstance(data, YamlList):
+        return ()
+    options = []
+    for item in data:
+        if isinstance(item, YamlMap):
+            options.append(
+                Option(
+                    value=item.get("value"),
+                    label=_text(item.get("label")),
+                    next=_str(item.get("next")),
+                    loc=_loc(file, item.pos),
+                    next_loc=_loc(file, item.val_pos.get("next")) if "next" in item else None,
+                )
+            )
+    return tuple(options)
+
+
+def _branches(data: Any, file: str) -> tuple[Branch, ...]:
+    if not isinstance(data, YamlList):
+        return ()
+    branches = []
+    for item in data:
+        if isinstance(item, YamlMap):
+            condition = item.get("if")
+            branches.append(
+                Branch(
+                    # A bare `if: true` is a boolean in YAML; the expression is its text.
+                    condition=condition if isinstance(condition, str) else str(condition).lower(),
+                    next=_str(item.get("next")),
+                    loc=_loc(file, item.pos),
+                    condition_loc=_loc(file, item.val_pos.get("if", item.pos)),
+                    next_loc=_loc(file, item.val_pos.get("next")) if "next" in item else None,
+                )
+            )
+    return tuple(branches)
+
+
+def _after(data: Any, file: str) -> tuple[ActionCall, ...]:
+    if not isinstance(data, YamlList):
+        return ()
+    calls = []
+    for item in data:
+        if isinstance(item, YamlMap) and isinstance(item.get("action"), str):
+            input_data = item.get("input")
+            calls.append(
+                ActionCall(
+                    action=item["action"],
+                    input=_map(input_data),
+                    loc=_loc(file, item.pos),
+                    action_loc=_loc(file, item.val_pos["action"]),
+                    input_locs=_key_locs(file, input_data) if isinstance(input_data, YamlMap) else {},
+                )
+            )
+    return tuple(calls)
+
+
+def build_motives(data: YamlMap, file: str) -> dict[str, Motive]:
+    motives: dict[str, Motive] = {}
+    table = data.get("motives")
+    if not isinstance(table, YamlMap):
+        return motives
+    for motive_id, entry in table.items():
+        if not isinstance(entry, YamlMap):
+            continue
+        motives[motive_id] = Motive(
+            id=motive_id,
+            title=_text(entry.get("title")) or motive_id,
+            category=_str(entry.get("category")) or "",
+            journey=_str(entry.get("journey")) or "",
+            loc=_loc(file, table.key_pos[motive_id]),
+            journey_loc=_loc(file, entry.val_pos.get("journey", entry.pos)),
+            keywords=_strs(entry.get("keywords")),
+            sources=_strs(entry.get("sources")),
+        )
+    return motives
+
+
+def build_scenarios(data: YamlMap, file: str) -> ScenarioFile:
+    scenarios = []
+    items = data.get("scenarios")
+    for item in items if isinstance(items, YamlList) else ():
+        if isinstance(item, YamlMap):
+            scenarios.append(_scenario(item, file))
+    return ScenarioFile(
+        journey=_str(data.get("journey")) or "",
+        journey_loc=_loc(file, data.val_pos.get("journey", data.pos)),
+        scenarios=tuple(scenarios),
+        loc=_loc(file, data.pos),
+    )
+
+
+def _scenario(item: YamlMap, file: str) -> Scenario:
+    answers = item.get("answers")
+    actions = item.get("actions")
+    expect = item.get("expect")
+    expect = expect if isinstance(expect, YamlMap) else YamlMap(item.pos)
+    path = expect.get("path")
+    answer_map = _map(answers)
+    survey = answer_map.pop("survey", None)
+    return Scenario(
+        name=_str(item.get("name")) or "",
+        loc=_loc(file, item.pos),
+        inputs=_map(item.get("inputs")),
+        actions=_map(actions),
+        action_locs=_key_locs(file, actions) if isinstance(actions, YamlMap) else {},
+        answers=answer_map,
+        answer_locs={k: _loc(file, p) for k, p in answers.key_pos.items()}
+        if isinstance(answers, YamlMap)
+        else {},
+        outcome=_str(expect.get("outcome")),
+        path=_strs(path) if isinstance(path, YamlList) else None,
+        path_locs=tuple(_loc(file, p) for p in path.item_pos) if isinstance(path, YamlList) else (),
+        context=_map(expect.get("context")),
+        survey=_map(survey),
+    )

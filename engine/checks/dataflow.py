@@ -1,0 +1,239 @@
+"""J008: a name may be read only where it is set on every path that reaches the reader.
+
+A forward "definitely set" analysis: what is set when a node starts is the intersection, over
+every edge into it, of what is set when that edge is taken. Edges differ: an action's
+``output`` and ``set`` exist on its success edges, not on ``on_error``; a ``journey`` node adds
+what the sub-journey sets on every path to one of its ends (its *exports*).
+
+The analysis works on a :class:`FlowProblem`, a small plain-data digest of a journey, so that
+the validator can cache it and solve it again when a sub-journey's exports change, without
+parsing the YAML again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.checks.expressions import Use
+from engine.findings import Finding, did_you_mean, finding
+from engine.model import Journey, Loc
+
+
+@dataclass(frozen=True)
+class Interface:
+    """What callers of a journey rely on: its required inputs and its exports."""
+
+    required: frozenset[str]
+    exports: frozenset[str]
+
+    def to_json(self) -> list[list[str]]:
+        return [sorted(self.required), sorted(self.exports)]
+
+    @classmethod
+    def from_json(cls, data: Sequence[Sequence[str]]) -> Interface:
+        return cls(frozenset(data[0]), frozenset(data[1]))
+
+
+@dataclass
+class FlowNode:
+    edges: list[tuple[str, list[str], str]] = field(default_factory=list)  # target, defs, via
+    reads: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # name, phase, where, line, col
+    own: list[str] = field(default_factory=list)  # field/output, visible to "after" reads
+    end_defs: list[str] = field(default_factory=list)  # an end's 'set': part of the exports
+    call: str | None = None  # a journey node's target
+    passed: list[str] = field(default_factory=list)  # input names given to the sub-journey
+    line: int = 1
+    column: int = 1
+    kind: str = ""
+
+
+@dataclass
+class FlowProblem:
+    file: str
+    journey: str
+    start: str
+    inputs: list[str]
+    required: list[str]
+    nodes: dict[str, FlowNode]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file, "journey": self.journey, "start": self.start,
+            "inputs": self.inputs, "required": self.required,
+            "nodes": {k: [n.edges, n.reads, n.own, n.end_defs, n.call, n.passed, n.line, n.column, n.kind]
+                      for k, n in self.nodes.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FlowProblem:
+        nodes = {
+            k: FlowNode(
+                [(e[0], e[1], e[2]) for e in v[0]], [tuple(r) for r in v[1]],  # type: ignore[misc]
+                v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+            )
+            for k, v in data["nodes"].items()
+        }
+        return cls(data["file"], data["journey"], data["start"], data["inputs"], data["required"], nodes)
+
+    @property
+    def calls(self) -> set[str]:
+        return {n.call for n in self.nodes.values() if n.call}
+
+
+def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
+    nodes: dict[str, FlowNode] = {}
+    for node in journey.nodes.values():
+        fn = FlowNode(line=node.loc.line, column=node.loc.column, kind=node.kind)
+        own = [n for n in (node.field, node.output) if n]
+        sets = list(node.set)
+        for edge in node.edges():
+            if edge.target not in journey.nodes:
+                continue
+            defs = [] if edge.via == "on_error" else own + sets
+            fn.edges.append((edge.target, defs, edge.via))
+        fn.own = own
+        if node.kind == "end":
+            fn.end_defs = sets
+        if node.kind == "journey" and node.journey:
+            fn.call = node.journey
+            fn.passed = list(node.input)
+        nodes[node.id] = fn
+    for use in uses:
+        if use.node in nodes:
+            for name in sorted(use.expression.names):
+                nodes[use.node].reads.append((name, use.phase, use.where, use.loc.line, use.loc.column))
+    return FlowProblem(
+        file=journey.loc.file,
+        journey=journey.id,
+        start=journey.start,
+        inputs=sorted(journey.inputs),
+        required=sorted(journey.required_inputs),
+        nodes=nodes,
+    )
+
+
+def solve(problem: FlowProblem, callees: Mapping[str, Interface]) -> tuple[list[Finding], Interface]:
+    """J008 findings and the journey's interface, given its sub-journeys' interfaces."""
+    nodes = problem.nodes
+    inputs = frozenset(problem.inputs)
+    no_interface = Interface(frozenset(), frozenset())
+
+    def edge_defs(node: FlowNode, defs: list[str]) -> frozenset[str]:
+        extra = callees.get(node.call, no_interface).exports if node.call else frozenset()
+        if node.call:
+            extra = extra | set(node.passed)
+        return frozenset(defs) | extra
+
+    known: dict[str, frozenset[str]] = {}
+    if problem.start in nodes:
+        known[problem.start] = inputs
+        queue = deque([problem.start])
+        while queue:
+            node_id = queue.popleft()
+            node = nodes[node_id]
+            here = known[node_id]
+            for target, defs, _via in node.edges:
+                out = here | edge_defs(node, defs)
+                before = known.get(target)
+                after = out if before is None else before & out
+                if after != before:
+                    known[target] = after
+                    queue.append(target)
+
+    found: list[Finding] = []
+    everywhere = _all_set(problem, callees)
+    jid = problem.journey or None
+    for node_id, node in nodes.items():
+        here = known.get(node_id)
+        if here is None:  # unreachable: J004 says so, its reads prove nothing
+            continue
+        visible_after = here | set(node.own) | set(node.end_defs)
+        reported: set[str] = set()
+        for name, phase, where, line, col in node.reads:
+            if name in (visible_after if phase == "after" else here) or name in reported:
+                continue
+            reported.add(name)
+            message = f"node {node_id!r}, {where}: reads {name!r}, which " + _why(
+                problem, callees, node_id, name, everywhere
+            )
+            found.append(finding("J008", Loc(problem.file, line, col), message, jid, node_id))
+        if node.call and node.call in callees:
+            for name in sorted(callees[node.call].required - set(node.passed) - here):
+                found.append(
+                    finding(
+                        "J008",
+                        Loc(problem.file, node.line, node.column),
+                        f"node {node_id!r} runs the sub-journey {node.call!r}, which needs the input "
+                        f"{name!r}; it is not set on every path here: pass it under 'input' or "
+                        "collect it before",
+                        jid,
+                        node_id,
+                    )
+                )
+    ends = [
+        known[n] | set(node.end_defs)
+        for n, node in nodes.items()
+        if node.kind == "end" and n in known
+    ]
+    exports = frozenset.intersection(*ends) if ends else frozenset()
+    return found, Interface(frozenset(problem.required), exports)
+
+
+def _all_set(problem: FlowProblem, callees: Mapping[str, Interface]) -> set[str]:
+    names = set(problem.inputs)
+    for node in problem.nodes.values():
+        names.update(node.own)
+        for _t, defs, _v in node.edges:
+            names.update(defs)
+        names.update(node.end_defs)
+        if node.call and node.call in callees:
+            names |= callees[node.call].exports
+    return names
+
+
+def _why(
+    problem: FlowProblem, callees: Mapping[str, Interface], target: str, name: str, everywhere: set[str]
+) -> str:
+    """Why ``name`` may be unset at ``target``: never set at all, or a path that misses it."""
+    if name not in everywhere:
+        return (
+            f"is never set in this journey{did_you_mean(name, everywhere)}; declare it under "
+            "'inputs', or set it with an 'ask', a 'choose', an action 'output' or 'set'"
+        )
+    path = _path_without(problem, callees, target, name)
+    if not path:
+        return "may not be set on some path to this node"
+    return f"may not be set here: on the path {path} it is never set"
+
+
+def _path_without(
+    problem: FlowProblem, callees: Mapping[str, Interface], target: str, name: str
+) -> str:
+    """The shortest path from the start to ``target`` along which ``name`` is never set."""
+    if name in problem.inputs or problem.start not in problem.nodes:
+        return ""
+    previous: dict[str, tuple[str, str] | None] = {problem.start: None}
+    queue = deque([problem.start])
+    while queue:
+        node_id = queue.popleft()
+        if node_id == target:
+            break
+        node = problem.nodes[node_id]
+        called = callees[node.call].exports | set(node.passed) if node.call in callees else set()
+        for next_id, defs, via in node.edges:
+            if name in defs or name in called or next_id in previous:
+                continue
+            previous[next_id] = (node_id, via)
+            queue.append(next_id)
+    if target not in previous:
+        return ""
+    steps = [target]
+    step = previous[target]
+    while step is not None:
+        node_id, via = step
+        steps.append(f"{node_id} ({via})" if via in ("on_error", "else") or via.startswith(("branch", "option")) else node_id)
+        step = previous[node_id]
+    return " → ".join(reversed(steps))

@@ -1,0 +1,151 @@
+"""J003 (node references), J004 (unreachable), J005 (no way out), J006 (nowhere to go)."""
+
+from __future__ import annotations
+
+from engine.findings import Finding, did_you_mean, finding
+from engine.model import NEEDS_NEXT, Journey, Node
+
+
+def check_graph(journey: Journey) -> list[Finding]:
+    import networkx as nx  # 0.25 s to import: only paid when a journey is really analysed
+
+    found: list[Finding] = []
+    ids = journey.nodes
+    jid = journey.id or None
+
+    def missing(target: str, where: str, node: Node | None, loc_key: str | None = None) -> None:
+        loc = node.at(loc_key) if node and loc_key else (node.loc if node else journey.at("start"))
+        found.append(
+            finding(
+                "J003",
+                loc,
+                f"{where} goes to {target!r}, which is not a node of this journey"
+                f"{did_you_mean(target, ids)}",
+                jid,
+                node.id if node else None,
+            )
+        )
+
+    if journey.start and journey.start not in ids:
+        found.append(
+            finding(
+                "J003",
+                journey.at("start"),
+                f"'start' names {journey.start!r}, which is not a node of this journey"
+                f"{did_you_mean(journey.start, ids)}",
+                jid,
+            )
+        )
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(ids)
+    broken: set[str] = set()  # nodes with a reference to a missing node
+    for node in ids.values():
+        for edge in node.edges():
+            if edge.target in ids:
+                graph.add_edge(node.id, edge.target)
+            else:
+                broken.add(node.id)
+                found.append(
+                    finding(
+                        "J003",
+                        edge.loc,
+                        f"node {node.id!r}: {edge.via} goes to {edge.target!r}, which is not a node "
+                        f"of this journey{did_you_mean(edge.target, ids)}",
+                        jid,
+                        node.id,
+                    )
+                )
+        found.extend(_nowhere_to_go(node, jid))
+
+    if journey.start in ids:
+        reachable = nx.descendants(graph, journey.start) | {journey.start}
+        for node_id in ids:
+            if node_id not in reachable:
+                found.append(
+                    finding(
+                        "J004",
+                        ids[node_id].loc,
+                        f"node {node_id!r} can never be reached from the start ({journey.start!r}): "
+                        "no node leads to it; link it with a 'next' or remove it",
+                        jid,
+                        node_id,
+                    )
+                )
+
+    # Nodes that can reach an end, a handoff, or a broken reference (already reported J003).
+    exits = {n for n, node in ids.items() if node.terminal} | broken
+    can_finish: set[str] = set(exits)
+    for n in exits:
+        can_finish |= nx.ancestors(graph, n)
+    for node_id, node in ids.items():
+        if node_id in can_finish or _lacks_next(node):
+            continue
+        loop = _loop_of(graph, node_id, can_finish)
+        found.append(
+            finding(
+                "J005",
+                node.loc,
+                f"from node {node_id!r} there is no way to an end or a handoff"
+                + (f" (every way from it stays among {loop})" if loop else "")
+                + "; add a way out to an 'end' or 'handoff' node",
+                jid,
+                node_id,
+            )
+        )
+    for node in ids.values():
+        if _lacks_next(node):
+            found.append(
+                finding(
+                    "J005",
+                    node.loc,
+                    f"node {node.id!r} ({node.kind}) has no 'next': the journey would stop here "
+                    "without an end; add 'next:' with the node that follows",
+                    jid,
+                    node.id,
+                )
+            )
+    return found
+
+
+def _lacks_next(node: Node) -> bool:
+    return node.kind in NEEDS_NEXT and not node.next
+
+
+def _nowhere_to_go(node: Node, jid: str | None) -> list[Finding]:
+    found = []
+    if node.kind == "decide" and not node.otherwise:
+        found.append(
+            finding(
+                "J006",
+                node.loc,
+                f"decide node {node.id!r} has no 'else': when no branch is true the journey "
+                "would be stuck; add 'else:' with the node to go to",
+                jid,
+                node.id,
+            )
+        )
+    if node.kind == "choose" and not node.next:
+        for option in node.options:
+            if not option.next:
+                found.append(
+                    finding(
+                        "J006",
+                        option.loc,
+                        f"choose node {node.id!r}: option {option.value!r} has nowhere to go; "
+                        "give the option a 'next', or the node a 'next' for all options",
+                        jid,
+                        node.id,
+                    )
+                )
+    return found
+
+
+def _loop_of(graph: object, node_id: str, can_finish: set[str]) -> str:
+    """The nodes the trap cycle from ``node_id`` turns round, for the message."""
+    import networkx as nx
+
+    trapped = [n for n in nx.descendants(graph, node_id) | {node_id} if n not in can_finish]
+    if len(trapped) <= 1:
+        return ""
+    return ", ".join(repr(n) for n in sorted(trapped)[:6]) + (" ..." if len(trapped) > 6 else "")

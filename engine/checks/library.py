@@ -1,0 +1,302 @@
+"""Checks across files: J003 (journey references), J010 (catalogue), J011 (sub-journey
+cycles), scenario files against their journey, and the warnings W001/W002.
+
+They work on the per-file *summaries* (plain data, cached), never on YAML, so a warm run
+checks a whole library again in milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from engine.checks.actions import Catalogue
+from engine.findings import Finding, did_you_mean, finding
+from engine.model import Loc
+
+Summary = Mapping[str, Any]
+
+
+def journey_summary(journey: Any, file: str) -> dict[str, Any]:
+    """The facts about a journey that other files depend on."""
+    return {
+        "id": journey.id,
+        "loc": [journey.at("journey").line, journey.at("journey").column],
+        "motives": [[m, loc.line, loc.column] for m, loc in zip(journey.motives, journey.motive_locs, strict=False)],
+        "calls": [
+            [n.id, n.journey, n.at("journey").line, n.at("journey").column]
+            for n in journey.nodes.values()
+            if n.kind == "journey" and n.journey
+        ],
+        "nodes": list(journey.nodes),
+        "outcomes": sorted({n.outcome for n in journey.nodes.values() if n.outcome}
+                           | ({"escalated"} if any(n.kind == "handoff" for n in journey.nodes.values()) else set())),
+    }
+
+
+def check_library(
+    journeys: Mapping[str, Summary],  # file -> journey summary
+    motives: tuple[str, Summary] | None,  # (file, {motive: {journey, line, column, ...}})
+    scenarios: Mapping[str, Summary],  # file -> scenario summary
+    catalogue: Catalogue,
+) -> list[Finding]:
+    found: list[Finding] = []
+    by_id: dict[str, list[str]] = {}
+    for file, s in journeys.items():
+        if s["id"]:
+            by_id.setdefault(s["id"], []).append(file)
+    found += _duplicates(journeys, by_id)
+    found += _journey_references(journeys, by_id)
+    found += _cycles(journeys, by_id)
+    found += _catalogue(journeys, motives, by_id)
+    found += _scenarios(journeys, scenarios, by_id, catalogue)
+    found += _warnings(journeys, scenarios, by_id)
+    return found
+
+
+def _loc(file: str, pos: list[int]) -> Loc:
+    return Loc(file, pos[0], pos[1])
+
+
+def _duplicates(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]) -> Iterator[Finding]:
+    for jid, files in by_id.items():
+        if len(files) > 1:
+            for file in files:
+                others = ", ".join(f for f in files if f != file)
+                yield finding(
+                    "J010",
+                    _loc(file, journeys[file]["loc"]),
+                    f"the journey id {jid!r} is declared in more than one file (also in {others}); "
+                    "journey ids must be unique in the library",
+                    jid,
+                )
+
+
+def _journey_references(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]) -> Iterator[Finding]:
+    for file, s in journeys.items():
+        for node_id, target, line, col in s["calls"]:
+            if target not in by_id:
+                yield finding(
+                    "J003",
+                    Loc(file, line, col),
+                    f"node {node_id!r} runs the journey {target!r}, which is not in the library"
+                    f"{did_you_mean(target, by_id)}",
+                    s["id"] or None,
+                    node_id,
+                )
+
+
+def _cycles(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]) -> list[Finding]:
+    calls = {s["id"]: {c[1] for c in s["calls"] if c[1] in by_id} for s in journeys.values() if s["id"]}
+    cyclic = cyclic_groups(calls)
+    if not cyclic:
+        return []
+    found = []
+    for file, s in journeys.items():
+        group = cyclic.get(s["id"])
+        if group is None:
+            continue
+        for node_id, target, line, col in s["calls"]:
+            if target in group:
+                ring = " → ".join([s["id"], *sorted(group - {s["id"]}), s["id"]]) if len(group) > 1 else f"{s['id']} → {s['id']}"
+                found.append(
+                    finding(
+                        "J011",
+                        Loc(file, line, col),
+                        f"node {node_id!r} runs {target!r}, which leads back to {s['id']!r} "
+                        f"({ring}): a sub-journey may not call itself, directly or through others",
+                        s["id"],
+                        node_id,
+                    )
+                )
+    return found
+
+
+def cyclic_groups(calls: Mapping[str, set[str]]) -> dict[str, frozenset[str]]:
+    """Journey id -> the set of journeys on the same call cycle (only for journeys on one)."""
+    if not _has_cycle(calls):
+        return {}
+    import networkx as nx  # only when a cycle exists
+
+    graph = nx.DiGraph()
+    for source, targets in calls.items():
+        graph.add_node(source)
+        graph.add_edges_from((source, t) for t in targets)
+    groups: dict[str, frozenset[str]] = {}
+    for component in nx.strongly_connected_components(graph):
+        members = frozenset(component)
+        if len(members) > 1 or any(m in calls.get(m, ()) for m in members):
+            for m in members:
+                groups[m] = members
+    return groups
+
+
+def _has_cycle(calls: Mapping[str, set[str]]) -> bool:
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for root in calls:
+        if root in state:
+            continue
+        stack = [(root, iter(calls.get(root, ())))]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                return True
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(calls.get(child, ()))))
+    return False
+
+
+def call_order(calls: Mapping[str, set[str]]) -> list[str]:
+    """Journey ids, each after the journeys it calls (cycles broken arbitrarily)."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for root in sorted(calls):
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(sorted(calls.get(root, ()))))]
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                order.append(node)
+                stack.pop()
+            elif child not in seen and child in calls:
+                seen.add(child)
+                stack.append((child, iter(sorted(calls.get(child, ())))))
+    return order
+
+
+def _catalogue(
+    journeys: Mapping[str, Summary], motives: tuple[str, Summary] | None, by_id: Mapping[str, list[str]]
+) -> Iterator[Finding]:
+    table: Summary = motives[1] if motives else {}
+    for file, s in journeys.items():
+        for motive, line, col in s["motives"]:
+            if motive not in table:
+                where = "motives.yaml" if motives else "the catalogue (the library has no motives.yaml)"
+                yield finding(
+                    "J010",
+                    Loc(file, line, col),
+                    f"the motive {motive!r} is not in {where}{did_you_mean(motive, table)}; "
+                    "add it to the catalogue or fix the id",
+                    s["id"] or None,
+                )
+    if motives is None:
+        return
+    file = motives[0]
+    for motive, entry in table.items():
+        target = entry["journey"]
+        if target and target not in by_id:
+            yield finding(
+                "J010",
+                Loc(file, entry["jline"], entry["jcol"]),
+                f"motive {motive!r} names the journey {target!r}, which is not in the library"
+                f"{did_you_mean(target, by_id)}",
+            )
+        elif target:
+            declared = {m for f in by_id[target] for m, _l, _c in journeys[f]["motives"]}
+            if motive not in declared:
+                yield finding(
+                    "J010",
+                    Loc(file, entry["jline"], entry["jcol"]),
+                    f"motive {motive!r} names the journey {target!r}, but that journey does not "
+                    f"list {motive!r} under its 'motives'; add it there",
+                )
+
+
+def _scenarios(
+    journeys: Mapping[str, Summary],
+    scenarios: Mapping[str, Summary],
+    by_id: Mapping[str, list[str]],
+    catalogue: Catalogue,
+) -> Iterator[Finding]:
+    summaries = {s["id"]: s for s in journeys.values() if s["id"]}
+    for file, s in scenarios.items():
+        jid = s["journey"]
+        if jid not in by_id:
+            yield finding(
+                "J003",
+                _loc(file, s["loc"]),
+                f"the scenarios test the journey {jid!r}, which is not in the library"
+                f"{did_you_mean(jid, by_id)}",
+                jid or None,
+            )
+            continue
+        names = node_names(jid, summaries)
+        short = {n.rsplit("/", 1)[-1] for n in names}
+        outcomes = summaries[jid]["outcomes"]
+        for sc in s["scenarios"]:
+            label = f"scenario {sc['name']!r}"
+            for node, line, col in sc["answers"]:
+                if node not in names and node not in short:
+                    yield finding(
+                        "J003", Loc(file, line, col),
+                        f"{label}: answers {node!r}, which is not a node of {jid!r}{did_you_mean(node, names)}",
+                        jid, node,
+                    )
+            for node, line, col in sc["path"]:
+                if node not in names:
+                    yield finding(
+                        "J003", Loc(file, line, col),
+                        f"{label}: the expected path passes {node!r}, which is not a node of {jid!r}"
+                        f"{did_you_mean(node, names)}",
+                        jid, node,
+                    )
+            for action, line, col in sc["actions"]:
+                if action not in catalogue:
+                    yield finding(
+                        "J009", Loc(file, line, col),
+                        f"{label}: stubs {action!r}, which is not a back-office action of the "
+                        f"catalogue{did_you_mean(action, catalogue)}",
+                        jid,
+                    )
+            if sc["outcome"] and sc["outcome"][0] not in outcomes:
+                outcome, line, col = sc["outcome"]
+                yield finding(
+                    "J003", Loc(file, line, col),
+                    f"{label}: expects the outcome {outcome!r}, but no end of {jid!r} has it "
+                    f"(its outcomes: {', '.join(outcomes) or 'none'})",
+                    jid,
+                )
+
+
+def node_names(jid: str, summaries: Mapping[str, Summary], depth: int = 0) -> set[str]:
+    """A journey's node ids, with its sub-journeys' nodes as ``CALLING_NODE/NODE``."""
+    s = summaries.get(jid)
+    if s is None or depth > 8:
+        return set()
+    names = set(s["nodes"])
+    for node_id, target, _l, _c in s["calls"]:
+        names |= {f"{node_id}/{n}" for n in node_names(target, summaries, depth + 1)}
+    return names
+
+
+def _warnings(
+    journeys: Mapping[str, Summary], scenarios: Mapping[str, Summary], by_id: Mapping[str, list[str]]
+) -> Iterator[Finding]:
+    tested = {s["journey"] for s in scenarios.values()}
+    called = {c[1] for s in journeys.values() for c in s["calls"]}
+    for file, s in journeys.items():
+        if not s["id"]:
+            continue
+        if s["id"] not in tested:
+            yield finding(
+                "W001", _loc(file, s["loc"]),
+                f"the journey {s['id']!r} has no scenario test; add a .test.yaml file with a "
+                "scenario for each outcome",
+                s["id"],
+            )
+        if not s["motives"] and s["id"] not in called:
+            yield finding(
+                "W002", _loc(file, s["loc"]),
+                f"the journey {s['id']!r} resolves no motive and no journey runs it, so nobody "
+                "can reach it; list its motives or call it from another journey",
+                s["id"],
+            )

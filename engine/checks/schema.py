@@ -1,0 +1,218 @@
+"""J002: the JSON Schemas of ``schemas/``, with findings placed at the offending line.
+
+jsonschema is imported on first use only: a warm ``journeys validate`` never needs it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.findings import Finding, did_you_mean, finding, one_of
+from engine.model import Loc
+from engine.yamlsafe import YamlList, YamlMap
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
+
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_NAMES = ("journey", "motives", "scenario")
+
+
+def schema_path(name: str) -> Path:
+    return SCHEMA_DIR / f"{name}.schema.json"
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    with schema_path(name).open(encoding="utf-8") as f:
+        schema: dict[str, Any] = json.load(f)
+    return schema
+
+
+@cache
+def _validator(name: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_schema(name))
+
+
+def check_document(name: str, data: Any, file: str) -> list[Finding]:
+    """J002 findings of a whole document against schema ``name``."""
+    errors = sorted(_validator(name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    found: dict[tuple[int, int, str], Finding] = {}
+    for error in errors:
+        for leaf in _leaves(error):
+            f = _finding(leaf, data, file)
+            found.setdefault((f.line, f.column, f.message), f)
+    return list(found.values())
+
+
+@cache
+def _meta_validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
+
+
+def check_embedded_schema(schema: Any, loc: Loc, what: str, journey: str, node: str | None) -> list[Finding]:
+    """J002 when an answer or input schema is not itself a valid JSON Schema."""
+    key = json.dumps(schema, sort_keys=True, default=str)
+    problem = _embedded_problem(key)
+    if problem is None:
+        return []
+    return [finding("J002", loc, f"{what} is not a valid JSON Schema: {problem}", journey, node)]
+
+
+@cache
+def _embedded_problem(key: str) -> str | None:
+    error = next(iter(_meta_validator().iter_errors(json.loads(key))), None)
+    if error is None:
+        return None
+    where = "/".join(map(str, error.absolute_path))
+    return f"{error.message}" + (f" (at {where})" if where else "")
+
+
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    """The most precise errors: if/then and $ref keep their own; anyOf gets one summary."""
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        # Text is "a string or a locale map": report the closest alternative's errors
+        # only when the value is a mapping (a half-right locale map); otherwise the summary.
+        deep = [e for e in error.context if e.validator != "type"]
+        if deep and isinstance(error.instance, Mapping):
+            yield from deep
+            return
+    yield error
+
+
+def _locate(data: Any, path: Sequence[Any], *, key: bool = False) -> tuple[int, int]:
+    """The position of the value at ``path`` (or of its key), falling back to its parents."""
+    pos = getattr(data, "pos", (1, 1))
+    node = data
+    for i, step in enumerate(path):
+        last = i == len(path) - 1
+        if isinstance(node, YamlMap) and step in node:
+            pos = (node.key_pos if key and last else node.val_pos)[step]
+            node = node[step]
+        elif isinstance(node, YamlList) and isinstance(step, int) and step < len(node):
+            pos = node.item_pos[step]
+            node = node[step]
+        else:
+            break
+    return pos
+
+
+def _where(path: Sequence[Any]) -> tuple[str, str | None]:
+    """A human description of a path, and the node id if the path is inside a node."""
+    parts = list(path)
+    if len(parts) >= 2 and parts[0] == "nodes":
+        node = str(parts[1])
+        rest = parts[2:]
+        place = f"node {node!r}"
+        if rest:
+            place += ", " + _describe_rest(rest)
+        return place, node
+    if len(parts) >= 2 and parts[0] == "motives":
+        place = f"motive {parts[1]!r}"
+        if parts[2:]:
+            place += ", " + _describe_rest(parts[2:])
+        return place, None
+    if len(parts) >= 2 and parts[0] == "scenarios":
+        place = f"scenario {int(parts[1]) + 1}"
+        if parts[2:]:
+            place += ", " + _describe_rest(parts[2:])
+        return place, None
+    if parts:
+        return _describe_rest(parts), None
+    return "the file", None
+
+
+def _describe_rest(parts: Sequence[Any]) -> str:
+    words = []
+    for p in parts:
+        words.append(f"item {p + 1}" if isinstance(p, int) else f"{p!r}")
+    return " > ".join(words)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping"
+
+
+_TYPE_WORDS = {
+    "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+    "object": "a mapping (key: value)", "array": "a list", "null": "null",
+}
+
+
+def _finding(error: ValidationError, data: Any, file: str) -> Finding:
+    path = list(error.absolute_path)
+    place, node = _where(path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    help_text = schema.get("description", "")
+    v = error.validator
+    key_pos = False
+    if v == "additionalProperties":
+        allowed = set(schema.get("properties", {}))
+        extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, Mapping) else []
+        extra = extras[0] if extras else "?"
+        path = [*path, extra]
+        key_pos = True
+        kind = error.instance.get("kind") if isinstance(error.instance, Mapping) else None
+        owner = f"a {kind!r} node" if kind and place.startswith("node") else place
+        message = (
+            f"{place}: unknown key {extra!r}{did_you_mean(extra, allowed)}; "
+            f"{owner} takes {one_of(allowed, 12)}"
+        )
+    elif v == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        prop = schema.get("properties", {}).get(missing, {})
+        why = f" ({prop['description']})" if isinstance(prop, Mapping) and prop.get("description") else ""
+        message = f"{place}: {missing!r} is missing{why}"
+    elif v in ("enum", "const"):
+        allowed_values = schema.get("enum", [schema.get("const")])
+        word = did_you_mean(str(error.instance), [str(a) for a in allowed_values])
+        message = (
+            f"{place}: {_shown(error.instance)} is not allowed{word}; use one of "
+            f"{', '.join(repr(a) for a in allowed_values)}"
+        )
+    elif v == "type":
+        expected = error.validator_value
+        types = expected if isinstance(expected, list) else [expected]
+        message = (
+            f"{place}: expected {' or '.join(_TYPE_WORDS.get(t, t) for t in types)}, "
+            f"found {_shown(error.instance)}"
+        )
+    elif v == "pattern" and path and path[-1:] != [] and isinstance(error.instance, str):
+        message = f"{place}: {error.instance!r} is not a valid {schema.get('title', 'value').lower()}"
+        message += f"; {help_text}" if help_text else f" (it must match {error.validator_value!r})"
+    elif v == "propertyNames":
+        message = f"{place}: the name {error.instance!r} is not allowed: {error.message}"
+    elif v in ("anyOf", "oneOf"):
+        title = schema.get("title", "value")
+        message = f"{place}: {_shown(error.instance)} is not a valid {title.lower()}"
+        if help_text:
+            message += f"; {help_text}"
+    elif v == "minProperties" and error.validator_value == 1:
+        message = f"{place}: must not be empty"
+    elif v == "minItems" and error.validator_value == 1:
+        message = f"{place}: the list must not be empty"
+    elif v == "uniqueItems":
+        message = f"{place}: the list has the same item twice"
+    else:
+        message = f"{place}: {error.message}"
+    line, column = _locate(data, path, key=key_pos)
+    return finding("J002", Loc(file, line, column), message, None, node)
+

@@ -1,0 +1,320 @@
+"""The sandboxed expression language of conditions, ``=expressions`` and ``{{ }}`` templates.
+
+Python-like syntax, parsed with :mod:`ast` and accepted only if every construct is on the
+allow-list below. Nothing is ever passed to ``eval``: :func:`evaluate` walks the checked tree
+itself, so the sandbox is what this module implements, not what Python forbids.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+#: The documented helpers, the only calls an expression may make.
+HELPERS: Mapping[str, Callable[..., Any]] = {
+    "len": len,
+    "lower": lambda s: str(s).lower(),
+    "upper": lambda s: str(s).upper(),
+    "round": round,
+    "abs": abs,
+    "min": min,
+    "max": max,
+    "int": int,
+    "float": float,
+    "str": str,
+}
+CONSTANTS: Mapping[str, Any] = {
+    "true": True, "false": False, "null": None, "True": True, "False": False, "None": None,
+}
+#: Words that cannot name a context value.
+RESERVED = frozenset(CONSTANTS) | frozenset(HELPERS) | {"and", "or", "not", "in", "if", "else", "is"}
+
+_BINARY: Mapping[type, Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+}
+_COMPARE: Mapping[type, Callable[[Any, Any], Any]] = {
+    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+    ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+}
+_UNARY: Mapping[type, Callable[[Any], Any]] = {
+    ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos,
+}
+_OPERATOR_WORDS = {
+    ast.Pow: "'**' (power)", ast.BitAnd: "'&' (use 'and')", ast.BitOr: "'|' (use 'or')",
+    ast.BitXor: "'^'", ast.LShift: "'<<'", ast.RShift: "'>>'", ast.MatMult: "'@'",
+    ast.Invert: "'~' (use 'not')", ast.Is: "'is' (use '==')", ast.IsNot: "'is not' (use '!=')",
+}
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
+_MAX_LENGTH = 2000
+
+
+class ExpressionError(ValueError):
+    """An expression that does not parse or that the sandbox does not allow."""
+
+    def __init__(self, message: str, column: int = 0) -> None:
+        super().__init__(message)
+        self.message = message
+        self.column = column  # 0-based offset in the expression text, for locations
+
+
+class EvaluationError(ValueError):
+    """An allowed expression that failed on the session's values (a missing key, a type)."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    source: str
+    tree: ast.expr
+    names: frozenset[str]  # context names read (the root of each dotted access)
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        return _Evaluator(context).eval(self.tree)
+
+
+@lru_cache(maxsize=65536)
+def compile_expression(source: str) -> Expression:
+    """Parse and check an expression, or raise :class:`ExpressionError` saying why."""
+    text = source.strip()
+    if not text:
+        raise ExpressionError("the expression is empty")
+    if len(text) > _MAX_LENGTH:
+        raise ExpressionError(f"the expression is longer than {_MAX_LENGTH} characters")
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError as err:
+        offset = max((err.offset or 1) - 1, 0)
+        raise ExpressionError(f"does not parse: {err.msg}", offset) from None
+    names: set[str] = set()
+    _check(tree, names)
+    return Expression(source, tree, frozenset(names))
+
+
+def _check(node: ast.AST, names: set[str]) -> None:
+    """Walk the tree, refusing anything not on the allow-list; collect the names read."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        col = getattr(n, "col_offset", 0)
+        if isinstance(n, ast.Name):
+            if n.id.startswith("_"):
+                raise ExpressionError(f"the name {n.id!r} is not allowed (names may not start with '_')", col)
+            if n.id not in CONSTANTS:
+                names.add(n.id)
+            continue
+        if isinstance(n, ast.Constant):
+            if not isinstance(n.value, str | int | float | bool | type(None)):
+                raise ExpressionError(f"the literal {n.value!r} is not allowed", col)
+            continue
+        if isinstance(n, ast.Attribute):
+            if n.attr.startswith("_"):
+                raise ExpressionError(
+                    f"'.{n.attr}' is not allowed: keys starting with '_' are never readable", col
+                )
+            stack.append(n.value)
+            continue
+        if isinstance(n, ast.Subscript):
+            if isinstance(n.slice, ast.Slice):
+                raise ExpressionError("slices ('a[1:2]') are not allowed; index one item", col)
+            if isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str) and n.slice.value.startswith("_"):
+                raise ExpressionError(f"the key {n.slice.value!r} is not allowed", col)
+            stack.extend((n.value, n.slice))
+            continue
+        if isinstance(n, ast.Call):
+            if not isinstance(n.func, ast.Name) or n.func.id not in HELPERS:
+                what = ast.unparse(n.func)
+                raise ExpressionError(
+                    f"calling {what!r} is not allowed; the helpers are {', '.join(HELPERS)}", col
+                )
+            if n.keywords:
+                raise ExpressionError(f"{n.func.id}() takes no named arguments", col)
+            if any(isinstance(a, ast.Starred) for a in n.args):
+                raise ExpressionError("'*' arguments are not allowed", col)
+            stack.extend(n.args)
+            continue
+        if isinstance(n, ast.BoolOp):
+            stack.extend(n.values)
+            continue
+        if isinstance(n, ast.BinOp):
+            if type(n.op) not in _BINARY:
+                raise ExpressionError(f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed", col)
+            stack.extend((n.left, n.right))
+            continue
+        if isinstance(n, ast.UnaryOp):
+            if type(n.op) not in _UNARY:
+                raise ExpressionError(f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed", col)
+            stack.append(n.operand)
+            continue
+        if isinstance(n, ast.Compare):
+            for op in n.ops:
+                if type(op) not in _COMPARE:
+                    raise ExpressionError(f"the operator {_OPERATOR_WORDS.get(type(op), type(op).__name__)} is not allowed", col)
+            stack.append(n.left)
+            stack.extend(n.comparators)
+            continue
+        if isinstance(n, ast.List | ast.Tuple):
+            stack.extend(n.elts)
+            continue
+        if isinstance(n, ast.IfExp):
+            stack.extend((n.test, n.body, n.orelse))
+            continue
+        raise ExpressionError(f"{_describe(n)} is not allowed in an expression", col)
+
+
+def _describe(node: ast.AST) -> str:
+    words = {
+        ast.Lambda: "a lambda", ast.ListComp: "a list comprehension",
+        ast.GeneratorExp: "a generator", ast.DictComp: "a dict comprehension",
+        ast.SetComp: "a set comprehension", ast.Dict: "a mapping literal", ast.Set: "a set literal",
+        ast.NamedExpr: "':=' (assignment)", ast.JoinedStr: "an f-string", ast.Await: "'await'",
+        ast.Yield: "'yield'", ast.Starred: "'*'",
+    }
+    return words.get(type(node), f"'{type(node).__name__}'")
+
+
+class _Evaluator:
+    def __init__(self, context: Mapping[str, Any]) -> None:
+        self.context = context
+
+    def eval(self, n: ast.AST) -> Any:  # noqa: C901 - one branch per allowed construct
+        try:
+            return self._eval(n)
+        except EvaluationError:
+            raise
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as err:
+            raise EvaluationError(f"{ast.unparse(n)}: {err}") from None
+
+    def _eval(self, n: ast.AST) -> Any:
+        if isinstance(n, ast.Constant):
+            return n.value
+        if isinstance(n, ast.Name):
+            if n.id in CONSTANTS:
+                return CONSTANTS[n.id]
+            if n.id not in self.context:
+                raise EvaluationError(f"{n.id!r} is not set in the session")
+            return self.context[n.id]
+        if isinstance(n, ast.Attribute):
+            return _item(self._eval(n.value), n.attr, ast.unparse(n.value))
+        if isinstance(n, ast.Subscript):
+            return _item(self._eval(n.value), self._eval(n.slice), ast.unparse(n.value))
+        if isinstance(n, ast.BoolOp):
+            if isinstance(n.op, ast.And):
+                result: Any = True
+                for v in n.values:
+                    result = self._eval(v)
+                    if not result:
+                        return result
+                return result
+            result = False
+            for v in n.values:
+                result = self._eval(v)
+                if result:
+                    return result
+            return result
+        if isinstance(n, ast.BinOp):
+            return _BINARY[type(n.op)](self._eval(n.left), self._eval(n.right))
+        if isinstance(n, ast.UnaryOp):
+            return _UNARY[type(n.op)](self._eval(n.operand))
+        if isinstance(n, ast.Compare):
+            left = self._eval(n.left)
+            for op, right_node in zip(n.ops, n.comparators, strict=True):
+                right = self._eval(right_node)
+                if not _COMPARE[type(op)](left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(n, ast.List | ast.Tuple):
+            return [self._eval(e) for e in n.elts]
+        if isinstance(n, ast.IfExp):
+            return self._eval(n.body) if self._eval(n.test) else self._eval(n.orelse)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
+            return HELPERS[n.func.id](*[self._eval(a) for a in n.args])
+        raise EvaluationError(f"{_describe(n)} is not allowed")  # unreachable after _check
+
+
+def _item(container: Any, key: Any, shown: str) -> Any:
+    """Dotted access and indexing, into plain mappings and lists only."""
+    if isinstance(container, Mapping):
+        if key not in container:
+            raise EvaluationError(f"{shown} has no {key!r}")
+        return container[key]
+    if isinstance(container, list | tuple | str) and isinstance(key, int) and not isinstance(key, bool):
+        if -len(container) <= key < len(container):
+            return container[key]
+        raise EvaluationError(f"{shown} has no item {key}")
+    raise EvaluationError(f"{shown} is {type(container).__name__}, it has no {key!r}")
+
+
+# ---------------------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    expression: Expression
+    offset: int  # where the placeholder starts in the text
+
+
+def template_placeholders(text: str) -> Iterator[tuple[int, str]]:
+    """(offset, source) of each ``{{ }}`` placeholder; raise on an unclosed one."""
+    end = 0
+    for match in _TEMPLATE.finditer(text):
+        if "{{" in text[end:match.start()]:
+            break
+        yield match.start(), match.group(1)
+        end = match.end()
+    rest = text.find("{{", end)
+    if rest >= 0:
+        raise ExpressionError("'{{' is not closed by '}}'", rest)
+
+
+def compile_template(text: str) -> list[Placeholder]:
+    placeholders = []
+    for offset, source in template_placeholders(text):
+        try:
+            placeholders.append(Placeholder(compile_expression(source), offset))
+        except ExpressionError as err:
+            raise ExpressionError(f"in '{{{{{source}}}}}': {err.message}", offset) from None
+    return placeholders
+
+
+def render(text: str, context: Mapping[str, Any]) -> str:
+    """Fill a template's placeholders from the context."""
+    out, end = [], 0
+    for match in _TEMPLATE.finditer(text):
+        out.append(text[end:match.start()])
+        value = compile_expression(match.group(1)).evaluate(context)
+        out.append(_show(value))
+        end = match.end()
+    out.append(text[end:])
+    return "".join(out)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return str(int(value)) if abs(value) < 1e15 else str(value)
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def is_expression(value: Any) -> bool:
+    """In ``input`` and ``set``, text starting with one ``=`` is an expression."""
+    return isinstance(value, str) and value.startswith("=") and not value.startswith("==")
+
+
+def literal(value: Any) -> Any:
+    """The literal meant by a non-expression value (``==5`` is the text ``=5``)."""
+    if isinstance(value, str) and value.startswith("=="):
+        return value[1:]
+    return value

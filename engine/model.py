@@ -1,0 +1,198 @@
+"""The definitions the engine works on: frozen, format-neutral, no I/O.
+
+YAML becomes these objects in ``engine.build`` (the only module that knows the YAML keys);
+everything after that, the checks and later the runtime, reads only these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as _field
+from typing import Any
+
+#: A text shown to people: plain, or one entry per locale.
+Text = str | Mapping[str, str]
+
+NODE_KINDS = ("say", "ask", "choose", "decide", "action", "journey", "handoff", "end")
+TERMINAL_KINDS = frozenset({"end", "handoff"})
+#: Kinds that must go on with a node-level ``next`` (a choose may use its options instead).
+NEEDS_NEXT = frozenset({"say", "ask", "action", "journey"})
+OUTCOMES = ("resolved", "unresolved", "escalated", "callback", "abandoned")
+ROLES = ("agent", "customer", "supervisor")
+DEFAULT_ROLES = ("agent", "customer")
+SURVEYS = ("ces", "nps")
+
+
+@dataclass(frozen=True)
+class Loc:
+    """Where a construct stands in its file (1-based line and column)."""
+
+    file: str
+    line: int = 1
+    column: int = 1
+
+
+@dataclass(frozen=True)
+class Option:
+    value: Any
+    label: Text | None
+    next: str | None
+    loc: Loc
+    next_loc: Loc | None = None
+
+
+@dataclass(frozen=True)
+class Branch:
+    condition: str
+    next: str | None
+    loc: Loc
+    condition_loc: Loc
+    next_loc: Loc | None = None
+
+
+@dataclass(frozen=True)
+class ActionCall:
+    """A back-office action run after an ``end`` (post-contact automation)."""
+
+    action: str
+    input: Mapping[str, Any]
+    loc: Loc
+    action_loc: Loc
+    input_locs: Mapping[str, Loc]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A way out of a node: where to, and what takes it (``next``, an option, a branch...)."""
+
+    source: str
+    target: str
+    via: str  # "next", "option 'voucher'", "branch 1", "else", "on_error"
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    kind: str
+    loc: Loc
+    #: Where each key of the node is written, so findings point at the exact line.
+    key_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    say: Text | None = None
+    roles: tuple[str, ...] = DEFAULT_ROLES
+    set: Mapping[str, Any] = _field(default_factory=dict)
+    set_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    next: str | None = None
+    # ask / choose
+    field: str | None = None
+    schema: Mapping[str, Any] | None = None
+    confirm: bool = False
+    options: tuple[Option, ...] = ()
+    # decide
+    branches: tuple[Branch, ...] = ()
+    otherwise: str | None = None  # YAML key: else
+    # action
+    action: str | None = None
+    input: Mapping[str, Any] = _field(default_factory=dict)
+    input_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    output: str | None = None
+    wait: bool = True
+    retries: int = 0
+    timeout: float | None = None
+    on_error: str | None = None
+    # journey
+    journey: str | None = None
+    # handoff
+    queue: str | None = None
+    reason: str | None = None
+    # end
+    outcome: str | None = None
+    survey: tuple[str, ...] = ()
+    after: tuple[ActionCall, ...] = ()
+
+    def at(self, key: str) -> Loc:
+        """The location of one of the node's keys, or of the node itself."""
+        return self.key_locs.get(key, self.loc)
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in TERMINAL_KINDS
+
+    def edges(self) -> list[Edge]:
+        """Every way out of the node, in the order an expert reads them."""
+        out: list[Edge] = []
+        for i, branch in enumerate(self.branches, 1):
+            if branch.next:
+                out.append(Edge(self.id, branch.next, f"branch {i}", branch.next_loc or branch.loc))
+        if self.otherwise:
+            out.append(Edge(self.id, self.otherwise, "else", self.at("else")))
+        for option in self.options:
+            target = option.next or self.next
+            if target:
+                loc = option.next_loc if option.next else self.at("next")
+                out.append(Edge(self.id, target, f"option {option.value!r}", loc or option.loc))
+        if self.next and not self.options:
+            out.append(Edge(self.id, self.next, "next", self.at("next")))
+        if self.on_error:
+            out.append(Edge(self.id, self.on_error, "on_error", self.at("on_error")))
+        return out
+
+
+@dataclass(frozen=True)
+class Journey:
+    id: str
+    version: int
+    title: str
+    start: str
+    nodes: Mapping[str, Node]
+    loc: Loc
+    key_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    motives: tuple[str, ...] = ()
+    motive_locs: tuple[Loc, ...] = ()
+    channels: tuple[str, ...] = ()
+    locales: tuple[str, ...] = ()
+    inputs: Mapping[str, Mapping[str, Any]] = _field(default_factory=dict)
+
+    def at(self, key: str) -> Loc:
+        return self.key_locs.get(key, self.loc)
+
+    @property
+    def required_inputs(self) -> tuple[str, ...]:
+        return tuple(n for n, s in self.inputs.items() if not isinstance(s, Mapping) or "default" not in s)
+
+
+@dataclass(frozen=True)
+class Motive:
+    id: str
+    title: Text
+    category: str
+    journey: str
+    loc: Loc
+    journey_loc: Loc
+    keywords: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    loc: Loc
+    inputs: Mapping[str, Any] = _field(default_factory=dict)
+    actions: Mapping[str, Any] = _field(default_factory=dict)
+    action_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    answers: Mapping[str, Any] = _field(default_factory=dict)
+    answer_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    outcome: str | None = None
+    path: tuple[str, ...] | None = None
+    path_locs: tuple[Loc, ...] = ()
+    context: Mapping[str, Any] = _field(default_factory=dict)
+    survey: Mapping[str, Any] = _field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ScenarioFile:
+    journey: str
+    journey_loc: Loc
+    scenarios: tuple[Scenario, ...]
+    loc: Loc
