@@ -1,0 +1,46 @@
+"""Shared fixtures: small libraries built in temporary folders, and the CLI runner."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from actions.registry import catalogue as load_catalogue
+from engine.validate import Options, Report, validate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / "journeys"
+
+
+@pytest.fixture(scope="session")
+def catalogue():  # type: ignore[no-untyped-def]
+    return load_catalogue()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """A copy of the small valid library of tests/fixtures/base."""
+    target = tmp_path / "lib"
+    shutil.copytree(FIXTURES / "base", target)
+    return target
+
+
+@pytest.fixture
+def check(catalogue) -> Callable[[Path], Report]:  # type: ignore[no-untyped-def]
+    def run(path: Path, **options: object) -> Report:
+        opts = Options(use_cache=False)
+        for key, value in options.items():
+            setattr(opts, key, value)
+        return validate([path], path if path.is_dir() else path.parent, catalogue, opts)
+
+    return run
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
