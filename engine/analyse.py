@@ -6,6 +6,7 @@ digest of a journey) so that it can be cached by content and computed in worker 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,9 @@ def _journey(document: YamlMap, rel: str, catalogue: Catalogue, found: list[Find
         # The graph and dataflow checks need a well-formed journey: on a schema error they
         # would only repeat it in other words.
         found += check_graph(journey)
-        problem = flow_problem(journey, uses).to_json()
+        # Kept as JSON text: the cache loads it as one string and parses it only on the rare
+        # run that must solve this journey's dataflow again.
+        problem = json.dumps(flow_problem(journey, uses).to_json(), separators=(",", ":"))
     summary = journey_summary(journey, rel)
     summary["schema_clean"] = schema_clean
     return _result(JOURNEY, found, summary, problem)

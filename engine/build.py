@@ -94,7 +94,8 @@ def build_journey(data: YamlMap, file: str) -> Journey:
     if isinstance(nodes_data, YamlMap):
         for node_id, node_data in nodes_data.items():
             if isinstance(node_data, YamlMap):
-                nodes[node_id] = build_node(node_id, node_data, file)
+                # A node is "at" its id: the line an expert looks for.
+                nodes[node_id] = build_node(node_id, node_data, file, nodes_data.key_pos[node_id])
     motives = data.get("motives")
     motive_locs: tuple[Loc, ...] = ()
     if isinstance(motives, YamlList):
@@ -116,7 +117,7 @@ def build_journey(data: YamlMap, file: str) -> Journey:
     )
 
 
-def build_node(node_id: str, data: YamlMap, file: str) -> Node:
+def build_node(node_id: str, data: YamlMap, file: str, pos: tuple[int, int] | None = None) -> Node:
     kind = _str(data.get("kind")) or ""
     keys = NODE_KEYS.get(kind, frozenset({"kind"}))
     get = lambda key: data.get(key) if key in keys else None  # noqa: E731 - tiny local reader
@@ -127,7 +128,7 @@ def build_node(node_id: str, data: YamlMap, file: str) -> Node:
     return Node(
         id=node_id,
         kind=kind,
-        loc=_loc(file, data.pos),
+        loc=_loc(file, pos or data.pos),
         key_locs=_key_locs(file, data),
         say=_text(get("say")),
         roles=roles or DEFAULT_ROLES,

@@ -54,6 +54,8 @@ _OPERATOR_WORDS = {
 }
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 _MAX_LENGTH = 2000
+#: Evaluation recurses once per level: far below Python's recursion limit, far above real use.
+_MAX_NESTING = 100
 
 
 class ExpressionError(ValueError):
@@ -92,9 +94,23 @@ def compile_expression(source: str) -> Expression:
     except SyntaxError as err:
         offset = max((err.offset or 1) - 1, 0)
         raise ExpressionError(f"does not parse: {err.msg}", offset) from None
+    _check_nesting(tree)
     names: set[str] = set()
     _check(tree, names)
     return Expression(source, tree, frozenset(names))
+
+
+def _check_nesting(tree: ast.AST) -> None:
+    """Refuse trees nested so deep that evaluating them would exhaust Python's stack."""
+    stack = [(tree, 1)]
+    while stack:
+        n, depth = stack.pop()
+        if depth > _MAX_NESTING:
+            raise ExpressionError(
+                f"the expression is nested more than {_MAX_NESTING} levels deep; split it with 'set'",
+                getattr(n, "col_offset", 0),
+            )
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(n))
 
 
 def _check(node: ast.AST, names: set[str]) -> None:

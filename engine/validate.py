@@ -148,7 +148,8 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
         entries[rel].update(result)
 
     findings = [Finding.from_dict(f) for e in entries.values() for f in e["findings"]]
-    findings += _dataflow(entries)
+    flow_findings, solved = _dataflow(entries)
+    findings += flow_findings
     journeys = {rel: e["summary"] for rel, e in entries.items()
                 if e["role"] == JOURNEY and not e["summary"].get("unreadable")}
     unreadable = {e["summary"]["id"] for e in entries.values()
@@ -167,7 +168,7 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
     cross = check_library(journeys, motives, scenarios, catalogue)
     findings += [f for f in cross if not _caused_by_unreadable(f, unreadable, motives_unreadable, untested_ok)]
 
-    if options.use_cache:
+    if options.use_cache and (todo or solved or set(cache) != set(entries)):
         _save_cache(cache_file, env, entries)
     return Report(findings=findings, files=len(files), analysed=len(todo))
 
@@ -220,8 +221,12 @@ def _analyse_all(
     if jobs > 1 and total >= _PARALLEL_FROM and "fork" in _start_methods():
         import multiprocessing
 
+        from engine.checks.schema import SCHEMA_NAMES, fast_validator
+
         global _WORKER_CATALOGUE
         _WORKER_CATALOGUE = catalogue  # inherited by the forked workers
+        for name in SCHEMA_NAMES:
+            fast_validator(name)  # compiled once here, inherited by the workers
         context = multiprocessing.get_context("fork")
         with context.Pool(jobs) as pool:
             for done, result in enumerate(pool.imap_unordered(_work, todo, chunksize=16), 1):
@@ -244,7 +249,7 @@ def _tick(options: Options, done: int, total: int) -> None:
         options.progress(done, total)
 
 
-def _dataflow(entries: dict[str, dict[str, Any]]) -> list[Finding]:
+def _dataflow(entries: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
     """Solve each journey's dataflow after the sub-journeys it calls (J008)."""
     by_id: dict[str, str] = {}
     for rel, e in entries.items():
@@ -254,6 +259,7 @@ def _dataflow(entries: dict[str, dict[str, Any]]) -> list[Finding]:
     calls = {jid: {c[1] for c in entries[rel]["summary"].get("calls", [])} for jid, rel in by_id.items()}
     interfaces: dict[str, Interface] = {}
     found: list[Finding] = []
+    solved = 0
     for jid in call_order(calls):
         entry = entries[by_id[jid]]
         if not entry.get("problem"):  # unreadable or not schema-clean: callers assume anything
@@ -266,7 +272,7 @@ def _dataflow(entries: dict[str, dict[str, Any]]) -> list[Finding]:
         ).hexdigest()
         flow = entry.get("flow")
         if flow is None or flow["key"] != key:
-            problem = FlowProblem.from_json(entry["problem"])
+            problem = FlowProblem.from_json(json.loads(entry["problem"]))
             if any(i is _ANYTHING for i in callees.values()):
                 everything = frozenset(r[0] for n in problem.nodes.values() for r in n.reads)
                 callees = {c: Interface(frozenset(), everything) if i is _ANYTHING else i
@@ -275,9 +281,10 @@ def _dataflow(entries: dict[str, dict[str, Any]]) -> list[Finding]:
             flow = {"key": key, "findings": [f.to_dict() for f in flow_findings],
                     "interface": interface.to_json()}
             entry["flow"] = flow
+            solved += 1
         interfaces[jid] = Interface.from_json(flow["interface"])
         found += [Finding.from_dict(f) for f in flow["findings"]]
-    return found
+    return found, solved
 
 
 _ANYTHING = Interface(frozenset(), frozenset({"*"}))

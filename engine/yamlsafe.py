@@ -15,7 +15,6 @@ the fastest well-kept one that keeps line and column), then turns the node tree 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,9 @@ MAX_DEPTH = 64
 Pos = tuple[int, int]  # 1-based line and column
 
 _TAG = "tag:yaml.org,2002:"
-_ALLOWED_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")}
+_ALLOWED_TAGS = {"journeys:plain"} | {
+    _TAG + t for t in ("str", "int", "float", "bool", "null", "timestamp", "map", "seq")
+}
 _INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 _INF = re.compile(r"[-+]?\.(inf|Inf|INF)")
@@ -61,13 +62,14 @@ class YamlList(list[Any]):
         self.item_pos: list[Pos] = []
 
 
-@dataclass(frozen=True)
 class YamlProblem(Exception):
     """The file is not plain YAML data: what was wrong and where."""
 
-    message: str
-    line: int = 1
-    column: int = 1
+    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
 
     def __str__(self) -> str:
         return f"{self.line}:{self.column}: {self.message}"
@@ -117,7 +119,22 @@ def load(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
     return parse(read_text(path, max_bytes))
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_PLAIN = "journeys:plain"  # an untagged plain scalar, resolved by YAML 1.2 rules in _scalar
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser without PyYAML's YAML 1.1 resolver.
+
+    The resolver ran a regex per scalar (a third of the parse time) only to be overruled:
+    untagged scalars are marked here and resolved once, by YAML 1.2 rules, in ``_scalar``.
+    Explicit tags are not passed here, so they stay visible to be refused.
+    """
+
+    def resolve(self, kind: type, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode:
+            return _PLAIN if implicit[0] else _TAG + "str"
+        return _TAG + ("seq" if kind is yaml.SequenceNode else "map")
+
 
 # libyaml takes quadratic time on deeply nested flow collections ([[[[...): 0.4 s for 10,000
 # levels, 1.8 s for 20,000. Below this many brackets the worst case is a few milliseconds, so
@@ -153,6 +170,10 @@ def _human(size: int) -> str:
 
 def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     mark = err.problem_mark or err.context_mark
+    if err.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
+        # Something left open ("{", "[", a quote) is found only at the end of the file:
+        # point at where it was opened.
+        mark = err.context_mark
     problem = err.problem or "syntax error"
     if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
         problem = "a tab character here; YAML indents with spaces only"
@@ -175,7 +196,7 @@ def _pos(mark: Any) -> Pos:
 def _scalar(node: yaml.ScalarNode) -> Any:
     """YAML 1.2 core-schema resolution of a scalar; quoted scalars are always text."""
     value: str = node.value
-    if node.style or node.tag == _TAG + "str":  # plain style is None or "" (libyaml)
+    if node.style or node.tag == _TAG + "str":  # quoted, or an explicit !!str
         return value
     if value in _NULLS:
         return None
@@ -202,7 +223,9 @@ class _Converter:
         self.expanded = 0
 
     def convert(self, node: yaml.Node, depth: int) -> Any:
-        if depth > MAX_DEPTH:
+        # depth counts from 0, so the collection at depth MAX_DEPTH is level MAX_DEPTH + 1, as
+        # in _refuse_deep_flow (scalars do not add a level).
+        if depth >= MAX_DEPTH and not isinstance(node, yaml.ScalarNode):
             raise _too_deep(_pos(node.start_mark))
         if node.tag not in _ALLOWED_TAGS:
             raise YamlProblem(_tag_message(node.tag), *_pos(node.start_mark))

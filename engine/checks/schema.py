@@ -40,8 +40,36 @@ def _validator(name: str) -> Any:
     return Draft202012Validator(load_schema(name))
 
 
+@cache
+def fast_validator(name: str) -> Any:
+    """The schema compiled to Python by fastjsonschema: about 7x faster than jsonschema.
+
+    It only says *whether* a document is valid (a valid file is the common case); the
+    findings of an invalid one come from jsonschema, which reports every error with its path.
+    fastjsonschema knows draft-07, whose semantics are those of 2020-12 for every keyword our
+    schemas use (a test checks both agree on every fixture and shipped file).
+    """
+    import fastjsonschema
+
+    schema = dict(load_schema(name))
+    schema["$schema"] = "http://json-schema.org/draft-07/schema#"
+    return fastjsonschema.compile(schema)
+
+
+def is_valid(name: str, data: Any) -> bool:
+    from fastjsonschema import JsonSchemaException
+
+    try:
+        fast_validator(name)(data)
+    except JsonSchemaException:
+        return False
+    return True
+
+
 def check_document(name: str, data: Any, file: str) -> list[Finding]:
     """J002 findings of a whole document against schema ``name``."""
+    if is_valid(name, data):
+        return []
     errors = sorted(_validator(name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
     found: dict[tuple[int, int, str], Finding] = {}
     for error in errors:
@@ -157,6 +185,31 @@ _TYPE_WORDS = {
 }
 
 
+def _lower(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _is_key(data: Any, path: Sequence[Any], value: Any) -> bool:
+    """Whether ``value`` is a key (not a value) of the mapping at ``path``."""
+    node = data
+    for step in path:
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            return False
+    return isinstance(node, Mapping) and isinstance(value, str) and value in node and node[value] is not value
+
+
+def _name_rule(container: Any) -> str:
+    if container == "nodes":
+        return "node ids are lowercase snake_case (a-z, 0-9, _), like ask_order; 'survey' is reserved"
+    if container == "motives":
+        return "motive ids are lowercase words joined by dots, like delivery.missing"
+    if container == "actions":
+        return "action names are domain.verb, like payments.refund"
+    return "names are letters, digits and '_', not starting with a digit, like order_id"
+
+
 def _finding(error: ValidationError, data: Any, file: str) -> Finding:
     path = list(error.absolute_path)
     place, node = _where(path)
@@ -171,7 +224,8 @@ def _finding(error: ValidationError, data: Any, file: str) -> Finding:
         path = [*path, extra]
         key_pos = True
         kind = error.instance.get("kind") if isinstance(error.instance, Mapping) else None
-        owner = f"a {kind!r} node" if kind and place.startswith("node") else place
+        article = "an" if str(kind)[:1] in "aeiou" else "a"
+        owner = f"{article} {kind!r} node" if kind and place.startswith("node") else place
         message = (
             f"{place}: unknown key {extra!r}{did_you_mean(extra, allowed)}; "
             f"{owner} takes {one_of(allowed, 12)}"
@@ -179,8 +233,8 @@ def _finding(error: ValidationError, data: Any, file: str) -> Finding:
     elif v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         prop = schema.get("properties", {}).get(missing, {})
-        why = f" ({prop['description']})" if isinstance(prop, Mapping) and prop.get("description") else ""
-        message = f"{place}: {missing!r} is missing{why}"
+        why = f" ({_lower(prop['description'])})" if isinstance(prop, Mapping) and prop.get("description") else ""
+        message = f"{place + ': ' if path else ''}{missing!r} is missing{why}"
     elif v in ("enum", "const"):
         allowed_values = schema.get("enum", [schema.get("const")])
         word = did_you_mean(str(error.instance), [str(a) for a in allowed_values])
@@ -195,11 +249,14 @@ def _finding(error: ValidationError, data: Any, file: str) -> Finding:
             f"{place}: expected {' or '.join(_TYPE_WORDS.get(t, t) for t in types)}, "
             f"found {_shown(error.instance)}"
         )
-    elif v == "pattern" and path and path[-1:] != [] and isinstance(error.instance, str):
+    elif _is_key(data, path, error.instance):
+        # propertyNames: the error is about a key of the mapping at `path`.
+        path = [*path, error.instance]
+        key_pos = True
+        message = f"{place}: the name {error.instance!r} is not allowed; {_name_rule(path[-2] if len(path) > 1 else '')}"
+    elif v == "pattern" and isinstance(error.instance, str):
         message = f"{place}: {error.instance!r} is not a valid {schema.get('title', 'value').lower()}"
-        message += f"; {help_text}" if help_text else f" (it must match {error.validator_value!r})"
-    elif v == "propertyNames":
-        message = f"{place}: the name {error.instance!r} is not allowed: {error.message}"
+        message += f"; {_lower(help_text)}" if help_text else f" (it must match {error.validator_value!r})"
     elif v in ("anyOf", "oneOf"):
         title = schema.get("title", "value")
         message = f"{place}: {_shown(error.instance)} is not a valid {title.lower()}"
