@@ -131,7 +131,7 @@ def _scenarios_summary(document: YamlMap, rel: str) -> dict[str, Any]:
     sf = build.build_scenarios(document, rel)
     scenarios = []
     for sc in sf.scenarios:
-        outcome_loc = sc.loc
+        outcome_loc = sc.outcome_loc or sc.loc
         scenarios.append({
             "name": sc.name,
             "answers": [[k, loc.line, loc.column] for k, loc in sc.answer_locs.items() if k != "survey"],

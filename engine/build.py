@@ -269,6 +269,7 @@ def _scenario(item: YamlMap, file: str) -> Scenario:
         if isinstance(answers, YamlMap)
         else {},
         outcome=_str(expect.get("outcome")),
+        outcome_loc=_loc(file, expect.val_pos.get("outcome", expect.pos)),
         path=_strs(path) if isinstance(path, YamlList) else None,
         path_locs=tuple(_loc(file, p) for p in path.item_pos) if isinstance(path, YamlList) else (),
         context=_map(expect.get("context")),

@@ -184,6 +184,7 @@ class Scenario:
     answers: Mapping[str, Any] = _field(default_factory=dict)
     answer_locs: Mapping[str, Loc] = _field(default_factory=dict)
     outcome: str | None = None
+    outcome_loc: Loc | None = None
     path: tuple[str, ...] | None = None
     path_locs: tuple[Loc, ...] = ()
     context: Mapping[str, Any] = _field(default_factory=dict)

@@ -165,7 +165,7 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
                  if e["role"] == SCENARIOS and e["summary"] and not e["summary"].get("unreadable")}
     untested_ok = {e["summary"]["id"] for e in entries.values()
                    if e["role"] == SCENARIOS and e["summary"] and e["summary"].get("unreadable")}
-    cross = check_library(journeys, motives, scenarios, catalogue)
+    cross = check_library(journeys, motives, scenarios, catalogue, frozenset(unreadable))
     findings += [f for f in cross if not _caused_by_unreadable(f, unreadable, motives_unreadable, untested_ok)]
 
     if options.use_cache and (todo or solved or set(cache) != set(entries)):

@@ -222,7 +222,7 @@ class _Converter:
         self.seen: dict[int, int] = {}  # id(node) -> size of its expanded subtree
         self.expanded = 0
 
-    def convert(self, node: yaml.Node, depth: int) -> Any:
+    def convert(self, node: yaml.Node, depth: int, in_alias: bool = False) -> Any:
         # depth counts from 0, so the collection at depth MAX_DEPTH is level MAX_DEPTH + 1, as
         # in _refuse_deep_flow (scalars do not add a level).
         if depth >= MAX_DEPTH and not isinstance(node, yaml.ScalarNode):
@@ -230,7 +230,8 @@ class _Converter:
         if node.tag not in _ALLOWED_TAGS:
             raise YamlProblem(_tag_message(node.tag), *_pos(node.start_mark))
         key = id(node)
-        if key in self.seen:  # an alias: count what it expands to
+        if key in self.seen and not in_alias:  # an alias: count what it expands to, once
+            in_alias = True
             self.expanded += self.seen[key]
             if self.expanded > MAX_ALIAS_EXPANSION:
                 raise YamlProblem(
@@ -245,7 +246,7 @@ class _Converter:
             seq = YamlList(_pos(node.start_mark))
             size = 1
             for item in node.value:
-                seq.append(self.convert(item, depth + 1))
+                seq.append(self.convert(item, depth + 1, in_alias))
                 seq.item_pos.append(_pos(item.start_mark))
                 size += self.seen[id(item)]
             self.seen[key] = size
@@ -262,7 +263,7 @@ class _Converter:
                     "keep one of them",
                     *_pos(key_node.start_mark),
                 )
-            mapping[name] = self.convert(value_node, depth + 1)
+            mapping[name] = self.convert(value_node, depth + 1, in_alias)
             mapping.key_pos[name] = _pos(key_node.start_mark)
             mapping.val_pos[name] = _pos(value_node.start_mark)
             size += 1 + self.seen[id(value_node)]
@@ -270,7 +271,7 @@ class _Converter:
         return mapping
 
     def _key(self, node: yaml.Node) -> str:
-        if node.tag == _TAG + "merge":
+        if node.tag == _TAG + "merge" or (node.tag == _PLAIN and node.value == "<<"):
             raise YamlProblem(
                 "merge keys ('<<') are not supported; write the keys out",
                 *_pos(node.start_mark),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from engine.findings import Finding, did_you_mean, finding
 from engine.model import NEEDS_NEXT, Journey, Node
 
@@ -45,6 +47,11 @@ def check_graph(journey: Journey) -> list[Finding]:
             if edge.target in ids:
                 graph.add_edge(node.id, edge.target)
             else:
+                # Assume the misspelt target meant its closest node, so that a typo is one
+                # J003, not also a J004 for the node it meant.
+                meant = difflib.get_close_matches(edge.target, list(ids), n=1, cutoff=0.6)
+                if meant:
+                    graph.add_edge(node.id, meant[0])
                 broken.add(node.id)
                 found.append(
                     finding(

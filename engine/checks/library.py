@@ -39,6 +39,7 @@ def check_library(
     motives: tuple[str, Summary] | None,  # (file, {motive: {journey, line, column, ...}})
     scenarios: Mapping[str, Summary],  # file -> scenario summary
     catalogue: Catalogue,
+    unreadable: frozenset[str] = frozenset(),  # ids of journeys whose file could not be read
 ) -> list[Finding]:
     found: list[Finding] = []
     by_id: dict[str, list[str]] = {}
@@ -49,7 +50,7 @@ def check_library(
     found += _journey_references(journeys, by_id)
     found += _cycles(journeys, by_id)
     found += _catalogue(journeys, motives, by_id)
-    found += _scenarios(journeys, scenarios, by_id, catalogue)
+    found += _scenarios(journeys, scenarios, by_id, catalogue, unreadable)
     found += _warnings(journeys, scenarios, by_id)
     return found
 
@@ -216,6 +217,7 @@ def _scenarios(
     scenarios: Mapping[str, Summary],
     by_id: Mapping[str, list[str]],
     catalogue: Catalogue,
+    unreadable: frozenset[str],
 ) -> Iterator[Finding]:
     summaries = {s["id"]: s for s in journeys.values() if s["id"]}
     for file, s in scenarios.items():
@@ -231,18 +233,24 @@ def _scenarios(
             continue
         names = node_names(jid, summaries)
         short = {n.rsplit("/", 1)[-1] for n in names}
+        # Nodes inside a sub-journey that could not be read are not known: not reported.
+        opaque = tuple(f"{n}/" for n in _calls_into(jid, summaries, unreadable))
+
+        def unknown(node: str) -> bool:
+            return node not in names and not node.startswith(opaque) if opaque else node not in names
+
         outcomes = summaries[jid]["outcomes"]
         for sc in s["scenarios"]:
             label = f"scenario {sc['name']!r}"
             for node, line, col in sc["answers"]:
-                if node not in names and node not in short:
+                if unknown(node) and node not in short and not opaque:
                     yield finding(
                         "J003", Loc(file, line, col),
                         f"{label}: answers {node!r}, which is not a node of {jid!r}{did_you_mean(node, names)}",
                         jid, node,
                     )
             for node, line, col in sc["path"]:
-                if node not in names:
+                if unknown(node):
                     yield finding(
                         "J003", Loc(file, line, col),
                         f"{label}: the expected path passes {node!r}, which is not a node of {jid!r}"
@@ -265,6 +273,22 @@ def _scenarios(
                     f"(its outcomes: {', '.join(outcomes) or 'none'})",
                     jid,
                 )
+
+
+def _calls_into(
+    jid: str, summaries: Mapping[str, Summary], unreadable: frozenset[str], depth: int = 0
+) -> set[str]:
+    """The qualified names of a journey's nodes that run an unreadable journey."""
+    found: set[str] = set()
+    s = summaries.get(jid)
+    if s is None or depth > 8 or not unreadable:
+        return found
+    for node_id, target, _l, _c in s["calls"]:
+        if target in unreadable:
+            found.add(node_id)
+        else:
+            found |= {f"{node_id}/{n}" for n in _calls_into(target, summaries, unreadable, depth + 1)}
+    return found
 
 
 def node_names(jid: str, summaries: Mapping[str, Summary], depth: int = 0) -> set[str]:
