@@ -35,9 +35,32 @@ CONSTANTS: Mapping[str, Any] = {
 #: Words that cannot name a context value.
 RESERVED = frozenset(CONSTANTS) | frozenset(HELPERS) | {"and", "or", "not", "in", "if", "else", "is"}
 
+_MAX_SIZE = 100_000  # the longest text or list an expression may build
+
+
+def _multiply(a: Any, b: Any) -> Any:
+    # "a" * 2000000000 would take gigabytes: repetition is bounded.
+    for seq, times in ((a, b), (b, a)):
+        if isinstance(seq, str | list) and isinstance(times, int) and len(seq) * times > _MAX_SIZE:
+            raise EvaluationError(f"the result would be longer than {_MAX_SIZE} items")
+    return operator.mul(a, b)
+
+
+def _modulo(a: Any, b: Any) -> Any:
+    if isinstance(a, str):  # '%999999999d' % 1 formats text: not arithmetic, not allowed
+        raise EvaluationError("'%' is the remainder of a division; it does not format text")
+    return operator.mod(a, b)
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, str | list) and isinstance(b, str | list) and len(a) + len(b) > _MAX_SIZE:
+        raise EvaluationError(f"the result would be longer than {_MAX_SIZE} items")
+    return operator.add(a, b)
+
+
 _BINARY: Mapping[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Add: _add, ast.Sub: operator.sub, ast.Mult: _multiply,
+    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: _modulo,
 }
 _COMPARE: Mapping[type, Callable[[Any, Any], Any]] = {
     ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,

@@ -412,3 +412,14 @@ def test_expression_value_compiles_without_its_equals_sign() -> None:
     value = "= order.tracking.days_late > 2"
     assert is_expression(value)
     assert compile_expression(value[1:]).evaluate(CONTEXT) is True
+
+
+@pytest.mark.parametrize("source", ['"a" * 2000000000', "[1] * 200000", "'%999999999d' % 1"])
+def test_expressions_cannot_build_huge_values(source: str) -> None:
+    with pytest.raises(EvaluationError):
+        compile_expression(source).evaluate({})
+
+
+def test_ordinary_repetition_and_remainder_still_work() -> None:
+    assert compile_expression('"ab" * 3').evaluate({}) == "ababab"
+    assert compile_expression("7 % 3").evaluate({}) == 1
