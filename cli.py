@@ -48,7 +48,7 @@ def _size(text: str) -> int:
     return int(lowered)
 
 
-class SizeParam(click.ParamType):
+class SizeParam(click.ParamType):  # type: ignore[type-arg]
     name = "SIZE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -65,18 +65,39 @@ class SizeParam(click.ParamType):
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
-              show_default=True, help="Output: text lines, one JSON object, or GitHub annotations.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="Output: text lines, one JSON object, or GitHub annotations.",
+)
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 @click.option("--no-cache", is_flag=True, help="Check every file again, ignoring the cache.")
-@click.option("--max-file-size", type=SizeParam(), default="1MB", show_default=True,
-              help="Files larger than this are refused unread.")
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0,
-              help="Worker processes for large libraries (0: one per core).")
+@click.option(
+    "--max-file-size",
+    type=SizeParam(),
+    default="1MB",
+    show_default=True,
+    help="Files larger than this are refused unread.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Worker processes for large libraries (0: one per core).",
+)
 @click.pass_context
 def validate(
-    ctx: click.Context, paths: tuple[Path, ...], fmt: str, strict: bool, no_cache: bool,
-    max_file_size: int, jobs: int,
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    fmt: str,
+    strict: bool,
+    no_cache: bool,
+    max_file_size: int,
+    jobs: int,
 ) -> None:
     """Check journeys, the motive catalogue and scenario files.
 
@@ -95,7 +116,9 @@ def validate(
             "or set JOURNEYS_LIBRARY"
         )
     progress = _progress if sys.stderr.isatty() and fmt == "text" else None
-    options = Options(max_file_bytes=max_file_size, use_cache=not no_cache, jobs=jobs, progress=progress)
+    options = Options(
+        max_file_bytes=max_file_size, use_cache=not no_cache, jobs=jobs, progress=progress
+    )
     try:
         report = run(targets, library, catalogue(), options)
     except UsageError as err:
@@ -105,11 +128,17 @@ def validate(
     cwd = Path.cwd()
     errors, warnings = report.errors, report.warnings
     if fmt == "json":
-        click.echo(json.dumps({
-            "errors": [_shown(f, cwd, targets, library) for f in errors],
-            "warnings": [_shown(f, cwd, targets, library) for f in warnings],
-            "files": report.files,
-        }, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "errors": [_shown(f, cwd, targets, library) for f in errors],
+                    "warnings": [_shown(f, cwd, targets, library) for f in warnings],
+                    "files": report.files,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         for f in report.findings:
             item = _shown(f, cwd, targets, library)
@@ -149,7 +178,10 @@ def _shown(f: Finding, cwd: Path, targets: list[Path], library: Path) -> dict[st
             except ValueError:
                 item["file"] = str(full)
             break
-    return {k: item[k] for k in ("file", "line", "column", "code", "severity", "journey", "node", "message")}
+    return {
+        k: item[k]
+        for k in ("file", "line", "column", "code", "severity", "journey", "node", "message")
+    }
 
 
 def _escape(text: str, prop: bool = False) -> str:
@@ -161,16 +193,24 @@ def _github(item: dict[str, Any]) -> str:
     level = "error" if item["severity"] == "error" else "warning"
     props = ",".join(
         f"{k}={_escape(str(v), True)}"
-        for k, v in (("file", item["file"]), ("line", item["line"]), ("col", item["column"]),
-                     ("title", item["code"]))
+        for k, v in (
+            ("file", item["file"]),
+            ("line", item["line"]),
+            ("col", item["column"]),
+            ("title", item["code"]),
+        )
     )
     return f"::{level} {props}::{_escape(item['message'])}"
 
 
 @main.command()
 @click.argument("name", required=False, type=click.Choice(["journey", "motives", "scenario"]))
-@click.option("--write", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write all three schemas into this folder instead of printing.")
+@click.option(
+    "--write",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write all three schemas into this folder instead of printing.",
+)
 def schema(name: str | None, out_dir: Path | None) -> None:
     """Print a JSON Schema (journey, motives or scenario), or --write them all."""
     from engine.checks.schema import SCHEMA_NAMES, schema_path

@@ -43,7 +43,9 @@ def verify_identity(customer_id: str, postcode: str) -> Verification:
 
 
 @action("crm.log_contact")
-def log_contact(customer_id: str, motive: str, outcome: str, note: str | None = None) -> ContactLogged:
+def log_contact(
+    customer_id: str, motive: str, outcome: str, note: str | None = None
+) -> ContactLogged:
     """Write the contact into the customer's history (usually in ``end.after``)."""
     return not_yet_wired("crm.log_contact")
 

@@ -139,7 +139,9 @@ def generate(out: Path, journeys: int, nodes: int, subs: int) -> int:
     (out / "shared").mkdir()
     motives = ["motives:"]
     for i in range(journeys):
-        (out / "generated" / f"journey-{i:04d}.yaml").write_text(journey_text(i, nodes, subs), encoding="utf-8")
+        (out / "generated" / f"journey-{i:04d}.yaml").write_text(
+            journey_text(i, nodes, subs), encoding="utf-8"
+        )
         motives += [
             f"  bench.m{i:04d}:",
             f"    title: {{en: Motive {i}, fr: Motif {i}}}",
@@ -174,7 +176,9 @@ def run_validate(out: Path, *extra: str) -> tuple[float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--journeys", type=int, default=1000)
     parser.add_argument("--nodes", type=int, default=40)
     parser.add_argument("--subs", type=int, default=4, help="shared sub-journeys")
@@ -182,18 +186,29 @@ def main() -> None:
     args = parser.parse_args()
 
     size = generate(args.out, args.journeys, args.nodes, args.subs)
-    print(f"library: {args.journeys} journeys x {args.nodes} nodes, {size / 1e6:.1f} MB of YAML in {args.out}")
+    print(
+        f"library: {args.journeys} journeys x {args.nodes} nodes, {size / 1e6:.1f} MB of YAML in {args.out}"
+    )
     base = floor(args.out)
     print(f"floor   (yaml.CSafeLoader load only): {base:6.2f} s")
     shutil.rmtree(args.out / ".journeys_cache", ignore_errors=True)
     cold, summary = run_validate(args.out)
-    print(f"cold    journeys validate:            {cold:6.2f} s  = {cold / base:4.2f} x floor (target <= 2)   [{summary}]")
+    print(
+        f"cold    journeys validate:            {cold:6.2f} s  = {cold / base:4.2f} x floor (target <= 2)   [{summary}]"
+    )
     warm, summary = run_validate(args.out)
-    print(f"warm    journeys validate:            {warm:6.2f} s  = {warm / base:4.2f} x floor (target <= 0.2) [{summary}]")
+    print(
+        f"warm    journeys validate:            {warm:6.2f} s  = {warm / base:4.2f} x floor (target <= 0.2) [{summary}]"
+    )
     shared = args.out / "shared" / "shared-0.yaml"
-    shared.write_text(shared.read_text(encoding="utf-8").replace("Shared identification", "Shared id"), encoding="utf-8")
+    shared.write_text(
+        shared.read_text(encoding="utf-8").replace("Shared identification", "Shared id"),
+        encoding="utf-8",
+    )
     one, summary = run_validate(args.out)
-    print(f"changed one sub-journey (its callers re-solved): {one:6.2f} s = {one / base:4.2f} x floor [{summary}]")
+    print(
+        f"changed one sub-journey (its callers re-solved): {one:6.2f} s = {one / base:4.2f} x floor [{summary}]"
+    )
     single = args.out / "generated" / "journey-0000.yaml"
     one_file, summary = run_validate(args.out, "--no-cache", str(single))
     print(f"one file, no cache (pre-commit style):  {one_file:6.2f} s [{summary}]")

@@ -51,7 +51,9 @@ def analyse(data: bytes, rel: str, catalogue: Catalogue) -> dict[str, Any]:
         return _result(role, [finding("J002", Loc(rel), _EMPTY[role])], _unknown(rel, data))
     if not isinstance(document, YamlMap):
         what = "a list" if isinstance(document, YamlList) else "a single value"
-        message = f"the file holds {what}; expected a mapping of keys ({_EMPTY[role].split('; ')[1]})"
+        message = (
+            f"the file holds {what}; expected a mapping of keys ({_EMPTY[role].split('; ')[1]})"
+        )
         return _result(role, [finding("J002", Loc(rel), message)], _unknown(rel, data))
     schema_name = {JOURNEY: "journey", MOTIVES: "motives", SCENARIOS: "scenario"}[role]
     found = check_document(schema_name, document, rel)
@@ -62,7 +64,9 @@ def analyse(data: bytes, rel: str, catalogue: Catalogue) -> dict[str, Any]:
     return _result(role, found, _scenarios_summary(document, rel))
 
 
-def _result(role: str, findings: list[Finding], summary: Any, problem: Any = None) -> dict[str, Any]:
+def _result(
+    role: str, findings: list[Finding], summary: Any, problem: Any = None
+) -> dict[str, Any]:
     return {
         "role": role,
         "findings": [f.to_dict() for f in findings],
@@ -84,7 +88,9 @@ def _unknown(rel: str, data: bytes) -> dict[str, Any]:
     return {"unreadable": True, "id": guess.group(1) if guess else stem, "journey": stem}
 
 
-def _journey(document: YamlMap, rel: str, catalogue: Catalogue, found: list[Finding]) -> dict[str, Any]:
+def _journey(
+    document: YamlMap, rel: str, catalogue: Catalogue, found: list[Finding]
+) -> dict[str, Any]:
     journey = build.build_journey(document, rel)
     schema_clean = not found
     found += _embedded_schemas(journey)
@@ -109,11 +115,17 @@ def _embedded_schemas(journey: Journey) -> list[Finding]:
     found = []
     for name, schema in journey.inputs.items():
         if isinstance(schema, dict):
-            found += check_embedded_schema(schema, journey.at("inputs"), f"input {name!r}", journey.id, None)
+            found += check_embedded_schema(
+                schema, journey.at("inputs"), f"input {name!r}", journey.id, None
+            )
     for node in journey.nodes.values():
         if node.schema is not None:
             found += check_embedded_schema(
-                node.schema, node.at("schema"), f"node {node.id!r}: the answer schema", journey.id, node.id
+                node.schema,
+                node.at("schema"),
+                f"node {node.id!r}: the answer schema",
+                journey.id,
+                node.id,
             )
     return found
 
@@ -121,8 +133,12 @@ def _embedded_schemas(journey: Journey) -> list[Finding]:
 def _motives_summary(document: YamlMap, rel: str) -> dict[str, Any]:
     motives = build.build_motives(document, rel)
     return {
-        m.id: {"journey": m.journey, "jline": m.journey_loc.line, "jcol": m.journey_loc.column,
-               "category": m.category}
+        m.id: {
+            "journey": m.journey,
+            "jline": m.journey_loc.line,
+            "jcol": m.journey_loc.column,
+            "category": m.category,
+        }
         for m in motives.values()
     }
 
@@ -132,11 +148,24 @@ def _scenarios_summary(document: YamlMap, rel: str) -> dict[str, Any]:
     scenarios = []
     for sc in sf.scenarios:
         outcome_loc = sc.outcome_loc or sc.loc
-        scenarios.append({
-            "name": sc.name,
-            "answers": [[k, loc.line, loc.column] for k, loc in sc.answer_locs.items() if k != "survey"],
-            "path": [[n, loc.line, loc.column] for n, loc in zip(sc.path or (), sc.path_locs, strict=False)],
-            "actions": [[k, loc.line, loc.column] for k, loc in sc.action_locs.items()],
-            "outcome": [sc.outcome, outcome_loc.line, outcome_loc.column] if sc.outcome else None,
-        })
-    return {"journey": sf.journey, "loc": [sf.journey_loc.line, sf.journey_loc.column], "scenarios": scenarios}
+        scenarios.append(
+            {
+                "name": sc.name,
+                "answers": [
+                    [k, loc.line, loc.column] for k, loc in sc.answer_locs.items() if k != "survey"
+                ],
+                "path": [
+                    [n, loc.line, loc.column]
+                    for n, loc in zip(sc.path or (), sc.path_locs, strict=False)
+                ],
+                "actions": [[k, loc.line, loc.column] for k, loc in sc.action_locs.items()],
+                "outcome": [sc.outcome, outcome_loc.line, outcome_loc.column]
+                if sc.outcome
+                else None,
+            }
+        )
+    return {
+        "journey": sf.journey,
+        "loc": [sf.journey_loc.line, sf.journey_loc.column],
+        "scenarios": scenarios,
+    }

@@ -26,8 +26,18 @@ from engine.model import (
 from engine.yamlsafe import YamlList, YamlMap
 
 JOURNEY_KEYS = frozenset(
-    {"journey", "version", "title", "description", "motives", "channels", "locales", "inputs",
-     "start", "nodes"}
+    {
+        "journey",
+        "version",
+        "title",
+        "description",
+        "motives",
+        "channels",
+        "locales",
+        "inputs",
+        "start",
+        "nodes",
+    }
 )
 _COMMON = {"kind", "say", "roles", "set", "next", "description"}
 NODE_KEYS: Mapping[str, frozenset[str]] = {
@@ -120,7 +130,10 @@ def build_journey(data: YamlMap, file: str) -> Journey:
 def build_node(node_id: str, data: YamlMap, file: str, pos: tuple[int, int] | None = None) -> Node:
     kind = _str(data.get("kind")) or ""
     keys = NODE_KEYS.get(kind, frozenset({"kind"}))
-    get = lambda key: data.get(key) if key in keys else None  # noqa: E731 - tiny local reader
+
+    def get(key: str) -> Any:
+        return data.get(key) if key in keys else None
+
     set_data = get("set")
     input_data = get("input")
     roles = _strs(get("roles"))
@@ -147,7 +160,9 @@ def build_node(node_id: str, data: YamlMap, file: str, pos: tuple[int, int] | No
         output=_str(get("output")),
         wait=get("wait") is not False,
         retries=_int(get("retries"), 0),
-        timeout=float(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool) else None,
+        timeout=float(timeout)
+        if isinstance(timeout, int | float) and not isinstance(timeout, bool)
+        else None,
         on_error=_str(get("on_error")),
         journey=_str(get("journey")),
         queue=_str(get("queue")),
@@ -209,7 +224,9 @@ def _after(data: Any, file: str) -> tuple[ActionCall, ...]:
                     input=_map(input_data),
                     loc=_loc(file, item.pos),
                     action_loc=_loc(file, item.val_pos["action"]),
-                    input_locs=_key_locs(file, input_data) if isinstance(input_data, YamlMap) else {},
+                    input_locs=_key_locs(file, input_data)
+                    if isinstance(input_data, YamlMap)
+                    else {},
                 )
             )
     return tuple(calls)

@@ -30,10 +30,17 @@ HELPERS: Mapping[str, Callable[..., Any]] = {
     "str": str,
 }
 CONSTANTS: Mapping[str, Any] = {
-    "true": True, "false": False, "null": None, "True": True, "False": False, "None": None,
+    "true": True,
+    "false": False,
+    "null": None,
+    "True": True,
+    "False": False,
+    "None": None,
 }
 #: Words that cannot name a context value.
-RESERVED = frozenset(CONSTANTS) | frozenset(HELPERS) | {"and", "or", "not", "in", "if", "else", "is"}
+RESERVED = (
+    frozenset(CONSTANTS) | frozenset(HELPERS) | {"and", "or", "not", "in", "if", "else", "is"}
+)
 
 _MAX_SIZE = 100_000  # the longest text or list an expression may build
 
@@ -59,21 +66,39 @@ def _add(a: Any, b: Any) -> Any:
 
 
 _BINARY: Mapping[type, Callable[[Any, Any], Any]] = {
-    ast.Add: _add, ast.Sub: operator.sub, ast.Mult: _multiply,
-    ast.Div: operator.truediv, ast.FloorDiv: operator.floordiv, ast.Mod: _modulo,
+    ast.Add: _add,
+    ast.Sub: operator.sub,
+    ast.Mult: _multiply,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: _modulo,
 }
 _COMPARE: Mapping[type, Callable[[Any, Any], Any]] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
 }
 _UNARY: Mapping[type, Callable[[Any], Any]] = {
-    ast.Not: operator.not_, ast.USub: operator.neg, ast.UAdd: operator.pos,
+    ast.Not: operator.not_,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
 }
 _OPERATOR_WORDS = {
-    ast.Pow: "'**' (power)", ast.BitAnd: "'&' (use 'and')", ast.BitOr: "'|' (use 'or')",
-    ast.BitXor: "'^'", ast.LShift: "'<<'", ast.RShift: "'>>'", ast.MatMult: "'@'",
-    ast.Invert: "'~' (use 'not')", ast.Is: "'is' (use '==')", ast.IsNot: "'is not' (use '!=')",
+    ast.Pow: "'**' (power)",
+    ast.BitAnd: "'&' (use 'and')",
+    ast.BitOr: "'|' (use 'or')",
+    ast.BitXor: "'^'",
+    ast.LShift: "'<<'",
+    ast.RShift: "'>>'",
+    ast.MatMult: "'@'",
+    ast.Invert: "'~' (use 'not')",
+    ast.Is: "'is' (use '==')",
+    ast.IsNot: "'is not' (use '!=')",
 }
 _TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.S)
 _MAX_LENGTH = 2000
@@ -144,7 +169,9 @@ def _check(node: ast.AST, names: set[str]) -> None:
         col = getattr(n, "col_offset", 0)
         if isinstance(n, ast.Name):
             if n.id.startswith("_"):
-                raise ExpressionError(f"the name {n.id!r} is not allowed (names may not start with '_')", col)
+                raise ExpressionError(
+                    f"the name {n.id!r} is not allowed (names may not start with '_')", col
+                )
             if n.id not in CONSTANTS:
                 names.add(n.id)
             continue
@@ -162,7 +189,11 @@ def _check(node: ast.AST, names: set[str]) -> None:
         if isinstance(n, ast.Subscript):
             if isinstance(n.slice, ast.Slice):
                 raise ExpressionError("slices ('a[1:2]') are not allowed; index one item", col)
-            if isinstance(n.slice, ast.Constant) and isinstance(n.slice.value, str) and n.slice.value.startswith("_"):
+            if (
+                isinstance(n.slice, ast.Constant)
+                and isinstance(n.slice.value, str)
+                and n.slice.value.startswith("_")
+            ):
                 raise ExpressionError(f"the key {n.slice.value!r} is not allowed", col)
             stack.extend((n.value, n.slice))
             continue
@@ -183,18 +214,27 @@ def _check(node: ast.AST, names: set[str]) -> None:
             continue
         if isinstance(n, ast.BinOp):
             if type(n.op) not in _BINARY:
-                raise ExpressionError(f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed", col)
+                raise ExpressionError(
+                    f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed",
+                    col,
+                )
             stack.extend((n.left, n.right))
             continue
         if isinstance(n, ast.UnaryOp):
             if type(n.op) not in _UNARY:
-                raise ExpressionError(f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed", col)
+                raise ExpressionError(
+                    f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed",
+                    col,
+                )
             stack.append(n.operand)
             continue
         if isinstance(n, ast.Compare):
             for op in n.ops:
                 if type(op) not in _COMPARE:
-                    raise ExpressionError(f"the operator {_OPERATOR_WORDS.get(type(op), type(op).__name__)} is not allowed", col)
+                    raise ExpressionError(
+                        f"the operator {_OPERATOR_WORDS.get(type(op), type(op).__name__)} is not allowed",
+                        col,
+                    )
             stack.append(n.left)
             stack.extend(n.comparators)
             continue
@@ -209,11 +249,18 @@ def _check(node: ast.AST, names: set[str]) -> None:
 
 def _describe(node: ast.AST) -> str:
     words = {
-        ast.Lambda: "a lambda", ast.ListComp: "a list comprehension",
-        ast.GeneratorExp: "a generator", ast.DictComp: "a dict comprehension",
-        ast.SetComp: "a set comprehension", ast.Dict: "a mapping literal", ast.Set: "a set literal",
-        ast.NamedExpr: "':=' (assignment)", ast.JoinedStr: "an f-string", ast.Await: "'await'",
-        ast.Yield: "'yield'", ast.Starred: "'*'",
+        ast.Lambda: "a lambda",
+        ast.ListComp: "a list comprehension",
+        ast.GeneratorExp: "a generator",
+        ast.DictComp: "a dict comprehension",
+        ast.SetComp: "a set comprehension",
+        ast.Dict: "a mapping literal",
+        ast.Set: "a set literal",
+        ast.NamedExpr: "':=' (assignment)",
+        ast.JoinedStr: "an f-string",
+        ast.Await: "'await'",
+        ast.Yield: "'yield'",
+        ast.Starred: "'*'",
     }
     return words.get(type(node), f"'{type(node).__name__}'")
 
@@ -222,7 +269,7 @@ class _Evaluator:
     def __init__(self, context: Mapping[str, Any]) -> None:
         self.context = context
 
-    def eval(self, n: ast.AST) -> Any:  # noqa: C901 - one branch per allowed construct
+    def eval(self, n: ast.AST) -> Any:
         try:
             return self._eval(n)
         except EvaluationError:
@@ -284,7 +331,11 @@ def _item(container: Any, key: Any, shown: str) -> Any:
         if key not in container:
             raise EvaluationError(f"{shown} has no {key!r}")
         return container[key]
-    if isinstance(container, list | tuple | str) and isinstance(key, int) and not isinstance(key, bool):
+    if (
+        isinstance(container, list | tuple | str)
+        and isinstance(key, int)
+        and not isinstance(key, bool)
+    ):
         if -len(container) <= key < len(container):
             return container[key]
         raise EvaluationError(f"{shown} has no item {key}")
@@ -304,7 +355,7 @@ def template_placeholders(text: str) -> Iterator[tuple[int, str]]:
     """(offset, source) of each ``{{ }}`` placeholder; raise on an unclosed one."""
     end = 0
     for match in _TEMPLATE.finditer(text):
-        if "{{" in text[end:match.start()]:
+        if "{{" in text[end : match.start()]:
             break
         yield match.start(), match.group(1)
         end = match.end()
@@ -327,7 +378,7 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     """Fill a template's placeholders from the context."""
     out, end = [], 0
     for match in _TEMPLATE.finditer(text):
-        out.append(text[end:match.start()])
+        out.append(text[end : match.start()])
         value = compile_expression(match.group(1)).evaluate(context)
         out.append(_show(value))
         end = match.end()

@@ -159,7 +159,9 @@ class Journey:
 
     @property
     def required_inputs(self) -> tuple[str, ...]:
-        return tuple(n for n, s in self.inputs.items() if not isinstance(s, Mapping) or "default" not in s)
+        return tuple(
+            n for n, s in self.inputs.items() if not isinstance(s, Mapping) or "default" not in s
+        )
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,9 @@ def library_of(path: Path, default_library: Path) -> Path:
     return path.parent
 
 
-def validate(paths: Sequence[Path], default_library: Path, catalogue: Catalogue, options: Options) -> Report:
+def validate(
+    paths: Sequence[Path], default_library: Path, catalogue: Catalogue, options: Options
+) -> Report:
     """Validate folders (each a library) and files (within their library)."""
     libraries: dict[Path, set[Path] | None] = {}  # library -> files to report (None: all)
     for path in paths:
@@ -150,10 +152,16 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
     findings = [Finding.from_dict(f) for e in entries.values() for f in e["findings"]]
     flow_findings, solved = _dataflow(entries)
     findings += flow_findings
-    journeys = {rel: e["summary"] for rel, e in entries.items()
-                if e["role"] == JOURNEY and not e["summary"].get("unreadable")}
-    unreadable = {e["summary"]["id"] for e in entries.values()
-                  if e["role"] == JOURNEY and e["summary"] and e["summary"].get("unreadable")}
+    journeys = {
+        rel: e["summary"]
+        for rel, e in entries.items()
+        if e["role"] == JOURNEY and not e["summary"].get("unreadable")
+    }
+    unreadable = {
+        e["summary"]["id"]
+        for e in entries.values()
+        if e["role"] == JOURNEY and e["summary"] and e["summary"].get("unreadable")
+    }
     motive_entries = [(rel, e) for rel, e in entries.items() if e["role"] == MOTIVES]
     motives = None
     motives_unreadable = False
@@ -161,19 +169,31 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
         rel, e = motive_entries[0]
         motives_unreadable = bool(e["summary"] is None or e["summary"].get("unreadable"))
         motives = None if motives_unreadable else (rel, e["summary"])
-    scenarios = {rel: e["summary"] for rel, e in entries.items()
-                 if e["role"] == SCENARIOS and e["summary"] and not e["summary"].get("unreadable")}
-    untested_ok = {e["summary"]["id"] for e in entries.values()
-                   if e["role"] == SCENARIOS and e["summary"] and e["summary"].get("unreadable")}
+    scenarios = {
+        rel: e["summary"]
+        for rel, e in entries.items()
+        if e["role"] == SCENARIOS and e["summary"] and not e["summary"].get("unreadable")
+    }
+    untested_ok = {
+        e["summary"]["id"]
+        for e in entries.values()
+        if e["role"] == SCENARIOS and e["summary"] and e["summary"].get("unreadable")
+    }
     cross = check_library(journeys, motives, scenarios, catalogue, frozenset(unreadable))
-    findings += [f for f in cross if not _caused_by_unreadable(f, unreadable, motives_unreadable, untested_ok)]
+    findings += [
+        f
+        for f in cross
+        if not _caused_by_unreadable(f, unreadable, motives_unreadable, untested_ok)
+    ]
 
     if options.use_cache and (todo or solved or set(cache) != set(entries)):
         _save_cache(cache_file, env, entries)
     return Report(findings=findings, files=len(files), analysed=len(todo))
 
 
-def _caused_by_unreadable(f: Finding, unreadable: set[str], motives_unreadable: bool, untested_ok: set[str]) -> bool:
+def _caused_by_unreadable(
+    f: Finding, unreadable: set[str], motives_unreadable: bool, untested_ok: set[str]
+) -> bool:
     """A finding only there because another file could not be read (J001) is not reported."""
     if f.code in ("J003", "J010") and "not in the library" in f.message:
         return any(repr(jid) in f.message for jid in unreadable)
@@ -193,8 +213,11 @@ def _read(path: Path, rel: str, max_bytes: int) -> tuple[bytes, str, dict[str, A
         early = {
             "role": role_of(rel),
             "findings": [finding("J001", Loc(rel), problem.message).to_dict()],
-            "summary": {"unreadable": True, "id": Path(rel).name.split(".")[0],
-                        "journey": Path(rel).name.split(".")[0]},
+            "summary": {
+                "unreadable": True,
+                "id": Path(rel).name.split(".")[0],
+                "journey": Path(rel).name.split(".")[0],
+            },
             "problem": None,
         }
         return b"", f"size:{size}:{path.stat().st_mtime_ns}", early
@@ -256,7 +279,9 @@ def _dataflow(entries: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
         summary = e.get("summary") or {}
         if e["role"] == JOURNEY and summary.get("id"):
             by_id.setdefault(summary["id"], rel)
-    calls = {jid: {c[1] for c in entries[rel]["summary"].get("calls", [])} for jid, rel in by_id.items()}
+    calls = {
+        jid: {c[1] for c in entries[rel]["summary"].get("calls", [])} for jid, rel in by_id.items()
+    }
     interfaces: dict[str, Interface] = {}
     found: list[Finding] = []
     solved = 0
@@ -267,7 +292,9 @@ def _dataflow(entries: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
             continue
         callees = {c: interfaces[c] for c in sorted(calls[jid]) if c in interfaces}
         key = hashlib.blake2b(
-            json.dumps({c: i.to_json() if i is not _ANYTHING else "*" for c, i in callees.items()}).encode(),
+            json.dumps(
+                {c: i.to_json() if i is not _ANYTHING else "*" for c, i in callees.items()}
+            ).encode(),
             digest_size=12,
         ).hexdigest()
         flow = entry.get("flow")
@@ -275,11 +302,16 @@ def _dataflow(entries: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
             problem = FlowProblem.from_json(json.loads(entry["problem"]))
             if any(i is _ANYTHING for i in callees.values()):
                 everything = frozenset(r[0] for n in problem.nodes.values() for r in n.reads)
-                callees = {c: Interface(frozenset(), everything) if i is _ANYTHING else i
-                           for c, i in callees.items()}
+                callees = {
+                    c: Interface(frozenset(), everything) if i is _ANYTHING else i
+                    for c, i in callees.items()
+                }
             flow_findings, interface = solve(problem, callees)
-            flow = {"key": key, "findings": [f.to_dict() for f in flow_findings],
-                    "interface": interface.to_json()}
+            flow = {
+                "key": key,
+                "findings": [f.to_dict() for f in flow_findings],
+                "interface": interface.to_json(),
+            }
             entry["flow"] = flow
             solved += 1
         interfaces[jid] = Interface.from_json(flow["interface"])
@@ -313,7 +345,9 @@ def _save_cache(path: Path, env: str, entries: Mapping[str, dict[str, Any]]) -> 
         if not ignore.exists():
             ignore.write_text("# Written by journeys validate.\n*\n", encoding="utf-8")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"env": env, "files": entries}, separators=(",", ":")), encoding="utf-8")
+        tmp.write_text(
+            json.dumps({"env": env, "files": entries}, separators=(",", ":")), encoding="utf-8"
+        )
         tmp.replace(path)
     except OSError as err:
         print(f"journeys: cache not written ({err.strerror}): {path.parent}", file=sys.stderr)

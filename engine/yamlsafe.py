@@ -277,7 +277,9 @@ class _Converter:
                 *_pos(node.start_mark),
             )
         if not isinstance(node, yaml.ScalarNode):
-            raise YamlProblem("a key must be plain text, not a list or mapping", *_pos(node.start_mark))
+            raise YamlProblem(
+                "a key must be plain text, not a list or mapping", *_pos(node.start_mark)
+            )
         if node.tag not in _ALLOWED_TAGS:
             raise YamlProblem(_tag_message(node.tag), *_pos(node.start_mark))
         value = _scalar(node)
@@ -286,7 +288,7 @@ class _Converter:
 
 
 def _tag_message(tag: str) -> str:
-    shown = "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
+    shown = "!!" + tag[len(_TAG) :] if tag.startswith(_TAG) else tag
     return (
         f"the tag {shown!r} is not allowed: journey files hold plain data only "
         "(text, numbers, true/false, lists and mappings)"

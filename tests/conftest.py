@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from actions.registry import catalogue as load_catalogue
+from engine.checks.actions import Catalogue
 from engine.validate import Options, Report, validate
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -17,8 +18,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "journeys"
 
 
+Check = Callable[..., Report]  # check(path, **Options fields) -> Report
+
+
 @pytest.fixture(scope="session")
-def catalogue():  # type: ignore[no-untyped-def]
+def catalogue() -> Catalogue:
     return load_catalogue()
 
 
@@ -31,7 +35,7 @@ def library(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def check(catalogue) -> Callable[[Path], Report]:  # type: ignore[no-untyped-def]
+def check(catalogue: Catalogue) -> Check:
     def run(path: Path, **options: object) -> Report:
         opts = Options(use_cache=False)
         for key, value in options.items():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, Check
 
 BROKEN = FIXTURES / "broken"
 
@@ -37,7 +36,9 @@ def test_clean_library_exits_0(runner: CliRunner, library: Path) -> None:
     assert "5 files checked, no problems found" in err
 
 
-def test_text_format_is_file_line_column_code_message(runner: CliRunner, broken_library: Path) -> None:
+def test_text_format_is_file_line_column_code_message(
+    runner: CliRunner, broken_library: Path
+) -> None:
     code, out, _err = run(runner, "validate", "--no-cache", str(broken_library))
     assert code == 1
     [line] = [x for x in out.splitlines() if " J0" in x]
@@ -53,14 +54,25 @@ def test_json_format(runner: CliRunner, broken_library: Path) -> None:
     data = json.loads(out)
     assert set(data) >= {"errors", "warnings"}
     [error] = data["errors"]
-    assert set(error) == {"file", "line", "column", "code", "severity", "journey", "node", "message"}
+    assert set(error) == {
+        "file",
+        "line",
+        "column",
+        "code",
+        "severity",
+        "journey",
+        "node",
+        "message",
+    }
     assert (error["code"], error["line"], error["severity"]) == ("J003", 11, "error")
     assert (error["journey"], error["node"]) == ("option-target", "pick")
     assert [w["code"] for w in data["warnings"]] == ["W001", "W002"]
 
 
 def test_github_format(runner: CliRunner, broken_library: Path) -> None:
-    code, out, _err = run(runner, "validate", "--no-cache", "--format", "github", str(broken_library))
+    code, out, _err = run(
+        runner, "validate", "--no-cache", "--format", "github", str(broken_library)
+    )
     assert code == 1
     lines = out.splitlines()
     error = next(x for x in lines if x.startswith("::error "))
@@ -86,7 +98,9 @@ def test_a_file_is_validated_within_its_library(runner: CliRunner, broken_librar
     assert out.count("J003") == 1
 
 
-def test_library_option_and_environment(runner: CliRunner, broken_library: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_library_option_and_environment(
+    runner: CliRunner, broken_library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert run(runner, "--library", str(broken_library), "validate", "--no-cache")[0] == 1
     monkeypatch.setenv("JOURNEYS_LIBRARY", str(broken_library))
     assert run(runner, "validate", "--no-cache")[0] == 1
@@ -121,11 +135,16 @@ BAD_INPUTS = {
     "empty": (b"", "J002", "the file is empty"),
     "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "J001", "binary file"),
     "latin1": ("journey: caf\xe9\n".encode("latin-1"), "J001", "not UTF-8"),
-    "nested": (b"journey: x\nnodes: " + b"[" * 10_000 + b"]" * 10_000 + b"\n", "J001", "nested more than"),
+    "nested": (
+        b"journey: x\nnodes: " + b"[" * 10_000 + b"]" * 10_000 + b"\n",
+        "J001",
+        "nested more than",
+    ),
     "alias-bomb": (
         b'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
         + b"".join(
-            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n".encode() for i in range(9)
+            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n".encode()
+            for i in range(9)
         ),
         "J001",
         "aliases expand",
@@ -157,7 +176,9 @@ def test_huge_file_is_refused_unread(runner: CliRunner, library: Path) -> None:
     assert status == 1
     assert finding["code"] == "J001"
     assert "1.2 MB, over the 1.0 MB limit" in finding["message"]
-    status, out, _ = run(runner, "validate", "--no-cache", "--max-file-size", "2MB", "--format", "json", str(path))
+    status, out, _ = run(
+        runner, "validate", "--no-cache", "--max-file-size", "2MB", "--format", "json", str(path)
+    )
     assert "over the" not in out
 
 
@@ -172,7 +193,7 @@ def test_yes_and_no_stay_text(runner: CliRunner, library: Path) -> None:
 # --------------------------------------------------------------------------- cache
 
 
-def test_warm_run_uses_the_cache_and_sees_changes(library: Path, check) -> None:  # type: ignore[no-untyped-def]
+def test_warm_run_uses_the_cache_and_sees_changes(library: Path, check: Check) -> None:
     cold = check(library, use_cache=True)
     assert (cold.analysed, cold.findings) == (5, [])
     warm = check(library, use_cache=True)
@@ -184,7 +205,7 @@ def test_warm_run_uses_the_cache_and_sees_changes(library: Path, check) -> None:
     assert [f.code for f in changed.errors] == ["J003"]
 
 
-def test_cached_findings_are_reported_again(library: Path, check) -> None:  # type: ignore[no-untyped-def]
+def test_cached_findings_are_reported_again(library: Path, check: Check) -> None:
     shutil.copy(BROKEN / "j008_one_branch.yaml", library / "bad.yaml")
     first = check(library, use_cache=True)
     again = check(library, use_cache=True)
@@ -192,19 +213,22 @@ def test_cached_findings_are_reported_again(library: Path, check) -> None:  # ty
     assert again.findings == first.findings and len(first.errors) == 2
 
 
-def test_changing_a_sub_journey_rechecks_its_callers(library: Path, check) -> None:  # type: ignore[no-untyped-def]
+def test_changing_a_sub_journey_rechecks_its_callers(library: Path, check: Check) -> None:
     check(library, use_cache=True)
     who = library / "who.yaml"
     (library / "who.test.yaml").unlink()
-    who.write_text(who.read_text().replace(
-        "  unknown:\n    kind: handoff\n    queue: security\n", "  unknown:\n    kind: say\n    next: found\n"
-    ))
+    who.write_text(
+        who.read_text().replace(
+            "  unknown:\n    kind: handoff\n    queue: security\n",
+            "  unknown:\n    kind: say\n    next: found\n",
+        )
+    )
     report = check(library, use_cache=True)
     assert report.analysed == 1  # only who.yaml is parsed again; order-status is re-solved
     assert {(f.code, f.file) for f in report.errors} == {("J008", "order-status.yaml")}
 
 
-def test_a_corrupt_cache_is_ignored(library: Path, check) -> None:  # type: ignore[no-untyped-def]
+def test_a_corrupt_cache_is_ignored(library: Path, check: Check) -> None:
     check(library, use_cache=True)
     cache = library / ".journeys_cache" / "validate.json"
     cache.write_text("{not json")
@@ -212,7 +236,9 @@ def test_a_corrupt_cache_is_ignored(library: Path, check) -> None:  # type: igno
     assert (report.analysed, report.findings) == (5, [])
 
 
-def test_unwritable_cache_is_skipped_with_a_note(library: Path, check, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_unwritable_cache_is_skipped_with_a_note(
+    library: Path, check: Check, capsys: pytest.CaptureFixture[str]
+) -> None:
     blocker = library / "not-a-folder"
     blocker.write_text("a file where the cache folder should go")
     report = check(library, use_cache=True, cache_dir=blocker / "cache")
@@ -228,7 +254,10 @@ def test_installed_command_on_the_shipped_library() -> None:
     exe = Path(sys.executable).with_name("journeys")
     proc = subprocess.run(
         [str(exe), "validate", "--strict", "--no-cache", "journeys"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no problems found" in proc.stderr
@@ -241,5 +270,7 @@ def test_validate_does_not_import_prefect_or_sqlalchemy() -> None:
         "assert r.exit_code == 0, r.output;"
         "print(sorted(m for m in ('prefect', 'sqlalchemy', 'fastapi', 'networkx') if m in sys.modules))"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert proc.stdout.strip() == "['networkx']"

@@ -42,8 +42,11 @@ def properties(schema: Any, where: str = "") -> Iterator[tuple[str, dict[str, An
 
 @pytest.mark.parametrize("name", SCHEMA_NAMES)
 def test_every_property_has_a_title_and_a_description_for_editors(name: str) -> None:
-    missing = [where for where, prop in properties(load_schema(name))
-               if not (prop.get("title") and prop.get("description"))]
+    missing = [
+        where
+        for where, prop in properties(load_schema(name))
+        if not (prop.get("title") and prop.get("description"))
+    ]
     assert missing == []
 
 
@@ -54,7 +57,11 @@ def kind_properties(kind: str) -> set[str]:
 def test_schema_and_loader_accept_the_same_keys() -> None:
     journey = load_schema("journey")
     assert set(journey["properties"]) == build.JOURNEY_KEYS
-    assert set(NODE_KINDS) == set(build.NODE_KEYS) == set(journey["$defs"]["node"]["properties"]["kind"]["enum"])
+    assert (
+        set(NODE_KINDS)
+        == set(build.NODE_KEYS)
+        == set(journey["$defs"]["node"]["properties"]["kind"]["enum"])
+    )
     for kind in NODE_KINDS:
         assert kind_properties(kind) == build.NODE_KEYS[kind], kind
         assert journey["$defs"][kind]["additionalProperties"] is False
@@ -65,7 +72,10 @@ def test_schema_and_loader_accept_the_same_keys() -> None:
     assert set(journey["$defs"]["after"]["properties"]) == build.AFTER_KEYS
     motives = load_schema("motives")
     assert set(motives["properties"]) == build.MOTIVES_FILE_KEYS
-    assert set(motives["properties"]["motives"]["additionalProperties"]["properties"]) == build.MOTIVE_KEYS
+    assert (
+        set(motives["properties"]["motives"]["additionalProperties"]["properties"])
+        == build.MOTIVE_KEYS
+    )
     scenario = load_schema("scenario")
     assert set(scenario["properties"]) == build.SCENARIO_FILE_KEYS
     item = scenario["properties"]["scenarios"]["items"]
@@ -79,7 +89,12 @@ def test_the_builder_reads_every_key_it_declares() -> None:
     data = load(FIXTURES / "base" / "order-status.yaml")
     journey = build.build_journey(data, "order-status.yaml")
     track = journey.nodes["track"]
-    assert (track.action, track.output, track.on_error, track.next) == ("orders.get_tracking", "tracking", "sorry", "route")
+    assert (track.action, track.output, track.on_error, track.next) == (
+        "orders.get_tracking",
+        "tracking",
+        "sorry",
+        "route",
+    )
     assert journey.nodes["voucher"].wait is False
     assert journey.nodes["route"].otherwise == "done"
     assert [o.value for o in journey.nodes["offer"].options] == ["voucher", "no"]
@@ -105,7 +120,9 @@ def readable(path: Path) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("name", "path"), [(n, p) for n, p in documents() if readable(p)], ids=lambda x: getattr(x, "name", x)
+    ("name", "path"),
+    [(n, p) for n, p in documents() if readable(p)],
+    ids=lambda x: getattr(x, "name", x),
 )
 def test_fast_and_full_validators_agree(name: str, path: Path) -> None:
     """fastjsonschema (the yes/no fast path) and jsonschema give the same verdict."""
@@ -115,7 +132,9 @@ def test_fast_and_full_validators_agree(name: str, path: Path) -> None:
     assert (check_document(name, data, path.name) == []) == (not full)
 
 
-@pytest.mark.parametrize("path", sorted(SHIPPED.rglob("*.yaml")), ids=lambda p: str(p.relative_to(SHIPPED)))
+@pytest.mark.parametrize(
+    "path", sorted(SHIPPED.rglob("*.yaml")), ids=lambda p: str(p.relative_to(SHIPPED))
+)
 def test_shipped_files_name_their_schema_for_editors(path: Path) -> None:
     first = path.read_text(encoding="utf-8").splitlines()[0]
     match = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first)
@@ -133,4 +152,6 @@ def test_schema_command_prints_and_writes(tmp_path: Path) -> None:
     assert result.exit_code == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["journey.schema.json", "motives.schema.json", "scenario.schema.json"]
-    assert (tmp_path / "out" / "journey.schema.json").read_bytes() == (ROOT / "schemas" / "journey.schema.json").read_bytes()
+    assert (tmp_path / "out" / "journey.schema.json").read_bytes() == (
+        ROOT / "schemas" / "journey.schema.json"
+    ).read_bytes()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, Check
 
 BROKEN = sorted((FIXTURES / "broken").glob("*.yaml"))
 
@@ -23,7 +23,9 @@ def expected(path: Path) -> set[tuple[str, int]]:
 
 
 @pytest.mark.parametrize("fixture", BROKEN, ids=lambda p: p.stem)
-def test_broken_fixture_reports_its_codes_at_their_lines(fixture: Path, library: Path, check) -> None:  # type: ignore[no-untyped-def]
+def test_broken_fixture_reports_its_codes_at_their_lines(
+    fixture: Path, library: Path, check: Check
+) -> None:
     shutil.copy(fixture, library / fixture.name)
     report = check(library)
     mine = {(f.code, f.line) for f in report.errors if f.file == fixture.name}
@@ -38,6 +40,6 @@ def test_every_code_has_a_failing_fixture() -> None:
     assert covered == {f"J{n:03d}" for n in range(1, 13)}
 
 
-def test_the_base_library_is_clean(library: Path, check) -> None:  # type: ignore[no-untyped-def]
+def test_the_base_library_is_clean(library: Path, check: Check) -> None:
     report = check(library)
     assert report.findings == []

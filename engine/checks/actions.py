@@ -36,8 +36,12 @@ class ActionLike(Protocol):
 Catalogue = Mapping[str, ActionLike]
 
 _TYPE_WORDS = {
-    "string": "text", "integer": "a whole number", "number": "a number",
-    "boolean": "true or false", "object": "a mapping", "array": "a list",
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
 }
 
 
@@ -131,15 +135,27 @@ def check_actions(journey: Journey, uses: Sequence[Use], catalogue: Catalogue) -
     for node in journey.nodes.values():
         if node.kind == "action" and node.action:
             found += check_call(
-                node.action, node.input, node.input_locs, node.at("action"),
-                f"node {node.id!r}", catalogue, jid, node.id,
+                node.action,
+                node.input,
+                node.input_locs,
+                node.at("action"),
+                f"node {node.id!r}",
+                catalogue,
+                jid,
+                node.id,
             )
             if node.output:
                 producers.setdefault(node.output, set()).add(node.action)
         for i, call in enumerate(node.after, 1):
             found += check_call(
-                call.action, call.input, call.input_locs, call.action_loc,
-                f"node {node.id!r}, after action {i}", catalogue, jid, node.id,
+                call.action,
+                call.input,
+                call.input_locs,
+                call.action_loc,
+                f"node {node.id!r}, after action {i}",
+                catalogue,
+                jid,
+                node.id,
             )
         if node.field:
             other_setters.add(node.field)

@@ -40,7 +40,9 @@ class Interface:
 @dataclass
 class FlowNode:
     edges: list[tuple[str, list[str], str]] = field(default_factory=list)  # target, defs, via
-    reads: list[tuple[str, str, str, int, int]] = field(default_factory=list)  # name, phase, where, line, col
+    reads: list[tuple[str, str, str, int, int]] = field(
+        default_factory=list
+    )  # name, phase, where, line, col
     own: list[str] = field(default_factory=list)  # field/output, visible to "after" reads
     end_defs: list[str] = field(default_factory=list)  # an end's 'set': part of the exports
     call: str | None = None  # a journey node's target
@@ -61,22 +63,36 @@ class FlowProblem:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "file": self.file, "journey": self.journey, "start": self.start,
-            "inputs": self.inputs, "required": self.required,
-            "nodes": {k: [n.edges, n.reads, n.own, n.end_defs, n.call, n.passed, n.line, n.column, n.kind]
-                      for k, n in self.nodes.items()},
+            "file": self.file,
+            "journey": self.journey,
+            "start": self.start,
+            "inputs": self.inputs,
+            "required": self.required,
+            "nodes": {
+                k: [n.edges, n.reads, n.own, n.end_defs, n.call, n.passed, n.line, n.column, n.kind]
+                for k, n in self.nodes.items()
+            },
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FlowProblem:
         nodes = {
             k: FlowNode(
-                [(e[0], e[1], e[2]) for e in v[0]], [tuple(r) for r in v[1]],  # type: ignore[misc]
-                v[2], v[3], v[4], v[5], v[6], v[7], v[8],
+                [(e[0], e[1], e[2]) for e in v[0]],
+                [(r[0], r[1], r[2], r[3], r[4]) for r in v[1]],
+                v[2],
+                v[3],
+                v[4],
+                v[5],
+                v[6],
+                v[7],
+                v[8],
             )
             for k, v in data["nodes"].items()
         }
-        return cls(data["file"], data["journey"], data["start"], data["inputs"], data["required"], nodes)
+        return cls(
+            data["file"], data["journey"], data["start"], data["inputs"], data["required"], nodes
+        )
 
     @property
     def calls(self) -> set[str]:
@@ -104,7 +120,9 @@ def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
     for use in uses:
         if use.node in nodes:
             for name in sorted(use.expression.names):
-                nodes[use.node].reads.append((name, use.phase, use.where, use.loc.line, use.loc.column))
+                nodes[use.node].reads.append(
+                    (name, use.phase, use.where, use.loc.line, use.loc.column)
+                )
     return FlowProblem(
         file=journey.loc.file,
         journey=journey.id,
@@ -115,7 +133,9 @@ def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
     )
 
 
-def solve(problem: FlowProblem, callees: Mapping[str, Interface]) -> tuple[list[Finding], Interface]:
+def solve(
+    problem: FlowProblem, callees: Mapping[str, Interface]
+) -> tuple[list[Finding], Interface]:
     """J008 findings and the journey's interface, given its sub-journeys' interfaces."""
     nodes = problem.nodes
     inputs = frozenset(problem.inputs)
@@ -147,9 +167,9 @@ def solve(problem: FlowProblem, callees: Mapping[str, Interface]) -> tuple[list[
     everywhere = _all_set(problem, callees)
     jid = problem.journey or None
     for node_id, node in nodes.items():
-        here = known.get(node_id)
-        if here is None:  # unreachable: J004 says so, its reads prove nothing
+        if node_id not in known:  # unreachable: J004 says so, its reads prove nothing
             continue
+        here = known[node_id]
         visible_after = here | set(node.own) | set(node.end_defs)
         reported: set[str] = set()
         for name, phase, where, line, col in node.reads:
@@ -195,7 +215,11 @@ def _all_set(problem: FlowProblem, callees: Mapping[str, Interface]) -> set[str]
 
 
 def _why(
-    problem: FlowProblem, callees: Mapping[str, Interface], target: str, name: str, everywhere: set[str]
+    problem: FlowProblem,
+    callees: Mapping[str, Interface],
+    target: str,
+    name: str,
+    everywhere: set[str],
 ) -> str:
     """Why ``name`` may be unset at ``target``: never set at all, or a path that misses it."""
     if name not in everywhere:
@@ -222,7 +246,9 @@ def _path_without(
         if node_id == target:
             break
         node = problem.nodes[node_id]
-        called = callees[node.call].exports | set(node.passed) if node.call in callees else set()
+        called: set[str] = set()
+        if node.call and node.call in callees:
+            called = set(callees[node.call].exports) | set(node.passed)
         for next_id, defs, via in node.edges:
             if name in defs or name in called or next_id in previous:
                 continue
@@ -234,6 +260,10 @@ def _path_without(
     step = previous[target]
     while step is not None:
         node_id, via = step
-        steps.append(f"{node_id} ({via})" if via in ("on_error", "else") or via.startswith(("branch", "option")) else node_id)
+        steps.append(
+            f"{node_id} ({via})"
+            if via in ("on_error", "else") or via.startswith(("branch", "option"))
+            else node_id
+        )
         step = previous[node_id]
     return " → ".join(reversed(steps))

@@ -91,7 +91,13 @@ def _sources(node: Node) -> Iterator[tuple[str, str, Loc, str, str]]:
         for name, value in call.input.items():
             if is_expression(value):
                 loc = call.input_locs.get(name, call.loc)
-                yield f"after action {i} ({call.action}) input {name!r}", value[1:], loc, "after", "expression"
+                yield (
+                    f"after action {i} ({call.action}) input {name!r}",
+                    value[1:],
+                    loc,
+                    "after",
+                    "expression",
+                )
 
 
 def _texts(node: Node) -> Iterator[tuple[str, str, Loc]]:
@@ -141,7 +147,11 @@ def check_locales(journey: Journey) -> list[Finding]:
         texts: list[tuple[str, Any, Loc]] = []
         if node.say is not None:
             texts.append(("'say'", node.say, node.at("say")))
-        texts += [(f"label of option {o.value!r}", o.label, o.loc) for o in node.options if o.label is not None]
+        texts += [
+            (f"label of option {o.value!r}", o.label, o.loc)
+            for o in node.options
+            if o.label is not None
+        ]
         for where, text, loc in texts:
             if isinstance(text, str):
                 found.append(

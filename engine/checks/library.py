@@ -22,15 +22,20 @@ def journey_summary(journey: Any, file: str) -> dict[str, Any]:
     return {
         "id": journey.id,
         "loc": [journey.at("journey").line, journey.at("journey").column],
-        "motives": [[m, loc.line, loc.column] for m, loc in zip(journey.motives, journey.motive_locs, strict=False)],
+        "motives": [
+            [m, loc.line, loc.column]
+            for m, loc in zip(journey.motives, journey.motive_locs, strict=False)
+        ],
         "calls": [
             [n.id, n.journey, n.at("journey").line, n.at("journey").column]
             for n in journey.nodes.values()
             if n.kind == "journey" and n.journey
         ],
         "nodes": list(journey.nodes),
-        "outcomes": sorted({n.outcome for n in journey.nodes.values() if n.outcome}
-                           | ({"escalated"} if any(n.kind == "handoff" for n in journey.nodes.values()) else set())),
+        "outcomes": sorted(
+            {n.outcome for n in journey.nodes.values() if n.outcome}
+            | ({"escalated"} if any(n.kind == "handoff" for n in journey.nodes.values()) else set())
+        ),
     }
 
 
@@ -59,7 +64,9 @@ def _loc(file: str, pos: list[int]) -> Loc:
     return Loc(file, pos[0], pos[1])
 
 
-def _duplicates(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]) -> Iterator[Finding]:
+def _duplicates(
+    journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]
+) -> Iterator[Finding]:
     for jid, files in by_id.items():
         if len(files) > 1:
             for file in files:
@@ -73,7 +80,9 @@ def _duplicates(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]])
                 )
 
 
-def _journey_references(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]) -> Iterator[Finding]:
+def _journey_references(
+    journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]
+) -> Iterator[Finding]:
     for file, s in journeys.items():
         for node_id, target, line, col in s["calls"]:
             if target not in by_id:
@@ -88,7 +97,9 @@ def _journey_references(journeys: Mapping[str, Summary], by_id: Mapping[str, lis
 
 
 def _cycles(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]) -> list[Finding]:
-    calls = {s["id"]: {c[1] for c in s["calls"] if c[1] in by_id} for s in journeys.values() if s["id"]}
+    calls = {
+        s["id"]: {c[1] for c in s["calls"] if c[1] in by_id} for s in journeys.values() if s["id"]
+    }
     cyclic = cyclic_groups(calls)
     if not cyclic:
         return []
@@ -99,7 +110,11 @@ def _cycles(journeys: Mapping[str, Summary], by_id: Mapping[str, list[str]]) -> 
             continue
         for node_id, target, line, col in s["calls"]:
             if target in group:
-                ring = " → ".join([s["id"], *sorted(group - {s["id"]}), s["id"]]) if len(group) > 1 else f"{s['id']} → {s['id']}"
+                ring = (
+                    " → ".join([s["id"], *sorted(group - {s["id"]}), s["id"]])
+                    if len(group) > 1
+                    else f"{s['id']} → {s['id']}"
+                )
                 found.append(
                     finding(
                         "J011",
@@ -175,13 +190,17 @@ def call_order(calls: Mapping[str, set[str]]) -> list[str]:
 
 
 def _catalogue(
-    journeys: Mapping[str, Summary], motives: tuple[str, Summary] | None, by_id: Mapping[str, list[str]]
+    journeys: Mapping[str, Summary],
+    motives: tuple[str, Summary] | None,
+    by_id: Mapping[str, list[str]],
 ) -> Iterator[Finding]:
     table: Summary = motives[1] if motives else {}
     for file, s in journeys.items():
         for motive, line, col in s["motives"]:
             if motive not in table:
-                where = "motives.yaml" if motives else "the catalogue (the library has no motives.yaml)"
+                where = (
+                    "motives.yaml" if motives else "the catalogue (the library has no motives.yaml)"
+                )
                 yield finding(
                     "J010",
                     Loc(file, line, col),
@@ -236,8 +255,8 @@ def _scenarios(
         # Nodes inside a sub-journey that could not be read are not known: not reported.
         opaque = tuple(f"{n}/" for n in _calls_into(jid, summaries, unreadable))
 
-        def unknown(node: str) -> bool:
-            return node not in names and not node.startswith(opaque) if opaque else node not in names
+        def unknown(node: str, names: set[str] = names, opaque: tuple[str, ...] = opaque) -> bool:
+            return node not in names and not (opaque and node.startswith(opaque))
 
         outcomes = summaries[jid]["outcomes"]
         for sc in s["scenarios"]:
@@ -245,22 +264,27 @@ def _scenarios(
             for node, line, col in sc["answers"]:
                 if unknown(node) and node not in short and not opaque:
                     yield finding(
-                        "J003", Loc(file, line, col),
+                        "J003",
+                        Loc(file, line, col),
                         f"{label}: answers {node!r}, which is not a node of {jid!r}{did_you_mean(node, names)}",
-                        jid, node,
+                        jid,
+                        node,
                     )
             for node, line, col in sc["path"]:
                 if unknown(node):
                     yield finding(
-                        "J003", Loc(file, line, col),
+                        "J003",
+                        Loc(file, line, col),
                         f"{label}: the expected path passes {node!r}, which is not a node of {jid!r}"
                         f"{did_you_mean(node, names)}",
-                        jid, node,
+                        jid,
+                        node,
                     )
             for action, line, col in sc["actions"]:
                 if action not in catalogue:
                     yield finding(
-                        "J009", Loc(file, line, col),
+                        "J009",
+                        Loc(file, line, col),
                         f"{label}: stubs {action!r}, which is not a back-office action of the "
                         f"catalogue{did_you_mean(action, catalogue)}",
                         jid,
@@ -268,7 +292,8 @@ def _scenarios(
             if sc["outcome"] and sc["outcome"][0] not in outcomes:
                 outcome, line, col = sc["outcome"]
                 yield finding(
-                    "J003", Loc(file, line, col),
+                    "J003",
+                    Loc(file, line, col),
                     f"{label}: expects the outcome {outcome!r}, but no end of {jid!r} has it "
                     f"(its outcomes: {', '.join(outcomes) or 'none'})",
                     jid,
@@ -287,7 +312,9 @@ def _calls_into(
         if target in unreadable:
             found.add(node_id)
         else:
-            found |= {f"{node_id}/{n}" for n in _calls_into(target, summaries, unreadable, depth + 1)}
+            found |= {
+                f"{node_id}/{n}" for n in _calls_into(target, summaries, unreadable, depth + 1)
+            }
     return found
 
 
@@ -303,7 +330,9 @@ def node_names(jid: str, summaries: Mapping[str, Summary], depth: int = 0) -> se
 
 
 def _warnings(
-    journeys: Mapping[str, Summary], scenarios: Mapping[str, Summary], by_id: Mapping[str, list[str]]
+    journeys: Mapping[str, Summary],
+    scenarios: Mapping[str, Summary],
+    by_id: Mapping[str, list[str]],
 ) -> Iterator[Finding]:
     tested = {s["journey"] for s in scenarios.values()}
     called = {c[1] for s in journeys.values() for c in s["calls"]}
@@ -312,14 +341,16 @@ def _warnings(
             continue
         if s["id"] not in tested:
             yield finding(
-                "W001", _loc(file, s["loc"]),
+                "W001",
+                _loc(file, s["loc"]),
                 f"the journey {s['id']!r} has no scenario test; add a .test.yaml file with a "
                 "scenario for each outcome",
                 s["id"],
             )
         if not s["motives"] and s["id"] not in called:
             yield finding(
-                "W002", _loc(file, s["loc"]),
+                "W002",
+                _loc(file, s["loc"]),
                 f"the journey {s['id']!r} resolves no motive and no journey runs it, so nobody "
                 "can reach it; list its motives or call it from another journey",
                 s["id"],

@@ -70,7 +70,9 @@ def check_document(name: str, data: Any, file: str) -> list[Finding]:
     """J002 findings of a whole document against schema ``name``."""
     if is_valid(name, data):
         return []
-    errors = sorted(_validator(name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(
+        _validator(name).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+    )
     found: dict[tuple[int, int, str], Finding] = {}
     for error in errors:
         for leaf in _leaves(error):
@@ -86,7 +88,9 @@ def _meta_validator() -> Any:
     return Draft202012Validator(Draft202012Validator.META_SCHEMA)
 
 
-def check_embedded_schema(schema: Any, loc: Loc, what: str, journey: str, node: str | None) -> list[Finding]:
+def check_embedded_schema(
+    schema: Any, loc: Loc, what: str, journey: str, node: str | None
+) -> list[Finding]:
     """J002 when an answer or input schema is not itself a valid JSON Schema."""
     key = json.dumps(schema, sort_keys=True, default=str)
     problem = _embedded_problem(key)
@@ -180,8 +184,13 @@ def _shown(value: Any) -> str:
 
 
 _TYPE_WORDS = {
-    "string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
-    "object": "a mapping (key: value)", "array": "a list", "null": "null",
+    "string": "text",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping (key: value)",
+    "array": "a list",
+    "null": "null",
 }
 
 
@@ -197,12 +206,19 @@ def _is_key(data: Any, path: Sequence[Any], value: Any) -> bool:
             node = node[step]
         except (KeyError, IndexError, TypeError):
             return False
-    return isinstance(node, Mapping) and isinstance(value, str) and value in node and node[value] is not value
+    return (
+        isinstance(node, Mapping)
+        and isinstance(value, str)
+        and value in node
+        and node[value] is not value
+    )
 
 
 def _name_rule(container: Any) -> str:
     if container == "nodes":
-        return "node ids are lowercase snake_case (a-z, 0-9, _), like ask_order; 'survey' is reserved"
+        return (
+            "node ids are lowercase snake_case (a-z, 0-9, _), like ask_order; 'survey' is reserved"
+        )
     if container == "motives":
         return "motive ids are lowercase words joined by dots, like delivery.missing"
     if container == "actions":
@@ -219,7 +235,11 @@ def _finding(error: ValidationError, data: Any, file: str) -> Finding:
     key_pos = False
     if v == "additionalProperties":
         allowed = set(schema.get("properties", {}))
-        extras = [k for k in error.instance if k not in allowed] if isinstance(error.instance, Mapping) else []
+        extras = (
+            [k for k in error.instance if k not in allowed]
+            if isinstance(error.instance, Mapping)
+            else []
+        )
         extra = extras[0] if extras else "?"
         path = [*path, extra]
         key_pos = True
@@ -233,7 +253,11 @@ def _finding(error: ValidationError, data: Any, file: str) -> Finding:
     elif v == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         prop = schema.get("properties", {}).get(missing, {})
-        why = f" ({_lower(prop['description'])})" if isinstance(prop, Mapping) and prop.get("description") else ""
+        why = (
+            f" ({_lower(prop['description'])})"
+            if isinstance(prop, Mapping) and prop.get("description")
+            else ""
+        )
         message = f"{place + ': ' if path else ''}{missing!r} is missing{why}"
     elif v in ("enum", "const"):
         allowed_values = schema.get("enum", [schema.get("const")])
@@ -243,20 +267,25 @@ def _finding(error: ValidationError, data: Any, file: str) -> Finding:
             f"{', '.join(repr(a) for a in allowed_values)}"
         )
     elif v == "type":
-        expected = error.validator_value
-        types = expected if isinstance(expected, list) else [expected]
+        expected: Any = error.validator_value
+        types = [str(t) for t in (expected if isinstance(expected, list) else [expected])]
         message = (
             f"{place}: expected {' or '.join(_TYPE_WORDS.get(t, t) for t in types)}, "
             f"found {_shown(error.instance)}"
         )
     elif _is_key(data, path, error.instance):
         # propertyNames: the error is about a key of the mapping at `path`.
-        path = [*path, error.instance]
+        path = [*path, str(error.instance)]
         key_pos = True
-        message = f"{place}: the name {error.instance!r} is not allowed; {_name_rule(path[-2] if len(path) > 1 else '')}"
+        rule = _name_rule(path[-2] if len(path) > 1 else "")
+        message = f"{place}: the name {error.instance!r} is not allowed; {rule}"
     elif v == "pattern" and isinstance(error.instance, str):
-        message = f"{place}: {error.instance!r} is not a valid {schema.get('title', 'value').lower()}"
-        message += f"; {_lower(help_text)}" if help_text else f" (it must match {error.validator_value!r})"
+        message = (
+            f"{place}: {error.instance!r} is not a valid {schema.get('title', 'value').lower()}"
+        )
+        message += (
+            f"; {_lower(help_text)}" if help_text else f" (it must match {error.validator_value!r})"
+        )
     elif v in ("anyOf", "oneOf"):
         title = schema.get("title", "value")
         message = f"{place}: {_shown(error.instance)} is not a valid {title.lower()}"
@@ -272,4 +301,3 @@ def _finding(error: ValidationError, data: Any, file: str) -> Finding:
         message = f"{place}: {error.message}"
     line, column = _locate(data, path, key=key_pos)
     return finding("J002", Loc(file, line, column), message, None, node)
-
