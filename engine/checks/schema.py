@@ -104,6 +104,11 @@ def _embedded_problem(key: str) -> str | None:
     error = next(iter(_meta_validator().iter_errors(json.loads(key))), None)
     if error is None:
         return None
+    if list(error.absolute_path)[-1:] == ["type"]:
+        return (
+            f"{error.instance!r} is not a JSON Schema type; use string, number, integer, "
+            "boolean, object, array or null"
+        )
     where = "/".join(map(str, error.absolute_path))
     return f"{error.message}" + (f" (at {where})" if where else "")
 
@@ -195,7 +200,8 @@ _TYPE_WORDS = {
 
 
 def _lower(text: str) -> str:
-    return text[:1].lower() + text[1:]
+    """A schema description as the end of a sentence."""
+    return (text[:1].lower() + text[1:]).rstrip(".")
 
 
 def _is_key(data: Any, path: Sequence[Any], value: Any) -> bool:
