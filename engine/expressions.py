@@ -124,6 +124,8 @@ class Expression:
     source: str
     tree: ast.expr
     names: frozenset[str]  # context names read (the root of each dotted access)
+    #: (name, key) of each ``name.key`` or ``name["key"]`` read, for checks of action results
+    keys: frozenset[tuple[str, str]] = frozenset()
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         return _Evaluator(context).eval(self.tree)
@@ -145,7 +147,20 @@ def compile_expression(source: str) -> Expression:
     _check_nesting(tree)
     names: set[str] = set()
     _check(tree, names)
-    return Expression(source, tree, frozenset(names))
+    return Expression(source, tree, frozenset(names), frozenset(_keys(tree)))
+
+
+def _keys(tree: ast.expr) -> Iterator[tuple[str, str]]:
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
+            yield n.value.id, n.attr
+        elif (
+            isinstance(n, ast.Subscript)
+            and isinstance(n.value, ast.Name)
+            and isinstance(n.slice, ast.Constant)
+            and isinstance(n.slice.value, str)
+        ):
+            yield n.value.id, n.slice.value
 
 
 def _check_nesting(tree: ast.AST) -> None:
@@ -364,14 +379,15 @@ def template_placeholders(text: str) -> Iterator[tuple[int, str]]:
         raise ExpressionError("'{{' is not closed by '}}'", rest)
 
 
-def compile_template(text: str) -> list[Placeholder]:
+@lru_cache(maxsize=65536)
+def compile_template(text: str) -> tuple[Placeholder, ...]:
     placeholders = []
     for offset, source in template_placeholders(text):
         try:
             placeholders.append(Placeholder(compile_expression(source), offset))
         except ExpressionError as err:
             raise ExpressionError(f"in '{{{{{source}}}}}': {err.message}", offset) from None
-    return placeholders
+    return tuple(placeholders)
 
 
 def render(text: str, context: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as _field
-from typing import Any
+from typing import Any, NamedTuple
 
 #: A text shown to people: plain, or one entry per locale.
 Text = str | Mapping[str, str]
@@ -24,9 +24,12 @@ DEFAULT_ROLES = ("agent", "customer")
 SURVEYS = ("ces", "nps")
 
 
-@dataclass(frozen=True)
-class Loc:
-    """Where a construct stands in its file (1-based line and column)."""
+class Loc(NamedTuple):
+    """Where a construct stands in its file (1-based line and column).
+
+    A named tuple rather than a dataclass: there is one per value of a journey, and a tuple
+    is several times cheaper to make.
+    """
 
     file: str
     line: int = 1

@@ -193,17 +193,22 @@ def _pos(mark: Any) -> Pos:
     return (mark.line + 1, mark.column + 1)
 
 
+_NUMBER_START = frozenset("-+.0123456789")
+
+
 def _scalar(node: yaml.ScalarNode) -> Any:
     """YAML 1.2 core-schema resolution of a scalar; quoted scalars are always text."""
     value: str = node.value
     if node.style or node.tag == _TAG + "str":  # quoted, or an explicit !!str
         return value
-    if value in _NULLS:
-        return None
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
+    if not value or value[0] not in _NUMBER_START:  # most scalars: words, never numbers
+        if value in _NULLS:
+            return None
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        return value
     if _INT.fullmatch(value):
         return int(value, 0) if value[:2] in ("0o", "0x") else int(value)
     if _FLOAT.fullmatch(value):

@@ -321,7 +321,7 @@ def test_compile_template_finds_each_placeholder() -> None:
 
 
 def test_compile_template_without_placeholders() -> None:
-    assert compile_template("Hello, { not a placeholder }") == []
+    assert compile_template("Hello, { not a placeholder }") == ()
 
 
 @pytest.mark.parametrize(

@@ -183,18 +183,7 @@ def check_locales(journey: Journey) -> list[Finding]:
 
 def attribute_reads(expression: Expression) -> Iterator[tuple[str, str]]:
     """(name, key) for each ``name.key`` or ``name["key"]`` an expression reads."""
-    import ast
-
-    for n in ast.walk(expression.tree):
-        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name):
-            yield n.value.id, n.attr
-        elif (
-            isinstance(n, ast.Subscript)
-            and isinstance(n.value, ast.Name)
-            and isinstance(n.slice, ast.Constant)
-            and isinstance(n.slice.value, str)
-        ):
-            yield n.value.id, n.slice.value
+    return iter(expression.keys)
 
 
 def valid_name(name: str) -> bool:
