@@ -1,0 +1,147 @@
+"""A library as the runtime sees it: journeys by id, and pinned bundles of definitions.
+
+A session is pinned to a *bundle*: the YAML sources of its journey and of every sub-journey it
+can run, identified by the hash of their content. The bundle is stored with the sessions, so
+editing or re-versioning a journey never changes a session that is already running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from engine import build
+from engine.analyse import JOURNEY, MOTIVES, role_of
+from engine.findings import did_you_mean
+from engine.model import Journey, Motive
+from engine.validate import library_files
+from engine.yamlsafe import YamlMap, YamlProblem, parse
+
+
+class LibraryProblem(Exception):
+    """A journey that cannot be found or used, with what would be right."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A journey and its sub-journeys, pinned by the hash of their sources."""
+
+    hash: str
+    journey: str
+    sources: Mapping[str, str]  # journey id -> YAML text
+
+    @property
+    def definitions(self) -> Mapping[str, Journey]:
+        return _build(self.hash, tuple(sorted(self.sources.items())))
+
+    @property
+    def root(self) -> Journey:
+        return self.definitions[self.journey]
+
+    @classmethod
+    def of(cls, journey: str, sources: Mapping[str, str]) -> Bundle:
+        digest = hashlib.sha256(json.dumps(dict(sorted(sources.items()))).encode()).hexdigest()[:32]
+        return cls(digest, journey, dict(sources))
+
+
+@lru_cache(maxsize=256)
+def _build(_hash: str, sources: tuple[tuple[str, str], ...]) -> Mapping[str, Journey]:
+    """Definitions from sources, built once per bundle per process."""
+    found = {}
+    for jid, text in sources:
+        data = parse(text)
+        if not isinstance(data, YamlMap):
+            raise LibraryProblem(f"the stored definition of {jid!r} is not a journey")
+        found[jid] = build.build_journey(data, f"{jid}.yaml")
+    return found
+
+
+class Library:
+    """The journeys and motives of a library folder, read once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.journeys: dict[str, Journey] = {}
+        self.sources: dict[str, str] = {}
+        self.files: dict[str, Path] = {}
+        self.motives: dict[str, Motive] = {}
+        if not root.is_dir():
+            raise LibraryProblem(f"the library folder {str(root)!r} does not exist")
+        for rel in library_files(root):
+            role = role_of(rel)
+            path = root / rel
+            try:
+                text = path.read_text(encoding="utf-8")
+                data = parse(text)
+            except (OSError, UnicodeDecodeError, YamlProblem):
+                continue  # `journeys validate` reports it; the rest of the library still runs
+            if not isinstance(data, YamlMap):
+                continue
+            if role == MOTIVES:
+                self.motives = build.build_motives(data, rel)
+            elif role == JOURNEY:
+                journey = build.build_journey(data, rel)
+                if journey.id and journey.id not in self.journeys:
+                    self.journeys[journey.id] = journey
+                    self.sources[journey.id] = text
+                    self.files[journey.id] = path
+
+    def find(self, name: str) -> Journey:
+        """A journey by id, by motive id, or by the path of its file."""
+        if name in self.journeys:
+            return self.journeys[name]
+        if name in self.motives and self.motives[name].journey in self.journeys:
+            return self.journeys[self.motives[name].journey]
+        path = Path(name)
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            for jid, file in self.files.items():
+                if file.resolve() == path.resolve():
+                    return self.journeys[jid]
+            return self.load_file(path)
+        raise LibraryProblem(
+            f"no journey or motive {name!r} in the library {str(self.root)!r}"
+            f"{did_you_mean(name, [*self.journeys, *self.motives])}"
+        )
+
+    def load_file(self, path: Path) -> Journey:
+        """A journey file outside the library (its sub-journeys come from the library)."""
+        text = path.read_text(encoding="utf-8")
+        data = parse(text)
+        if not isinstance(data, YamlMap):
+            raise LibraryProblem(f"{path} is not a journey file")
+        journey = build.build_journey(data, str(path))
+        self.journeys[journey.id] = journey
+        self.sources[journey.id] = text
+        self.files[journey.id] = path
+        return journey
+
+    def bundle(self, journey_id: str) -> Bundle:
+        """The journey and every sub-journey it can run, pinned together."""
+        needed: dict[str, str] = {}
+        todo = [journey_id]
+        while todo:
+            jid = todo.pop()
+            if jid in needed:
+                continue
+            if jid not in self.journeys:
+                raise LibraryProblem(f"the sub-journey {jid!r} is not in the library")
+            needed[jid] = self.sources[jid]
+            todo += [
+                n.journey
+                for n in self.journeys[jid].nodes.values()
+                if n.kind == "journey" and n.journey
+            ]
+        return Bundle.of(journey_id, needed)
+
+    def motive_of(self, journey_id: str) -> str | None:
+        journey = self.journeys.get(journey_id)
+        return journey.motives[0] if journey and journey.motives else None
+
+
+def describe(journey: Journey) -> dict[str, Any]:
+    return {"id": journey.id, "version": journey.version, "title": journey.title}

@@ -1,0 +1,497 @@
+"""Stepping a session: ``step(definitions, state, event) -> (state, effects)``, pure.
+
+A session is a plain record (:class:`Session`) that refers to nodes by qualified name
+(``identify/ask_id`` inside a sub-journey). An event is what happened (the session started,
+an answer came, an action returned); effects are what the outside world must do (show a step,
+run a back-office action, run the post-contact actions). Storage, HTTP and Prefect are adapters
+around this function; replaying a session's events through it rebuilds the session exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem
+from engine.expressions import EvaluationError, compile_expression, is_expression, literal, render
+from engine.model import Journey, Node, Text
+from engine.values import AnswerProblem, check_answer, convert_inputs
+
+__all__ = ["Conflict", "InvalidAnswer", "MissingInput", "RuntimeProblem", "Session", "step"]
+
+WAITING = "waiting"  # for an answer at `node`
+RUNNING = "running"  # for the result of the action at `node`
+SURVEY = "survey"  # the end is reached (outcome final); the survey is offered
+ENDED = "ended"
+
+MAX_STEPS = 10_000  # nodes passed in one step before a loop is declared runaway
+
+
+@dataclass
+class Frame:
+    """One journey on the call stack: which journey, and the prefix of its node names."""
+
+    journey: str
+    prefix: str  # "" for the session's journey, "identify/" inside the node identify
+    caller: str | None = None  # qualified name of the calling journey node
+
+
+@dataclass
+class Session:
+    id: str
+    journey: str
+    version: int
+    definition: str  # content hash of the pinned definitions
+    status: str = WAITING
+    node: str | None = None  # qualified name of the node waiting or running
+    outcome: str | None = None
+    seq: int = 0
+    context: dict[str, Any] = field(default_factory=dict)
+    path: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # `say` texts shown with the next step
+    stack: list[Frame] = field(default_factory=list)
+    visits: dict[str, int] = field(default_factory=dict)
+    locale: str | None = None
+    channel: str | None = None
+    contact_id: str | None = None
+    customer_id: str | None = None
+    agent: str | None = None
+    motive: str | None = None
+    survey: dict[str, Any] = field(default_factory=dict)
+    handoff: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Session:
+        values = dict(data)
+        values["stack"] = [Frame(**f) for f in values.get("stack", [])]
+        return cls(**values)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (SURVEY, ENDED)
+
+
+# ---------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Start:
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    as_text: bool = False  # inputs typed on a command line or a query string
+
+
+@dataclass(frozen=True)
+class Answer:
+    node: str
+    value: Any
+    seq: int | None = None
+    as_text: bool = False
+
+
+@dataclass(frozen=True)
+class ActionDone:
+    node: str
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    attempts: int = 1
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SurveyAnswer:
+    ces: int | None = None
+    nps: int | None = None
+
+
+@dataclass(frozen=True)
+class SkipSurvey:
+    pass
+
+
+Event = Start | Answer | ActionDone | SurveyAnswer | SkipSurvey
+
+
+# --------------------------------------------------------------------------- effects
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """Run a back-office action. With ``wait`` the session waits for an ActionDone."""
+
+    node: str
+    action: str
+    input: Mapping[str, Any]
+    wait: bool
+    retries: int
+    timeout: float | None
+    key: str  # idempotency key: session, node, visit
+
+
+@dataclass(frozen=True)
+class RunAfter:
+    """A post-contact action, run in the background once the session has ended."""
+
+    action: str
+    input: Mapping[str, Any]
+    key: str
+
+
+@dataclass(frozen=True)
+class Ended:
+    outcome: str
+
+
+Effect = RunAction | RunAfter | Ended
+
+Definitions = Mapping[str, Journey]  # journey id -> the pinned definition
+
+
+# ------------------------------------------------------------------------------ step
+
+
+def step(definitions: Definitions, session: Session, event: Event) -> tuple[Session, list[Effect]]:
+    """Apply one event; the input session is never modified."""
+    s = copy.deepcopy(session)
+    effects: list[Effect] = []
+    if isinstance(event, Start):
+        _start(definitions, s, event)
+    elif isinstance(event, Answer):
+        _answer(definitions, s, event)
+    elif isinstance(event, ActionDone):
+        _action_done(definitions, s, event)
+    elif isinstance(event, SurveyAnswer | SkipSurvey):
+        _survey(definitions, s, event)
+        effects.append(Ended(s.outcome or ""))
+        return _bump(s), effects
+    _advance(definitions, s, effects)
+    return _bump(s), effects
+
+
+def _bump(s: Session) -> Session:
+    s.seq += 1
+    return s
+
+
+def new_session(session_id: str, journey: Journey, definition: str, **details: Any) -> Session:
+    """A session record before its Start event."""
+    s = Session(id=session_id, journey=journey.id, version=journey.version, definition=definition)
+    s.stack = [Frame(journey.id, "")]
+    for key, value in details.items():
+        setattr(s, key, value)
+    if s.locale is None and journey.locales:
+        s.locale = journey.locales[0]
+    return s
+
+
+def _start(definitions: Definitions, s: Session, event: Start) -> None:
+    if s.seq != 0:
+        raise Conflict("the session has already started", s.node)
+    journey = definitions[s.journey]
+    s.context.update(convert_inputs(journey, event.inputs, as_text=event.as_text))
+    s.status = "moving"
+    if s.customer_id is None and isinstance(s.context.get("customer_id"), str):
+        s.customer_id = s.context["customer_id"]
+    _enter(s, journey.start)
+
+
+def _current(definitions: Definitions, s: Session) -> tuple[Journey, Frame]:
+    frame = s.stack[-1]
+    return definitions[frame.journey], frame
+
+
+def _enter(s: Session, node_id: str) -> None:
+    s.node = s.stack[-1].prefix + node_id
+
+
+def _local(s: Session) -> str:
+    return (s.node or "")[len(s.stack[-1].prefix) :]
+
+
+def resolve_node(definitions: Definitions, s: Session, name: str) -> str:
+    """The qualified name an answer's node refers to (the bare id works when unambiguous)."""
+    if s.node is None:
+        raise Conflict("the session is not waiting for an answer")
+    if name == s.node or name == s.node.rsplit("/", 1)[-1]:
+        return s.node
+    return name
+
+
+def _answer(definitions: Definitions, s: Session, event: Answer) -> None:
+    if s.status != WAITING or s.node is None:
+        raise Conflict(_not_waiting(s), s.node)
+    target = resolve_node(definitions, s, event.node)
+    if target != s.node:
+        raise Conflict(
+            f"the session is waiting at {s.node!r}, not at {event.node!r}; answer {s.node!r}",
+            s.node,
+        )
+    if event.seq is not None and event.seq != s.seq:
+        raise Conflict(
+            f"the answer is for step {event.seq}, but the session is at step {s.seq} "
+            "(someone else answered first); reload the session",
+            s.node,
+        )
+    journey, _frame = _current(definitions, s)
+    node = journey.nodes[_local(s)]
+    try:
+        value = check_answer(node, event.value, as_text=event.as_text, locale=s.locale)
+    except AnswerProblem as problem:
+        raise InvalidAnswer(problem.message, s.node, node.field) from None
+    s.messages = []
+    if node.field:
+        s.context[node.field] = value
+    _complete(s, node)
+    _go(s, _choose_next(node, value))
+
+
+def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> None:
+    if s.status != RUNNING or s.node is None:
+        raise Conflict(f"no action is running (the session is {s.status})", s.node)
+    if resolve_node(definitions, s, event.node) != s.node:
+        raise Conflict(f"the action running is at {s.node!r}, not at {event.node!r}", s.node)
+    journey, _frame = _current(definitions, s)
+    node = journey.nodes[_local(s)]
+    if event.error is None:
+        if node.output:
+            s.context[node.output] = dict(event.result or {})
+        _complete(s, node)
+        _go(s, node.next)
+        return
+    s.context["last_error"] = {"node": s.node, "action": node.action, "message": event.error}
+    if node.on_error:
+        _go(s, node.on_error)
+        return
+    # No way planned for the failure: the session cannot go on by itself.
+    s.error = {"node": s.node, "action": node.action, "message": event.error}
+    s.outcome = "unresolved"
+    s.status = ENDED
+    s.node = None
+
+
+def _survey(definitions: Definitions, s: Session, event: SurveyAnswer | SkipSurvey) -> None:
+    if s.status != SURVEY:
+        raise Conflict(f"no survey is offered (the session is {s.status})", s.node)
+    if isinstance(event, SurveyAnswer):
+        for name, value, low, high in (("ces", event.ces, 1, 7), ("nps", event.nps, 0, 10)):
+            if value is None:
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise InvalidAnswer(
+                    f"the {name.upper()} answer must be a whole number from {low} to {high}, "
+                    f"not {value!r}",
+                    s.node,
+                    name,
+                )
+            s.survey[name] = value
+    s.status = ENDED
+    s.node = None
+
+
+def _not_waiting(s: Session) -> str:
+    if s.status in (ENDED, SURVEY):
+        return f"the session has ended (outcome {s.outcome!r}); start a new one"
+    return f"the session is not waiting for an answer: the action at {s.node!r} is running"
+
+
+def _choose_next(node: Node, value: Any) -> str | None:
+    for option in node.options:
+        if option.value == value and option.next:
+            return option.next
+    return node.next
+
+
+def _complete(s: Session, node: Node) -> None:
+    """A node is done: its `set` applies (after its field or output is stored)."""
+    for name, value in node.set.items():
+        s.context[name] = _value(s, node, value, f"set {name!r}")
+
+
+def _value(s: Session, node: Node, value: Any, where: str) -> Any:
+    if not is_expression(value):
+        return literal(value)
+    try:
+        return compile_expression(value[1:]).evaluate(s.context)
+    except EvaluationError as err:
+        raise RuntimeProblem(f"node {node.id!r}, {where}: {err}", s.node) from None
+
+
+def _go(s: Session, node_id: str | None) -> None:
+    if node_id is None:  # the validator (J005) refuses journeys where this can happen
+        raise RuntimeProblem(f"node {s.node!r} has nowhere to go", s.node)
+    _enter(s, node_id)
+    s.status = "moving"
+
+
+def _text(s: Session, node: Node, text: Text | None) -> str | None:
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        text = text.get(s.locale or "", next(iter(text.values()), ""))
+    try:
+        return render(text, s.context)
+    except EvaluationError as err:
+        raise RuntimeProblem(
+            f"node {node.id!r}: a placeholder of its text failed: {err}", s.node
+        ) from None
+
+
+def _advance(definitions: Definitions, s: Session, effects: list[Effect]) -> None:
+    """Walk through non-interactive nodes until the session must wait or has ended."""
+    for _ in range(MAX_STEPS):
+        if s.status != "moving":
+            return
+        journey, frame = _current(definitions, s)
+        local = _local(s)
+        node = journey.nodes[local]
+        qualified = s.node or local
+        if (
+            node.kind == "ask"
+            and node.field
+            and s.context.get(node.field) is not None
+            and not node.confirm
+        ):
+            # Never ask twice: the answer is known. The step still completes.
+            _complete(s, node)
+            _go(s, node.next)
+            continue
+        s.path.append(qualified)
+        s.visits[qualified] = s.visits.get(qualified, 0) + 1
+        if node.kind in ("ask", "choose"):
+            s.status = WAITING
+            return
+        text = _text(s, node, node.say)
+        if node.kind == "say":
+            if text:
+                s.messages.append(text)
+            _complete(s, node)
+            _go(s, node.next)
+        elif node.kind == "decide":
+            _go(s, _decide(s, node))
+        elif node.kind == "action":
+            inputs = {k: _value(s, node, v, f"input {k!r}") for k, v in node.input.items()}
+            key = f"{s.id}:{qualified}:{s.visits[qualified]}"
+            effects.append(
+                RunAction(
+                    qualified, node.action or "", inputs, node.wait, node.retries, node.timeout, key
+                )
+            )
+            if node.wait:
+                s.status = RUNNING
+                return
+            _complete(s, node)
+            _go(s, node.next)
+        elif node.kind == "journey":
+            sub = definitions[node.journey or ""]
+            for name, value in node.input.items():
+                s.context[name] = _value(s, node, value, f"input {name!r}")
+            for name, schema in sub.inputs.items():
+                if name not in s.context and isinstance(schema, Mapping) and "default" in schema:
+                    s.context[name] = copy.deepcopy(schema["default"])
+            s.stack.append(Frame(sub.id, qualified + "/", qualified))
+            _enter(s, sub.start)
+            s.status = "moving"
+        elif node.kind == "handoff":
+            if text:
+                s.messages.append(text)
+            s.handoff = {"queue": node.queue, "reason": node.reason, "node": qualified}
+            _finish(s, "escalated", effects)
+            return
+        elif node.kind == "end":
+            if text:
+                s.messages.append(text)
+            _complete(s, node)
+            if len(s.stack) > 1:
+                _return(definitions, s)
+                continue
+            for i, call in enumerate(node.after, 1):
+                inputs = {
+                    k: _value(s, node, v, f"after action {i} input {k!r}")
+                    for k, v in call.input.items()
+                }
+                effects.append(RunAfter(call.action, inputs, f"{s.id}:{qualified}:after{i}"))
+            _finish(s, node.outcome or "resolved", effects, survey=bool(node.survey))
+            return
+    raise RuntimeProblem(
+        f"the session passed {MAX_STEPS} nodes without waiting for anyone: a loop with no "
+        "question in it?",
+        s.node,
+    )
+
+
+def _decide(s: Session, node: Node) -> str | None:
+    for i, branch in enumerate(node.branches, 1):
+        try:
+            if compile_expression(branch.condition).evaluate(s.context):
+                return branch.next
+        except EvaluationError as err:
+            raise RuntimeProblem(f"node {node.id!r}, branch {i}: {err}", s.node) from None
+    return node.otherwise
+
+
+def _return(definitions: Definitions, s: Session) -> None:
+    """A sub-journey reached an end: back to the calling node's `next`."""
+    frame = s.stack.pop()
+    caller_local = (frame.caller or "")[len(s.stack[-1].prefix) :]
+    journey = definitions[s.stack[-1].journey]
+    caller = journey.nodes[caller_local]
+    s.node = frame.caller
+    _complete(s, caller)
+    _go(s, caller.next)
+
+
+def _finish(s: Session, outcome: str, effects: list[Effect], survey: bool = False) -> None:
+    s.outcome = outcome
+    s.status = SURVEY if survey else ENDED
+    if not survey:
+        s.node = None
+        effects.append(Ended(outcome))
+
+
+# ----------------------------------------------------------------------- what to show
+
+
+def current_step(definitions: Definitions, s: Session) -> dict[str, Any] | None:
+    """What to show now: the waiting node's text, its field and schema, its options."""
+    if s.status == SURVEY:
+        journey = definitions[s.stack[-1].journey] if s.stack else definitions[s.journey]
+        node = journey.nodes.get(_local(s)) if s.node else None
+        return {
+            "node": s.node,
+            "kind": "survey",
+            "messages": list(s.messages),
+            "surveys": list(node.survey) if node else ["ces", "nps"],
+        }
+    if s.status not in (WAITING, RUNNING) or s.node is None:
+        return None
+    journey, _frame = _current(definitions, s)
+    node = journey.nodes[_local(s)]
+    step_view: dict[str, Any] = {
+        "node": s.node,
+        "kind": node.kind,
+        "text": _text(s, node, node.say) if s.status == WAITING else None,
+        "messages": list(s.messages),
+        "roles": list(node.roles),
+    }
+    if node.field:
+        step_view["field"] = node.field
+    if node.kind == "ask":
+        step_view["schema"] = dict(node.schema or {"type": "string"})
+        if node.field and s.context.get(node.field) is not None:
+            step_view["known"] = s.context[node.field]  # confirm: the value on record
+    if node.kind == "choose":
+        step_view["options"] = [
+            {
+                "value": o.value,
+                "label": _text(s, node, o.label) if o.label is not None else str(o.value),
+            }
+            for o in node.options
+        ]
+    if s.status == RUNNING:
+        step_view["action"] = node.action
+    return step_view

@@ -1,0 +1,360 @@
+"""Sessions as a service: the pure ``step`` wired to a store and an action executor.
+
+Each event becomes one step and one record in the session's event log, saved together with the
+session in one transaction (the store's job), refused if another step got there first. Actions
+that the journey waits for are run by the executor between two steps. The service knows no SQL,
+no HTTP and no Prefect: those are the store's and the executor's business.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from engine.errors import Conflict, UnknownSession
+from engine.library import Bundle, Library
+from engine.runtime import (
+    RUNNING,
+    ActionDone,
+    Answer,
+    Effect,
+    Event,
+    RunAction,
+    RunAfter,
+    Session,
+    SkipSurvey,
+    Start,
+    SurveyAnswer,
+    new_session,
+    step,
+)
+
+# ------------------------------------------------------------------------------ ports
+
+
+class SessionStore(Protocol):
+    def save_bundle(self, bundle: Bundle) -> None: ...
+    def load_bundle(self, digest: str) -> Bundle: ...
+    def create(self, session: Session, record: Mapping[str, Any]) -> None: ...
+    def append(self, session: Session, record: Mapping[str, Any], expected_seq: int) -> None:
+        """Save the session and its new event at once; Conflict if its seq moved on."""
+
+    def load(self, session_id: str) -> Session: ...
+    def events(self, session_id: str) -> list[dict[str, Any]]: ...
+    def open_sessions(self, customer_id: str, journey: str) -> list[Session]: ...
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    result: Mapping[str, Any] | None = None
+    error: str | None = None
+    attempts: int = 1
+    run_id: str | None = None
+
+
+class ActionExecutor(Protocol):
+    def run(self, effect: RunAction, session: Session) -> ActionOutcome: ...
+    def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome: ...
+
+
+# ----------------------------------------------------------------------- event records
+
+
+def record_of(event: Event, actor: str | None = None, channel: str | None = None) -> dict[str, Any]:
+    """An event as it is logged: plain data, enough to replay the session."""
+    data: dict[str, Any]
+    if isinstance(event, Start):
+        data = {"type": "start", "inputs": dict(event.inputs), "as_text": event.as_text}
+    elif isinstance(event, Answer):
+        data = {
+            "type": "answer",
+            "node": event.node,
+            "value": event.value,
+            "as_text": event.as_text,
+        }
+    elif isinstance(event, ActionDone):
+        data = {
+            "type": "action",
+            "node": event.node,
+            "result": event.result,
+            "error": event.error,
+            "attempts": event.attempts,
+            "run_id": event.run_id,
+        }
+    elif isinstance(event, SurveyAnswer):
+        data = {"type": "survey", "ces": event.ces, "nps": event.nps}
+    else:
+        data = {"type": "skip_survey"}
+    data["actor"] = actor
+    data["channel"] = channel
+    data["at"] = datetime.now(UTC).isoformat()
+    return data
+
+
+def event_of(record: Mapping[str, Any]) -> Event | None:
+    """The runtime event a log record replays (None for records that only annotate)."""
+    kind = record["type"]
+    if kind == "start":
+        return Start(record["inputs"], record.get("as_text", False))
+    if kind == "answer":
+        return Answer(record["node"], record["value"], None, record.get("as_text", False))
+    if kind == "action":
+        return ActionDone(
+            record["node"],
+            record.get("result"),
+            record.get("error"),
+            record.get("attempts", 1),
+            record.get("run_id"),
+        )
+    if kind == "survey":
+        return SurveyAnswer(record.get("ces"), record.get("nps"))
+    if kind == "skip_survey":
+        return SkipSurvey()
+    return None
+
+
+def replay(bundle: Bundle, header: Mapping[str, Any], records: list[dict[str, Any]]) -> Session:
+    """Rebuild a session from its event log alone."""
+    details = {
+        k: header.get(k)
+        for k in ("locale", "channel", "contact_id", "customer_id", "agent", "motive")
+    }
+    session = new_session(header["id"], bundle.root, bundle.hash, **details)
+    for record in records:
+        if record["type"] == "resume":
+            session.channel = record.get("channel")
+            session.seq += 1
+            continue
+        event = event_of(record)
+        if event is not None:
+            session, _effects = step(bundle.definitions, session, event)
+    return session
+
+
+# ---------------------------------------------------------------------------- service
+
+
+class Sessions:
+    def __init__(self, library: Library, store: SessionStore, executor: ActionExecutor) -> None:
+        self.library = library
+        self.store = store
+        self.executor = executor
+
+    def start(
+        self,
+        journey: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        channel: str | None = None,
+        locale: str | None = None,
+        contact_id: str | None = None,
+        agent: str | None = None,
+        actor: str | None = None,
+        as_text: bool = False,
+        session_id: str | None = None,
+    ) -> Session:
+        definition = self.library.find(journey)
+        bundle = self.library.bundle(definition.id)
+        self.store.save_bundle(bundle)
+        given = dict(inputs or {})
+        customer = given.get("customer_id") if isinstance(given.get("customer_id"), str) else None
+        session = new_session(
+            session_id or new_id(),
+            bundle.root,
+            bundle.hash,
+            locale=locale,
+            channel=channel,
+            contact_id=contact_id or new_id("c"),
+            customer_id=customer,
+            agent=agent,
+            motive=self.library.motive_of(definition.id),
+        )
+        if locale and bundle.root.locales and locale not in bundle.root.locales:
+            session.locale = bundle.root.locales[0]
+        header = {
+            "type": "open",
+            "id": session.id,
+            "journey": session.journey,
+            "version": session.version,
+            "definition": bundle.hash,
+        }
+        started, effects = step(bundle.definitions, session, Start(given, as_text))
+        self.store.create(started, {**header, **record_of(Start(given, as_text), actor, channel)})
+        return self._follow(bundle, started, effects, actor)
+
+    def answer(
+        self,
+        session_id: str,
+        node: str,
+        value: Any,
+        *,
+        seq: int | None = None,
+        actor: str | None = None,
+        as_text: bool = False,
+    ) -> Session:
+        return self.apply(session_id, Answer(node, value, seq, as_text), actor=actor)
+
+    def survey(
+        self,
+        session_id: str,
+        ces: int | None = None,
+        nps: int | None = None,
+        actor: str | None = None,
+    ) -> Session:
+        return self.apply(session_id, SurveyAnswer(ces, nps), actor=actor)
+
+    def skip_survey(self, session_id: str, actor: str | None = None) -> Session:
+        return self.apply(session_id, SkipSurvey(), actor=actor)
+
+    def apply(self, session_id: str, event: Event, actor: str | None = None) -> Session:
+        session = self.store.load(session_id)
+        bundle = self.store.load_bundle(session.definition)
+        after, effects = step(bundle.definitions, session, event)
+        self.store.append(after, record_of(event, actor, session.channel), session.seq)
+        return self._follow(bundle, after, effects, actor)
+
+    def resume(self, session_id: str, channel: str | None, actor: str | None = None) -> Session:
+        """The same session, continued on another channel, with all its context."""
+        session = self.store.load(session_id)
+        if session.finished:
+            raise Conflict(
+                f"session {session_id!r} has ended (outcome {session.outcome!r}); start a new one"
+            )
+        moved = Session.from_dict(session.to_dict())
+        moved.channel = channel or session.channel
+        moved.seq += 1
+        self.store.append(
+            moved,
+            {
+                "type": "resume",
+                "channel": moved.channel,
+                "from": session.channel,
+                "actor": actor,
+                "at": datetime.now(UTC).isoformat(),
+            },
+            session.seq,
+        )
+        bundle = self.store.load_bundle(moved.definition)
+        return self._follow(bundle, moved, [], actor)
+
+    def get(self, session_id: str) -> Session:
+        return self.store.load(session_id)
+
+    def bundle_of(self, session: Session) -> Bundle:
+        return self.store.load_bundle(session.definition)
+
+    def open_for(self, customer_id: str, journey: str) -> list[Session]:
+        """Unfinished sessions of this customer on this journey (to offer to resume)."""
+        return self.store.open_sessions(customer_id, self.library.find(journey).id)
+
+    def _follow(
+        self, bundle: Bundle, session: Session, effects: list[Effect], actor: str | None
+    ) -> Session:
+        """Run what the step asked for: actions the session waits for, then post-contact ones."""
+        pending = list(effects)
+        if session.status == RUNNING and not any(
+            isinstance(e, RunAction) and e.wait for e in pending
+        ):
+            # Reloaded while an action was running (a crash, a new process): run it again
+            # under the same idempotency key.
+            pending += _rerun(bundle, session)
+        while pending:
+            effect = pending.pop(0)
+            if isinstance(effect, RunAction):
+                outcome = self.executor.run(effect, session)
+                if not effect.wait:
+                    continue
+                event = ActionDone(
+                    effect.node, outcome.result, outcome.error, outcome.attempts, outcome.run_id
+                )
+                before = session.seq
+                session, more = step(bundle.definitions, session, event)
+                self.store.append(session, record_of(event, "system", session.channel), before)
+                pending += more
+            elif isinstance(effect, RunAfter):
+                self.executor.run_after(effect, session)
+        return session
+
+
+def _rerun(bundle: Bundle, session: Session) -> list[Effect]:
+    from engine.expressions import compile_expression, is_expression, literal
+
+    frame = session.stack[-1]
+    node = bundle.definitions[frame.journey].nodes[(session.node or "")[len(frame.prefix) :]]
+    inputs = {
+        k: compile_expression(v[1:]).evaluate(session.context) if is_expression(v) else literal(v)
+        for k, v in node.input.items()
+    }
+    visit = session.visits.get(session.node or "", 1)
+    return [
+        RunAction(
+            session.node or "",
+            node.action or "",
+            inputs,
+            True,
+            node.retries,
+            node.timeout,
+            f"{session.id}:{session.node}:{visit}",
+        )
+    ]
+
+
+def new_id(prefix: str = "s") -> str:
+    """An unguessable id (it doubles as a bearer of the session for self-care)."""
+    return f"{prefix}_{secrets.token_urlsafe(12)}"
+
+
+# ---------------------------------------------------------------------- memory store
+
+
+class MemoryStore:
+    """Sessions in a dict: for scenario tests, the in-memory benchmark and tests."""
+
+    def __init__(self) -> None:
+        self.bundles: dict[str, Bundle] = {}
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.logs: dict[str, list[dict[str, Any]]] = {}
+
+    def save_bundle(self, bundle: Bundle) -> None:
+        self.bundles.setdefault(bundle.hash, bundle)
+
+    def load_bundle(self, digest: str) -> Bundle:
+        return self.bundles[digest]
+
+    def create(self, session: Session, record: Mapping[str, Any]) -> None:
+        self.sessions[session.id] = session.to_dict()
+        self.logs[session.id] = [dict(record)]
+
+    def append(self, session: Session, record: Mapping[str, Any], expected_seq: int) -> None:
+        current = self.sessions.get(session.id)
+        if current is None:
+            raise UnknownSession(f"no session {session.id!r}")
+        if current["seq"] != expected_seq:
+            raise Conflict(
+                f"session {session.id!r} moved on (step {current['seq']}, not {expected_seq}); reload it"
+            )
+        self.sessions[session.id] = session.to_dict()
+        self.logs[session.id].append(dict(record))
+
+    def load(self, session_id: str) -> Session:
+        if session_id not in self.sessions:
+            raise UnknownSession(f"no session {session_id!r}")
+        return Session.from_dict(self.sessions[session_id])
+
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        return list(self.logs.get(session_id, []))
+
+    def open_sessions(self, customer_id: str, journey: str) -> list[Session]:
+        return [
+            Session.from_dict(s)
+            for s in self.sessions.values()
+            if s["customer_id"] == customer_id
+            and s["journey"] == journey
+            and s["status"] not in ("ended", "survey")
+        ]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sessions)
