@@ -227,3 +227,428 @@ def schema(name: str | None, out_dir: Path | None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --------------------------------------------------------------------------- sessions
+
+DB_OPTION = click.option(
+    "--db",
+    envvar="JOURNEYS_DB",
+    default=None,
+    metavar="URL",
+    help="Session database (or JOURNEYS_DB). Default: a SQLite file in .journeys/.",
+)
+
+
+def _store(db: str | None) -> Any:
+    from engine.adapters.sql_store import SqlStore, StoreProblem, default_url
+
+    try:
+        return SqlStore(db or default_url())
+    except StoreProblem as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _library_object(ctx: click.Context) -> Any:
+    from engine.library import Library, LibraryProblem
+
+    try:
+        return Library(_library(ctx))
+    except LibraryProblem as err:
+        raise click.UsageError(str(err)) from None
+
+
+def _read_mapping(path: Path | None, what: str) -> dict[str, Any]:
+    """A YAML or JSON mapping from a file (answers, action stubs)."""
+    if path is None:
+        return {}
+    from engine.yamlsafe import YamlProblem, load
+
+    try:
+        data = load(path)
+    except (OSError, YamlProblem) as err:
+        raise click.UsageError(f"{what} file {str(path)!r}: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise click.UsageError(f"{what} file {str(path)!r} must hold a mapping (node: answer)")
+    return dict(data)
+
+
+def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
+    inputs = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--input {pair!r}: write it as NAME=VALUE")
+        inputs[name.strip()] = value
+    return inputs
+
+
+def _check_runnable(ctx: click.Context, library: Any, journey_id: str) -> None:
+    """Refuse to start a journey that `journeys validate` finds errors in."""
+    from actions.registry import catalogue
+    from engine.validate import Options, validate
+
+    bundle_files = {
+        library.files[j].resolve() for j in library.bundle(journey_id).sources if j in library.files
+    }
+    report = validate([library.root], library.root, catalogue(), Options())
+    errors = [f for f in report.errors if (library.root / f.file).resolve() in bundle_files]
+    if errors:
+        first = errors[0]
+        raise click.ClickException(
+            f"the journey {journey_id!r} has {len(errors)} error(s), e.g. {first.file}:{first.line}: "
+            f"{first.code} {first.message}; run 'journeys validate'"
+        )
+
+
+def _result(session: Any) -> dict[str, Any]:
+    data = {
+        "session": session.id,
+        "journey": session.journey,
+        "version": session.version,
+        "status": "ended" if session.status == "survey" else session.status,
+        "outcome": session.outcome,
+        "path": session.path,
+        "context": session.context,
+    }
+    if session.status in ("waiting", "running"):
+        data["node"] = session.node
+    if session.error:
+        data["error"] = session.error
+    if session.survey:
+        data["survey"] = session.survey
+    return data
+
+
+@main.command()
+@click.argument("journey", required=False)
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="An input of the journey (repeatable).",
+)
+@click.option(
+    "--answers",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Answers by node (YAML or JSON), as in scenarios.",
+)
+@click.option(
+    "--actions",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Stub these actions (by name); the others run for real.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--session", "session_id", help="Continue this waiting session.")
+@click.option("--channel", default=None, help="The channel: phone, chat, email, selfcare...")
+@click.option(
+    "--locale", default=None, help="The session's language (default: the journey's first)."
+)
+@click.option(
+    "--new",
+    "force_new",
+    is_flag=True,
+    help="Start a new session even if the customer has one waiting.",
+)
+@DB_OPTION
+@click.pass_context
+def run(
+    ctx: click.Context,
+    journey: str | None,
+    inputs: tuple[str, ...],
+    answers: Path | None,
+    actions: Path | None,
+    fmt: str,
+    session_id: str | None,
+    channel: str | None,
+    locale: str | None,
+    force_new: bool,
+    db: str | None,
+) -> None:
+    """Drive one session of JOURNEY (an id, a motive, or a journey file).
+
+    Without --answers it is interactive. Exit status: 0 the session ended, 3 it waits for an
+    answer that was not given, 1 an invalid answer or a failure, 2 usage.
+    """
+    from engine.adapters.local_actions import LocalExecutor
+    from engine.errors import InvalidAnswer, RuntimeProblem
+    from engine.library import LibraryProblem
+    from engine.scenarios import AnswerBook, StubExecutor, answer_until_stuck
+    from engine.service import Sessions
+
+    if not journey and not session_id:
+        raise click.UsageError("give a JOURNEY to start, or --session ID to continue one")
+    library = _library_object(ctx)
+    executor = (
+        StubExecutor(_read_mapping(actions, "actions"), fallback=LocalExecutor())
+        if actions
+        else LocalExecutor()
+    )
+    book = AnswerBook(_read_mapping(answers, "answers")) if answers else None
+    store = _store(db)
+    sessions = Sessions(library, store, executor)
+    say = (lambda text: click.echo(text, err=True)) if fmt == "json" else click.echo
+    try:
+        if session_id:
+            session = sessions.resume(session_id, channel) if channel else sessions.get(session_id)
+            if session.finished:
+                raise click.ClickException(
+                    f"session {session_id!r} has ended (outcome {session.outcome!r})"
+                )
+        else:
+            assert journey is not None
+            definition = library.find(journey)
+            _check_runnable(ctx, library, definition.id)
+            given = _parse_inputs(inputs)
+            waiting = (
+                []
+                if force_new or "customer_id" not in given
+                else sessions.open_for(given["customer_id"], definition.id)
+            )
+            if waiting:
+                session = sessions.resume(waiting[0].id, channel) if channel else waiting[0]
+                say(
+                    f"Resuming session {session.id} of customer {given['customer_id']} "
+                    f"(waiting at {session.node!r}, started on {waiting[0].channel or 'an unknown channel'}); "
+                    "--new starts another"
+                )
+            else:
+                session = sessions.start(
+                    definition.id, given, channel=channel, locale=locale, as_text=True
+                )
+        if book is not None:
+            session = answer_until_stuck(sessions, session, book, as_text=False)
+        else:
+            session = _interactive(sessions, session, library)
+    except InvalidAnswer as err:
+        _fail(fmt, f"invalid answer at {err.node!r}: {err.message}", 1)
+    except (RuntimeProblem, LibraryProblem) as err:
+        _fail(fmt, getattr(err, "message", str(err)), 1)
+    result = _result(session)
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    else:
+        _print_result(result)
+    if session.error:
+        ctx.exit(1)
+    if session.status in ("waiting", "running"):
+        ctx.exit(3)
+
+
+def _fail(fmt: str, message: str, code: int) -> None:
+    if fmt == "json":
+        click.echo(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        click.echo(f"Error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    if result["status"] == "ended":
+        click.echo(f"Session {result['session']} ended: {result['outcome']}")
+    else:
+        click.echo(
+            f"Session {result['session']} is waiting at {result.get('node')!r}. "
+            f"Continue it with: journeys run --session {result['session']}"
+        )
+
+
+def _interactive(sessions: Any, session: Any, library: Any) -> Any:
+    from engine.adapters.terminal import run_interactive
+
+    def ask(prompt: str) -> str:
+        return str(click.prompt(prompt, default="", show_default=False, prompt_suffix=""))
+
+    click.echo(
+        f"── {session.journey} v{session.version} · session {session.id} "
+        f"({session.channel or 'no channel'}, {session.locale or 'default locale'})"
+    )
+    try:
+        while True:
+            session = run_interactive(sessions, session, ask, click.echo)
+            if session.status not in ("ended", "survey") or session.error:
+                return session
+            click.echo(f"Outcome: {session.outcome}")
+            nxt = ask(
+                "Anything else? A motive or journey id for the same contact [Enter to finish] > "
+            ).strip()
+            if not nxt:
+                return session
+            try:
+                following = library.find(nxt)
+            except Exception as err:  # a wrong name: say so and finish cleanly
+                click.echo(f"  ✗ {err}")
+                return session
+            carried = {k: session.context[k] for k in following.inputs if k in session.context}
+            session = sessions.start(
+                following.id,
+                carried,
+                channel=session.channel,
+                locale=session.locale,
+                contact_id=session.contact_id,
+            )
+            click.echo(
+                f"── {session.journey} v{session.version} · session {session.id} (same contact)"
+            )
+    except (KeyboardInterrupt, click.Abort, EOFError):
+        click.echo(
+            f"\nSession {session.id} is left waiting at {session.node!r}. "
+            f"Resume it with: journeys run --session {session.id} [--channel phone]",
+            err=True,
+        )
+        raise SystemExit(3) from None
+
+
+@main.command("test")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a JUnit XML report.",
+)
+@click.option(
+    "--min-coverage",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Fail below this node and edge coverage (%).",
+)
+@click.pass_context
+def test_command(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    fmt: str,
+    junit: Path | None,
+    min_coverage: float | None,
+) -> None:
+    """Run the scenario tests (*.test.yaml) with stubbed actions, and report coverage."""
+    from engine.scenarios import coverage_of, run_file, scenario_files
+
+    library = _library_object(ctx)
+    coverage = coverage_of(library)
+    results = []
+    for path in scenario_files(library, paths):
+        results += run_file(library, path, coverage)
+    tested = {r.journey for r in results}
+    cov = {
+        j: c
+        for j, c in coverage.items()
+        if j in tested
+        or any(j in library.bundle(t).sources for t in tested if t in library.journeys)
+    }
+    failed = [r for r in results if not r.passed]
+    low = [
+        c
+        for c in cov.values()
+        if min_coverage is not None and min(c.node_share, c.edge_share) < min_coverage
+    ]
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                {
+                    "passed": len(results) - len(failed),
+                    "failed": len(failed),
+                    "scenarios": [
+                        {
+                            "file": r.file,
+                            "journey": r.journey,
+                            "name": r.name,
+                            "passed": r.passed,
+                            "differences": r.differences,
+                            "outcome": r.outcome,
+                            "path": r.path,
+                        }
+                        for r in results
+                    ],
+                    "coverage": {
+                        j: {
+                            "nodes": round(c.node_share, 1),
+                            "edges": round(c.edge_share, 1),
+                            "uncovered": c.uncovered,
+                        }
+                        for j, c in sorted(cov.items())
+                    },
+                },
+                indent=2,
+                ensure_ascii=False,
+                default=str,
+            )
+        )
+    else:
+        for r in results:
+            click.echo(f"{'PASS' if r.passed else 'FAIL'}  {r.journey}: {r.name}")
+            for difference in r.differences:
+                click.echo("      " + difference.replace("\n", "\n      "))
+        click.echo("\ncoverage (nodes, edges):")
+        for jid, c in sorted(cov.items()):
+            line = f"  {jid:28s} {c.node_share:5.1f}%  {c.edge_share:5.1f}%"
+            if c.uncovered:
+                line += (
+                    "  uncovered: "
+                    + ", ".join(c.uncovered[:6])
+                    + (" ..." if len(c.uncovered) > 6 else "")
+                )
+            click.echo(line)
+        click.echo(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
+    if junit is not None:
+        _write_junit(junit, results)
+    if low:
+        click.echo(
+            f"coverage below {min_coverage}% for: {', '.join(c.journey for c in low)}", err=True
+        )
+    if failed or low or not results:
+        if not results:
+            click.echo("no scenario found (*.test.yaml)", err=True)
+        ctx.exit(1)
+
+
+def _write_junit(path: Path, results: list[Any]) -> None:
+    from xml.etree import ElementTree as ET
+
+    suite = ET.Element(
+        "testsuite",
+        name="journeys",
+        tests=str(len(results)),
+        failures=str(sum(not r.passed for r in results)),
+    )
+    for r in results:
+        case = ET.SubElement(suite, "testcase", classname=r.journey, name=r.name, file=r.file)
+        if not r.passed:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=r.differences[0].splitlines()[0] if r.differences else "failed",
+            )
+            failure.text = "\n".join(r.differences)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+
+
+@main.group()
+def db() -> None:
+    """The session database."""
+
+
+@db.command("upgrade")
+@DB_OPTION
+def db_upgrade(db: str | None) -> None:
+    """Create or migrate the session database to the newest schema."""
+    from engine.adapters.migrations import head_revision, upgrade_to_head
+    from engine.adapters.sql_store import StoreProblem, default_url, make_engine
+
+    url = db or default_url()
+    try:
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+    except StoreProblem as err:
+        raise click.ClickException(str(err)) from None
+    except Exception as err:  # a database that cannot be reached: say which and why
+        raise click.ClickException(f"cannot upgrade the session database: {err}") from None
+    click.echo(f"session database at revision {head_revision()}")

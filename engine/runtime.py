@@ -346,7 +346,7 @@ def _advance(definitions: Definitions, s: Session, effects: list[Effect]) -> Non
     for _ in range(MAX_STEPS):
         if s.status != "moving":
             return
-        journey, frame = _current(definitions, s)
+        journey, _frame = _current(definitions, s)
         local = _local(s)
         node = journey.nodes[local]
         qualified = s.node or local

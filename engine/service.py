@@ -174,12 +174,17 @@ class Sessions:
         )
         if locale and bundle.root.locales and locale not in bundle.root.locales:
             session.locale = bundle.root.locales[0]
+        # The first record holds all that replay needs to rebuild the session from its events.
         header = {
-            "type": "open",
             "id": session.id,
             "journey": session.journey,
             "version": session.version,
             "definition": bundle.hash,
+            "locale": session.locale,
+            "contact_id": session.contact_id,
+            "customer_id": session.customer_id,
+            "agent": agent,
+            "motive": session.motive,
         }
         started, effects = step(bundle.definitions, session, Start(given, as_text))
         self.store.create(started, {**header, **record_of(Start(given, as_text), actor, channel)})

@@ -1,0 +1,340 @@
+"""Sessions in a SQL database with SQLAlchemy 2: SQLite by default, PostgreSQL to scale out.
+
+Three tables: ``definitions`` (each pinned bundle of journey sources, stored once),
+``sessions`` (one small row per session: its current state) and ``events`` (append-only: who,
+channel, node, answer, when). A step writes its session row and its event in one transaction;
+the row is updated only if its sequence number is the one the step started from, so of two
+processes answering the same session at once exactly one is applied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from engine.errors import Conflict, UnknownSession
+from engine.library import Bundle
+from engine.runtime import Session
+
+DEFAULT_HOME = ".journeys"
+_JSON = JSON().with_variant(JSONB(), "postgresql")
+
+metadata = MetaData()
+
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("journey", String(200), nullable=False),
+    Column("sources", _JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("journey", String(200), nullable=False, index=True),
+    Column("version", Integer, nullable=False),
+    Column("definition", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("node", String(400)),
+    Column("outcome", String(20)),
+    Column("seq", Integer, nullable=False),
+    Column("customer_id", String(200), index=True),
+    Column("contact_id", String(200), index=True),
+    Column("channel", String(40)),
+    Column("agent", String(200)),
+    Column("motive", String(200)),
+    Column("state", _JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("session_id", String(64), nullable=False, index=True),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(20), nullable=False),
+    Column("node", String(400)),
+    Column("channel", String(40)),
+    Column("actor", String(200)),
+    Column("data", _JSON, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("session_id", "seq", name="events_session_seq"),
+)
+
+
+class StoreProblem(Exception):
+    """The session database cannot be used as it is: what, and what to do."""
+
+
+def default_url(home: str | None = None) -> str:
+    folder = Path(home or os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
+    return f"sqlite:///{folder / 'sessions.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the URL, with SQLite tuned for many small transactions (WAL)."""
+    try:
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            poolclass=NullPool if url.startswith("sqlite") else None,
+            connect_args={"timeout": 30} if url.startswith("sqlite") else {},
+        )
+    except (ArgumentError, NoSuchModuleError) as err:
+        raise StoreProblem(
+            f"the database URL {_safe(url)!r} is not usable ({err}); write it like "
+            "sqlite:///path/sessions.db or postgresql+psycopg://user@host/dbname"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(
+        "PRAGMA synchronous=NORMAL"
+    )  # WAL + NORMAL: durable at checkpoints, atomic always
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return (
+            f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
+        )
+    return url
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlStore:
+    """The session store on a SQL database (see the module's docstring)."""
+
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self._bundles: dict[str, Bundle] = {}
+        self._check_schema(upgrade)
+
+    def _check_schema(self, upgrade: bool) -> None:
+        from engine.adapters.migrations import current_revision, head_revision, upgrade_to_head
+
+        try:
+            with self.engine.connect() as conn:
+                tables = set(inspect(conn).get_table_names())
+                revision = current_revision(conn)
+        except OperationalError as err:
+            raise StoreProblem(
+                f"cannot open the session database {_safe(self.url)!r}: {err.orig}"
+            ) from None
+        if not tables - {"alembic_version"} and upgrade:
+            upgrade_to_head(self.engine)  # a new database: create the tables
+            return
+        if revision != head_revision():
+            raise StoreProblem(
+                f"the session database {_safe(self.url)!r} is at schema revision {revision!r}, "
+                f"this version of journeys needs {head_revision()!r}: run 'journeys db upgrade'"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- definitions
+
+    def save_bundle(self, bundle: Bundle) -> None:
+        if bundle.hash in self._bundles:
+            return
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(definitions.c.hash).where(definitions.c.hash == bundle.hash)
+            ).first()
+        if found is None:
+            # Another process may store the same bundle at the same moment: same content.
+            with contextlib.suppress(IntegrityError), self._tx() as conn:
+                conn.execute(
+                    insert(definitions).values(
+                        hash=bundle.hash,
+                        journey=bundle.journey,
+                        sources=dict(bundle.sources),
+                        created_at=_now(),
+                    )
+                )
+        self._bundles[bundle.hash] = bundle
+
+    def load_bundle(self, digest: str) -> Bundle:
+        if digest not in self._bundles:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(definitions).where(definitions.c.hash == digest)).first()
+            if row is None:
+                raise StoreProblem(
+                    f"the definition {digest!r} of a session is missing from the database"
+                )
+            self._bundles[digest] = Bundle(row.hash, row.journey, dict(row.sources))
+        return self._bundles[digest]
+
+    # -- sessions
+
+    def _row(self, session: Session) -> dict[str, Any]:
+        return {
+            "journey": session.journey,
+            "version": session.version,
+            "definition": session.definition,
+            "status": session.status,
+            "node": session.node,
+            "outcome": session.outcome,
+            "seq": session.seq,
+            "customer_id": session.customer_id,
+            "contact_id": session.contact_id,
+            "channel": session.channel,
+            "agent": session.agent,
+            "motive": session.motive,
+            "state": _plain(session.to_dict()),
+            "updated_at": _now(),
+        }
+
+    def _event(self, session: Session, record: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "session_id": session.id,
+            "seq": session.seq,
+            "type": record["type"],
+            "node": record.get("node"),
+            "channel": record.get("channel") or session.channel,
+            "actor": record.get("actor"),
+            "data": _plain(dict(record)),
+            "at": _now(),
+        }
+
+    def create(self, session: Session, record: Mapping[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                insert(sessions).values(id=session.id, created_at=_now(), **self._row(session))
+            )
+            conn.execute(insert(events).values(**self._event(session, record)))
+
+    def append(self, session: Session, record: Mapping[str, Any], expected_seq: int) -> None:
+        try:
+            with self._tx() as conn:
+                done = conn.execute(
+                    update(sessions)
+                    .where(sessions.c.id == session.id, sessions.c.seq == expected_seq)
+                    .values(**self._row(session))
+                )
+                if done.rowcount != 1:
+                    raise self._conflict(conn, session.id, expected_seq)
+                conn.execute(insert(events).values(**self._event(session, record)))
+        except IntegrityError:
+            raise Conflict(
+                f"session {session.id!r} was changed by someone else at the same moment; reload it"
+            ) from None
+
+    def _conflict(self, conn: Connection, session_id: str, expected: int) -> Exception:
+        row = conn.execute(select(sessions.c.seq).where(sessions.c.id == session_id)).first()
+        if row is None:
+            return UnknownSession(f"no session {session_id!r}")
+        return Conflict(
+            f"session {session_id!r} moved on to step {row.seq} while this answer was for step "
+            f"{expected}; reload it and answer the step it is at"
+        )
+
+    def load(self, session_id: str) -> Session:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sessions.c.state).where(sessions.c.id == session_id)).first()
+        if row is None:
+            raise UnknownSession(f"no session {session_id!r}")
+        return Session.from_dict(row.state)
+
+    def events(self, session_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events.c.data)
+                .where(events.c.session_id == session_id)
+                .order_by(events.c.seq)
+            ).all()
+        return [dict(r.data) for r in rows]
+
+    def open_sessions(self, customer_id: str, journey: str) -> list[Session]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sessions.c.state)
+                .where(
+                    sessions.c.customer_id == customer_id,
+                    sessions.c.journey == journey,
+                    sessions.c.status.not_in(("ended", "survey")),
+                )
+                .order_by(sessions.c.updated_at.desc())
+            ).all()
+        return [Session.from_dict(r.state) for r in rows]
+
+    def session_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [
+                r.id
+                for r in conn.execute(select(sessions.c.id).order_by(sessions.c.created_at)).all()
+            ]
+
+    def header(self, session_id: str) -> dict[str, Any]:
+        """The session's first event: what replaying it starts from."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(events.c.data)
+                .where(events.c.session_id == session_id)
+                .order_by(events.c.seq)
+                .limit(1)
+            ).first()
+        if row is None:
+            raise UnknownSession(f"no session {session_id!r}")
+        return dict(row.data)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _plain(data: Any) -> Any:
+    """JSON-safe data (tuples to lists, no NaN surprises across databases)."""
+    return json.loads(json.dumps(data, default=str))
