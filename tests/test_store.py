@@ -1,0 +1,279 @@
+"""The session store on real databases: a SQLite file and PostgreSQL on 127.0.0.1:5432.
+
+Every test runs on both. The two-process conflict test and the SIGKILL crash test use real
+processes against the same database.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engine.adapters.sql_store import SqlStore, StoreProblem
+from engine.errors import Conflict, UnknownSession
+from engine.library import Library
+from engine.scenarios import StubExecutor
+from engine.service import Sessions, replay
+from tests.conftest import ROOT
+from tests.workers.stepper import STUBS
+
+PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+
+JOURNEY = """
+journey: crash
+version: 1
+title: A journey stepped by several processes
+inputs:
+  customer_id: {type: string}
+start: ask_order
+nodes:
+  ask_order:
+    kind: ask
+    field: order_id
+    schema: {type: string, pattern: "^[0-9]{8}$"}
+    next: track
+  track:
+    kind: action
+    action: orders.get_tracking
+    input: {order_id: =order_id}
+    output: tracking
+    on_error: sorry
+    next: offer
+  offer:
+    kind: choose
+    field: remedy
+    options:
+      - {value: refund, next: refund}
+      - {value: nothing, next: ask_note}
+  refund:
+    kind: action
+    action: payments.refund
+    input: {order_id: =order_id, amount: =tracking.shipping_cost, reason: late}
+    output: refund
+    on_error: sorry
+    next: ask_note
+  ask_note:
+    kind: ask
+    field: note
+    next: done
+  sorry: {kind: handoff, queue: logistics}
+  done: {kind: end, outcome: resolved}
+"""
+
+
+@pytest.fixture
+def crash_library(tmp_path: Path) -> Path:
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "crash.yaml").write_text(JOURNEY)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    name = f"journeys_test_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        )
+    except psycopg.OperationalError as err:
+        pytest.fail(
+            f"PostgreSQL must run on 127.0.0.1:5432 for these tests (.ci/run starts it): {err}"
+        )
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sessions.db'}"
+        return
+    base = request.getfixturevalue("pg_server")
+    schema_db = f"{base}_{uuid.uuid4().hex[:6]}"
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    ) as admin:
+        admin.execute(f'CREATE DATABASE "{schema_db}"')
+    try:
+        yield PG.format(db=schema_db)
+    finally:
+        with psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+        ) as admin:
+            admin.execute(f'DROP DATABASE "{schema_db}" WITH (FORCE)')
+
+
+_OPENED: list[SqlStore] = []
+
+
+def store_at(url: str) -> SqlStore:
+    store = SqlStore(url)
+    _OPENED.append(store)
+    return store
+
+
+@pytest.fixture(autouse=True)
+def _close_stores() -> Iterator[None]:
+    yield
+    while _OPENED:
+        _OPENED.pop().dispose()
+
+
+def service(library: Path, url: str) -> Sessions:
+    return Sessions(Library(library), store_at(url), StubExecutor(STUBS))
+
+
+def test_a_step_is_saved_with_its_event(crash_library: Path, db_url: str) -> None:
+    sessions = service(crash_library, db_url)
+    s = sessions.start("crash", {"customer_id": "C001"}, channel="chat")
+    s = sessions.answer(s.id, "ask_order", "10000001", seq=s.seq)
+    again = store_at(db_url).load(s.id)  # a new process would see exactly this
+    assert again.to_dict() == s.to_dict()
+    assert (again.node, again.context["tracking"]["days_late"]) == ("offer", 7)
+    kinds = [e["type"] for e in store_at(db_url).events(s.id)]
+    assert kinds == ["start", "answer", "action"]
+
+
+def test_replay_rebuilds_the_session(crash_library: Path, db_url: str) -> None:
+    sessions = service(crash_library, db_url)
+    store = sessions.store
+    s = sessions.start("crash", {"customer_id": "C001"}, channel="chat")
+    s = sessions.answer(s.id, "ask_order", "10000001")
+    s = sessions.resume(s.id, "phone")
+    s = sessions.answer(s.id, "offer", "refund")
+    records = store.events(s.id)
+    assert (
+        replay(store.load_bundle(s.definition), records[0], records).to_dict()
+        == store.load(s.id).to_dict()
+    )
+
+
+def test_stale_answer_is_refused_and_changes_nothing(crash_library: Path, db_url: str) -> None:
+    sessions = service(crash_library, db_url)
+    s = sessions.start("crash", {"customer_id": "C001"})
+    stale = s.seq
+    s = sessions.answer(s.id, "ask_order", "10000001", seq=stale)
+    before = sessions.get(s.id).to_dict()
+    with pytest.raises(Conflict, match="step"):
+        sessions.answer(s.id, "offer", "refund", seq=stale)
+    with pytest.raises(Conflict, match="waiting at 'offer'"):
+        sessions.answer(s.id, "ask_order", "10000002")
+    assert sessions.get(s.id).to_dict() == before
+    assert len(sessions.store.events(s.id)) == 3
+
+
+def test_unknown_session(crash_library: Path, db_url: str) -> None:
+    sessions = service(crash_library, db_url)
+    with pytest.raises(UnknownSession, match="no session 'nope'"):
+        sessions.answer("nope", "ask_order", "10000001")
+
+
+def _answer_at_once(
+    url: str, library: str, session_id: str, seq: int, barrier: object, results: object
+) -> None:
+    sessions = service(Path(library), url)
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        sessions.answer(session_id, "ask_order", "10000001", seq=seq)
+        results.put("applied")  # type: ignore[attr-defined]
+    except Conflict:
+        results.put("refused")  # type: ignore[attr-defined]
+
+
+def test_two_processes_answering_at_once_exactly_one_applies(
+    crash_library: Path, db_url: str
+) -> None:
+    context = multiprocessing.get_context("fork")
+    sessions = service(crash_library, db_url)
+    for _ in range(8):
+        s = sessions.start("crash", {"customer_id": "C001"})
+        barrier, results = context.Barrier(2), context.Queue()
+        workers = [
+            context.Process(
+                target=_answer_at_once,
+                args=(db_url, str(crash_library), s.id, s.seq, barrier, results),
+            )
+            for _ in range(2)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(30)
+        outcomes = sorted(results.get(timeout=5) for _ in range(2))
+        assert outcomes == ["applied", "refused"]
+        events = sessions.store.events(s.id)
+        assert [e["type"] for e in events].count("answer") == 1
+
+
+def test_sigkill_at_any_moment_leaves_every_step_whole(crash_library: Path, db_url: str) -> None:
+    """Kill a stepping process again and again; every session must equal its replayed events."""
+    rng = random.Random(7)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    store_at(db_url)  # create the schema before the first kill
+    for round_ in range(6):
+        with subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.workers.stepper",
+                str(crash_library),
+                db_url,
+                str(round_),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as proc:
+            assert proc.stdout is not None and proc.stderr is not None
+            assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
+            time.sleep(rng.uniform(0.2, 0.8))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL, f"round {round_}: the worker died by itself"
+    store = store_at(db_url)
+    ids = store.session_ids()
+    assert len(ids) > 20
+    for sid in ids:
+        records = store.events(sid)
+        seqs = [store.load(sid).seq]
+        assert len(records) >= 1
+        rebuilt = replay(store.load_bundle(store.load(sid).definition), records[0], records)
+        assert rebuilt.to_dict() == store.load(sid).to_dict(), sid
+        assert seqs[0] >= len(records)
+
+
+def test_corrupt_database_url_is_a_clear_error() -> None:
+    with pytest.raises(StoreProblem, match="not usable"):
+        SqlStore("notadb://x")
+    with pytest.raises(StoreProblem, match="cannot open"):
+        SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+
+
+def test_an_old_schema_asks_for_an_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    store_at(url)
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '0000'")
+    with pytest.raises(StoreProblem, match="journeys db upgrade"):
+        store_at(url)
