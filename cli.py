@@ -402,7 +402,10 @@ def run(
                 )
         else:
             assert journey is not None
-            definition = library.find(journey)
+            try:
+                definition = library.find(journey)
+            except LibraryProblem as err:
+                raise click.UsageError(str(err)) from None
             _check_runnable(ctx, library, definition.id)
             given = _parse_inputs(inputs)
             waiting = (
@@ -496,6 +499,7 @@ def _interactive(sessions: Any, session: Any, library: Any) -> Any:
                 f"── {session.journey} v{session.version} · session {session.id} (same contact)"
             )
     except (KeyboardInterrupt, click.Abort, EOFError):
+        session = sessions.get(session.id)  # as saved: every answer given so far is kept
         click.echo(
             f"\nSession {session.id} is left waiting at {session.node!r}. "
             f"Resume it with: journeys run --session {session.id} [--channel phone]",
