@@ -355,6 +355,7 @@ def _result(session: Any) -> dict[str, Any]:
     is_flag=True,
     help="Start a new session even if the customer has one waiting.",
 )
+@click.option("--agent", default=None, help="Who handles the contact (recorded with the session).")
 @DB_OPTION
 @click.pass_context
 def run(
@@ -368,6 +369,7 @@ def run(
     channel: str | None,
     locale: str | None,
     force_new: bool,
+    agent: str | None,
     db: str | None,
 ) -> None:
     """Drive one session of JOURNEY (an id, a motive, or a journey file).
@@ -422,7 +424,13 @@ def run(
                 )
             else:
                 session = sessions.start(
-                    definition.id, given, channel=channel, locale=locale, as_text=True
+                    definition.id,
+                    given,
+                    channel=channel,
+                    locale=locale,
+                    as_text=True,
+                    agent=agent,
+                    actor=agent,
                 )
         if book is not None:
             session = answer_until_stuck(sessions, session, book, as_text=False)

@@ -169,7 +169,17 @@ def step(definitions: Definitions, session: Session, event: Event) -> tuple[Sess
         _survey(definitions, s, event)
         effects.append(Ended(s.outcome or ""))
         return _bump(s), effects
-    _advance(definitions, s, effects)
+    try:
+        _advance(definitions, s, effects)
+    except RuntimeProblem as problem:
+        # The event was accepted, but the journey cannot go on from here (a condition or a
+        # text that fails on the values it got). The session ends, failed, with the reason:
+        # never stuck, visible to the agent and in the reports, and replayed the same way.
+        s.error = {"node": problem.node or s.node, "message": problem.message}
+        s.outcome = "unresolved"
+        s.status = ENDED
+        s.node = None
+        effects.append(Ended("unresolved"))
     return _bump(s), effects
 
 

@@ -305,3 +305,27 @@ def test_db_upgrade(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "revision 0001" in result.output
     assert (tmp_path / "fresh.db").exists()
+
+
+def test_a_journey_that_cannot_go_on_ends_failed_not_stuck(env: Path) -> None:
+    """A back office answering without `days_late`: the decide cannot be evaluated."""
+    (env / "short.yaml").write_text(
+        "crm.get_customer: {customer_id: C001, name: Ada}\norders.get_tracking: {}\n"
+    )
+    result = invoke(
+        "run",
+        "order-status",
+        "--input",
+        "customer_id=C001",
+        "--actions",
+        "short.yaml",
+        "--answers",
+        answers(env, 'ask_order: "10000001"\n'),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert (data["status"], data["outcome"]) == ("ended", "unresolved")
+    assert data["error"]["node"] == "route"
+    assert "has no 'days_late'" in data["error"]["message"]
