@@ -12,7 +12,15 @@ from engine import build
 from engine.errors import RuntimeProblem
 from engine.library import Bundle, Library, LibraryProblem
 from engine.model import Journey, Scenario
-from engine.runtime import SURVEY, WAITING, RunAction, RunAfter, Session
+from engine.runtime import (
+    SURVEY,
+    WAITING,
+    RunAction,
+    RunAfter,
+    Session,
+    node_names,
+    unambiguous,
+)
 from engine.service import ActionExecutor, ActionOutcome, MemoryStore, Sessions
 from engine.yamlsafe import YamlMap, YamlProblem, load
 
@@ -58,9 +66,12 @@ class AnswerBook:
         self.survey = answers.get("survey") if isinstance(answers.get("survey"), Mapping) else None
         self.used: dict[str, int] = {}
 
-    def next_for(self, node: str) -> tuple[bool, Any]:
+    def next_for(self, node: str, names: list[str] | None = None) -> tuple[bool, Any]:
+        """The answer for ``node``; its bare id counts only when no other node of the
+        session (``names``, its qualified node names) has that id."""
         bare = node.rsplit("/", 1)[-1]
-        key = node if node in self.answers else bare if bare in self.answers else None
+        by_bare = bare in self.answers and (names is None or unambiguous(names, node))
+        key = node if node in self.answers else bare if by_bare else None
         if key is None:
             return False, None
         value = self.answers[key]
@@ -95,9 +106,10 @@ def drive(
 def answer_until_stuck(
     sessions: Sessions, session: Session, book: AnswerBook, *, as_text: bool = False
 ) -> Session:
+    names = node_names(sessions.bundle_of(session).definitions, session.journey)
     for _ in range(10_000):
         if session.status == WAITING and session.node:
-            found, value = book.next_for(session.node)
+            found, value = book.next_for(session.node, names)
             if not found:
                 return session
             session = sessions.answer(session.id, session.node, value, as_text=as_text)

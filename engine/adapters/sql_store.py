@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     insert,
@@ -97,6 +98,41 @@ events = Table(
 )
 
 
+# The statements of the hot path, built once: building them per call (coercing each value,
+# computing cache keys) cost more than the database work itself.
+_ROW = (
+    "journey",
+    "version",
+    "definition",
+    "status",
+    "node",
+    "outcome",
+    "seq",
+    "customer_id",
+    "contact_id",
+    "channel",
+    "agent",
+    "motive",
+    "state",
+    "updated_at",
+)
+_EVENT = ("session_id", "seq", "type", "node", "channel", "actor", "data", "at")
+_UPDATE_SESSION = (
+    update(sessions)
+    .where(sessions.c.id == bindparam("w_id"), sessions.c.seq == bindparam("w_seq"))
+    .values({c: bindparam(f"v_{c}") for c in _ROW})
+)
+_INSERT_SESSION = insert(sessions).values(
+    {c: bindparam(f"v_{c}") for c in ("id", "created_at", *_ROW)}
+)
+_INSERT_EVENT = insert(events).values({c: bindparam(f"v_{c}") for c in _EVENT})
+_LOAD_STATE = select(sessions.c.state).where(sessions.c.id == bindparam("w_id"))
+
+
+def _params(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"v_{k}": v for k, v in values.items()}
+
+
 class StoreProblem(Exception):
     """The session database cannot be used as it is: what, and what to do."""
 
@@ -111,10 +147,13 @@ def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        # Connections are pooled (kept open): opening a SQLite connection costs its PRAGMAs,
+        # and closing the last one checkpoints the WAL, several milliseconds per step.
         engine = create_engine(
             url,
-            poolclass=NullPool if url.startswith("sqlite") else None,
             connect_args={"timeout": 30} if url.startswith("sqlite") else {},
+            json_serializer=_to_json,
+            poolclass=NullPool if url == "sqlite:///:memory:" else None,
         )
     except (ArgumentError, NoSuchModuleError) as err:
         raise StoreProblem(
@@ -234,7 +273,7 @@ class SqlStore:
             "channel": session.channel,
             "agent": session.agent,
             "motive": session.motive,
-            "state": _plain(session.to_dict()),
+            "state": session.to_dict(),
             "updated_at": _now(),
         }
 
@@ -246,28 +285,28 @@ class SqlStore:
             "node": record.get("node"),
             "channel": record.get("channel") or session.channel,
             "actor": record.get("actor"),
-            "data": _plain(dict(record)),
+            "data": dict(record),
             "at": _now(),
         }
 
     def create(self, session: Session, record: Mapping[str, Any]) -> None:
         with self._tx() as conn:
             conn.execute(
-                insert(sessions).values(id=session.id, created_at=_now(), **self._row(session))
+                _INSERT_SESSION,
+                _params({"id": session.id, "created_at": _now(), **self._row(session)}),
             )
-            conn.execute(insert(events).values(**self._event(session, record)))
+            conn.execute(_INSERT_EVENT, _params(self._event(session, record)))
 
     def append(self, session: Session, record: Mapping[str, Any], expected_seq: int) -> None:
         try:
             with self._tx() as conn:
                 done = conn.execute(
-                    update(sessions)
-                    .where(sessions.c.id == session.id, sessions.c.seq == expected_seq)
-                    .values(**self._row(session))
+                    _UPDATE_SESSION,
+                    {"w_id": session.id, "w_seq": expected_seq, **_params(self._row(session))},
                 )
                 if done.rowcount != 1:
                     raise self._conflict(conn, session.id, expected_seq)
-                conn.execute(insert(events).values(**self._event(session, record)))
+                conn.execute(_INSERT_EVENT, _params(self._event(session, record)))
         except IntegrityError:
             raise Conflict(
                 f"session {session.id!r} was changed by someone else at the same moment; reload it"
@@ -284,7 +323,7 @@ class SqlStore:
 
     def load(self, session_id: str) -> Session:
         with self.engine.connect() as conn:
-            row = conn.execute(select(sessions.c.state).where(sessions.c.id == session_id)).first()
+            row = conn.execute(_LOAD_STATE, {"w_id": session_id}).first()
         if row is None:
             raise UnknownSession(f"no session {session_id!r}")
         return Session.from_dict(row.state)
@@ -335,6 +374,5 @@ class SqlStore:
         self.engine.dispose()
 
 
-def _plain(data: Any) -> Any:
-    """JSON-safe data (tuples to lists, no NaN surprises across databases)."""
-    return json.loads(json.dumps(data, default=str))
+def _to_json(data: Any) -> str:
+    return json.dumps(data, default=str, separators=(",", ":"))
