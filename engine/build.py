@@ -286,6 +286,9 @@ def _scenario(item: YamlMap, file: str) -> Scenario:
         if isinstance(answers, YamlMap)
         else {},
         outcome=_str(expect.get("outcome")),
+        status=_str(expect.get("status")),
+        locale=_str(item.get("locale")),
+        channel=_str(item.get("channel")),
         outcome_loc=_loc(file, expect.val_pos.get("outcome", expect.pos)),
         path=_strs(path) if isinstance(path, YamlList) else None,
         path_locs=tuple(_loc(file, p) for p in path.item_pos) if isinstance(path, YamlList) else (),

@@ -190,6 +190,9 @@ class Scenario:
     answer_locs: Mapping[str, Loc] = _field(default_factory=dict)
     outcome: str | None = None
     outcome_loc: Loc | None = None
+    status: str | None = None  # "ended" or "waiting"
+    locale: str | None = None
+    channel: str | None = None
     path: tuple[str, ...] | None = None
     path_locs: tuple[Loc, ...] = ()
     context: Mapping[str, Any] = _field(default_factory=dict)

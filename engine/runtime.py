@@ -331,8 +331,9 @@ def _survey(definitions: Definitions, s: Session, event: SurveyAnswer | SkipSurv
     if s.status != SURVEY:
         raise Conflict(f"no survey is offered (the session is {s.status})", s.node)
     if isinstance(event, SurveyAnswer):
+        offered = _offered_surveys(definitions, s)
         for name, value, low, high in (("ces", event.ces, 1, 7), ("nps", event.nps, 0, 10)):
-            if value is None:
+            if value is None or name not in offered:  # only what this end asked is recorded
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise InvalidAnswer(
@@ -344,6 +345,12 @@ def _survey(definitions: Definitions, s: Session, event: SurveyAnswer | SkipSurv
             s.survey[name] = value
     s.status = ENDED
     s.node = None
+
+
+def _offered_surveys(definitions: Definitions, s: Session) -> tuple[str, ...]:
+    journey = definitions[s.stack[-1].journey] if s.stack else definitions[s.journey]
+    node = journey.nodes.get(_local(s)) if s.node else None
+    return node.survey if node else ("ces", "nps")
 
 
 def _not_waiting(s: Session) -> str:
@@ -419,9 +426,9 @@ def _advance(definitions: Definitions, s: Session, effects: list[Effect]) -> Non
             s.status = WAITING
             return
         text = _text(s, node, node.say)
+        if text:  # what a non-interactive node says is shown with the next step
+            s.messages.append(text)
         if node.kind == "say":
-            if text:
-                s.messages.append(text)
             _complete(s, node)
             _go(s, node.next)
         elif node.kind == "decide":
@@ -450,24 +457,20 @@ def _advance(definitions: Definitions, s: Session, effects: list[Effect]) -> Non
             _enter(s, sub.start)
             s.status = "moving"
         elif node.kind == "handoff":
-            if text:
-                s.messages.append(text)
             s.handoff = {"queue": node.queue, "reason": node.reason, "node": qualified}
             _finish(s, "escalated", effects)
             return
         elif node.kind == "end":
-            if text:
-                s.messages.append(text)
             _complete(s, node)
-            if len(s.stack) > 1:
-                _return(definitions, s)
-                continue
-            for i, call in enumerate(node.after, 1):
+            for i, call in enumerate(node.after, 1):  # a sub-journey's `after` runs at its end
                 inputs = {
                     k: _value(s, node, v, f"after action {i} input {k!r}")
                     for k, v in call.input.items()
                 }
                 effects.append(RunAfter(call.action, inputs, f"{s.id}:{qualified}:after{i}"))
+            if len(s.stack) > 1:
+                _return(definitions, s)
+                continue
             _finish(s, node.outcome or "resolved", effects, survey=bool(node.survey))
             return
     raise RuntimeProblem(

@@ -203,7 +203,10 @@ def run_scenario(
     if scenario.survey:
         answers["survey"] = scenario.survey
     try:
-        session = drive(sessions, journey, scenario.inputs, AnswerBook(answers))
+        session = drive(
+            sessions, journey, scenario.inputs, AnswerBook(answers),
+            channel=scenario.channel, locale=scenario.locale,
+        )
     except (RuntimeProblem, LibraryProblem) as err:
         message = err.message if isinstance(err, RuntimeProblem) else str(err)
         result.passed = False
@@ -213,13 +216,17 @@ def run_scenario(
     result.path, result.context = list(session.path), dict(session.context)
     bundle = sessions.bundle_of(session)
     _cover(bundle, session.path, coverage)
-    expected_status = "ended" if scenario.outcome else None
-    if scenario.outcome and session.outcome != scenario.outcome:
+    expected_status = scenario.status or ("ended" if scenario.outcome else None)
+    actual_status = "ended" if session.status in ("ended", "survey") else "waiting"
+    if scenario.status and actual_status != scenario.status:
+        where = f" at {session.node!r}" if actual_status == "waiting" else f" (outcome {session.outcome!r})"
+        result.differences.append(f"status: expected {scenario.status!r}, the session is {actual_status}{where}")
+    elif scenario.outcome and session.outcome != scenario.outcome:
         result.differences.append(
             f"outcome: expected {scenario.outcome!r}, got {session.outcome!r}"
             + (f" (waiting at {session.node!r})" if session.status == WAITING else "")
         )
-    elif expected_status and session.status not in ("ended", "survey"):
+    elif expected_status == "ended" and actual_status != "ended":
         result.differences.append(
             f"status: expected the session to end, it is waiting at {session.node!r}"
         )

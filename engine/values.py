@@ -33,6 +33,8 @@ def from_text(value: Any, schema: Mapping[str, Any] | None) -> Any:
     types = schema.get("type")
     types = types if isinstance(types, list) else [types]
     text = value.strip()
+    if "null" in types and text.lower() in ("", "null", "none"):
+        return None  # nothing typed where nothing is allowed: not known
     for kind in types:
         if kind == "null" and text.lower() in ("", "null", "none"):
             return None

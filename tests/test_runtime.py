@@ -1275,11 +1275,6 @@ def test_scenario_with_a_waiting_session_does_not_pass_for_an_outcome(lib: Path)
     assert result.differences == ["outcome: expected 'resolved', got None (waiting at 'ask_count')"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.build/model drop `expect.status` (offered by schemas/scenario.schema.json): "
-    "a scenario expecting `status: waiting` passes whatever happens",
-)
 def test_scenario_expecting_a_waiting_session_fails_when_it_ends(lib: Path) -> None:
     write_library(
         lib,
@@ -1417,3 +1412,104 @@ def test_shipped_sessions_replay_exactly(journey: str) -> None:
             s = sessions.resume(s.id, "chat")
         answer_until_stuck(sessions, s, AnswerBook(answers))
     assert check_replays(store) == 2 * len(scenarios)
+
+
+# ----------------------------------------------------------- decisions taken after review
+
+EXTRAS = {
+    "motives.yaml": "motives: {}\n",
+    "inner.yaml": """
+        journey: inner
+        version: 1
+        title: A sub-journey with post-contact automation on its end
+        start: done
+        nodes:
+          done:
+            kind: end
+            outcome: resolved
+            after:
+              - {action: crm.log_contact, input: {customer_id: C1, motive: inner, outcome: resolved}}
+    """,
+    "extras.yaml": """
+        journey: extras
+        version: 1
+        title: Texts on non-interactive nodes, last_error, a journey node's set, a ces-only survey
+        inputs:
+          nickname: {type: [string, "null"], default: null}
+        start: fetch
+        nodes:
+          fetch:
+            kind: action
+            say: "Let me check that for you."
+            action: orders.get_tracking
+            input: {order_id: "10000001"}
+            output: tracking
+            on_error: apologise
+            next: sub
+          apologise:
+            kind: say
+            say: "Sorry: {{ last_error.message }}"
+            next: sub
+          sub:
+            kind: journey
+            journey: inner
+            set: {came_back: true}
+            next: ask_nick
+          ask_nick:
+            kind: ask
+            field: nickname
+            schema: {type: [string, "null"]}
+            next: done
+          done:
+            kind: end
+            outcome: resolved
+            survey: [ces]
+    """,
+}
+
+
+@pytest.fixture
+def extras(tmp_path: Path) -> Path:
+    return write_library(tmp_path / "extras", EXTRAS)
+
+
+def test_extras_library_validates(extras: Path, check: Check) -> None:
+    """`last_error` is known on the error path; a journey node's `set` may read what returns."""
+    assert check(extras).errors == []
+
+
+def test_text_of_an_action_node_is_shown_with_the_next_step(extras: Path) -> None:
+    h = harness(extras, {"orders.get_tracking": {"order_id": "10000001"}})
+    s = h.sessions.start("extras", {})
+    assert s.node == "ask_nick"
+    assert s.messages == ["Let me check that for you."]
+    assert s.context["came_back"] is True
+
+
+def test_last_error_is_readable_on_the_error_path(extras: Path) -> None:
+    h = harness(extras, {"orders.get_tracking": {"error": "carrier unreachable"}})
+    s = h.sessions.start("extras", {})
+    assert "Sorry: carrier unreachable" in s.messages
+
+
+def test_after_actions_of_a_sub_journey_end_run_at_that_end(extras: Path) -> None:
+    h = harness(extras, {"orders.get_tracking": {"order_id": "10000001"}})
+    h.sessions.start("extras", {})
+    assert [effect.action for effect, _status, _outcome in h.executor.afters] == ["crm.log_contact"]
+
+
+def test_empty_text_for_a_nullable_answer_is_not_known(extras: Path) -> None:
+    h = harness(extras, {"orders.get_tracking": {"order_id": "10000001"}})
+    s = h.sessions.start("extras", {"nickname": ""}, as_text=True)
+    assert s.node == "ask_nick"  # "" typed for a nullable input means: not given
+    s = h.sessions.answer(s.id, "ask_nick", "", as_text=True)
+    assert s.context["nickname"] is None
+
+
+def test_only_the_surveys_an_end_offers_are_recorded(extras: Path) -> None:
+    h = harness(extras, {"orders.get_tracking": {"order_id": "10000001"}})
+    s = h.sessions.start("extras", {})
+    s = h.sessions.answer(s.id, "ask_nick", "Ada")
+    assert s.status == "survey"
+    s = h.sessions.survey(s.id, ces=6, nps=9)
+    assert (s.status, s.survey) == ("ended", {"ces": 6})

@@ -108,7 +108,9 @@ def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
         for edge in node.edges():
             if edge.target not in journey.nodes:
                 continue
-            defs = [] if edge.via == "on_error" else own + sets
+            # On its error path an action stores neither its output nor its `set`, but the
+            # runtime records the failure in `last_error`.
+            defs = ["last_error"] if edge.via == "on_error" else own + sets
             fn.edges.append((edge.target, defs, edge.via))
         fn.own = own
         if node.kind == "end":
@@ -171,6 +173,10 @@ def solve(
             continue
         here = known[node_id]
         visible_after = here | set(node.own) | set(node.end_defs)
+        if node.call:  # a journey node's `set` applies once the sub-journey has returned
+            visible_after |= set(node.passed)
+            if node.call in callees:
+                visible_after |= callees[node.call].exports
         reported: set[str] = set()
         for name, phase, where, line, col in node.reads:
             if name in (visible_after if phase == "after" else here) or name in reported:
