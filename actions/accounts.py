@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.pending import not_yet_wired
 from actions.registry import action
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Row
+
+#: How long a reset link stays valid.
+RESET_LINK_MINUTES = 30
+#: Locks that an advisor may lift; a lock by the security team needs its review.
+UNLOCKABLE = ("too_many_attempts",)
 
 
 class ResetLink(TypedDict):
@@ -17,13 +24,70 @@ class Unlocked(TypedDict):
     unlocked: bool
 
 
+def _account(conn: Connection, customer_id: str) -> Row[Any]:
+    from sqlalchemy import select
+
+    from actions import backoffice as bo
+
+    bo.customer_row(conn, customer_id)
+    row = conn.execute(select(bo.accounts).where(bo.accounts.c.customer_id == customer_id)).first()
+    if row is None:
+        raise LookupError(f"customer {customer_id!r} has no online account")
+    return row
+
+
 @action("accounts.send_reset_link")
 def send_reset_link(customer_id: str, channel: str) -> ResetLink:
     """Send a one-time password reset link by ``sms`` or ``email``."""
-    return not_yet_wired("accounts.send_reset_link")
+    from sqlalchemy import update
+
+    from actions import backoffice as bo
+
+    if channel not in ("sms", "email"):
+        raise ValueError(f"a reset link goes by sms or email, not {channel!r}")
+    with bo.transaction() as conn:
+        account = _account(conn, customer_id)
+        if account.locked and account.lock_reason not in UNLOCKABLE:
+            raise PermissionError(
+                f"the account of {customer_id!r} is locked for a security review: "
+                "no reset link can be sent"
+            )
+        customer = bo.customer_row(conn, customer_id)
+        message_id = bo.add_with_code(
+            conn,
+            bo.messages,
+            "message_id",
+            "M",
+            {
+                "customer_id": customer_id,
+                "channel": channel,
+                "recipient": customer.phone if channel == "sms" else customer.email,
+                "template": "password_reset_link",
+                "status": "sent",
+            },
+        )
+        conn.execute(
+            update(bo.accounts)
+            .where(bo.accounts.c.customer_id == customer_id)
+            .values(reset_requested_at=bo.now())
+        )
+    return {"message_id": message_id, "expires_minutes": RESET_LINK_MINUTES}
 
 
 @action("accounts.unlock")
 def unlock(customer_id: str) -> Unlocked:
     """Unlock an account locked after too many failed sign-ins."""
-    return not_yet_wired("accounts.unlock")
+    from sqlalchemy import update
+
+    from actions import backoffice as bo
+
+    with bo.transaction() as conn:
+        account = _account(conn, customer_id)
+        if account.locked and account.lock_reason not in UNLOCKABLE:
+            return {"unlocked": False}  # the security team's lock stays
+        conn.execute(
+            update(bo.accounts)
+            .where(bo.accounts.c.customer_id == customer_id)
+            .values(locked=False, lock_reason=None, failed_attempts=0)
+        )
+    return {"unlocked": True}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import TypedDict
 
-from actions.pending import not_yet_wired
 from actions.registry import action
+
+PERIODS = ("morning", "afternoon")
+#: How far ahead a visit can be booked.
+BOOKING_DAYS = 30
 
 
 class Appointment(TypedDict):
@@ -19,13 +23,78 @@ class Rescheduled(TypedDict):
     when: str
 
 
+def _when(day: date, period: str) -> str:
+    return f"{day.isoformat()} {period}"
+
+
 @action("appointments.get_current")
 def get_current(customer_id: str) -> Appointment:
     """The customer's next technician appointment, if any (status ``none`` otherwise)."""
-    return not_yet_wired("appointments.get_current")
+    from sqlalchemy import select
+
+    from actions import backoffice as bo
+
+    a = bo.appointments
+    with bo.transaction() as conn:
+        bo.customer_row(conn, customer_id)
+        row = conn.execute(
+            select(a)
+            .where(a.c.customer_id == customer_id, a.c.status == "booked", a.c.day >= bo.today())
+            .order_by(a.c.day, a.c.period.desc(), a.c.id)  # "morning" before "afternoon"
+        ).first()
+    if row is None:
+        return {"appointment_id": "", "when": "", "status": "none"}
+    return {
+        "appointment_id": row.appointment_id,
+        "when": _when(row.day, row.period),
+        "status": "booked",
+    }
+
+
+def parse_slot(slot: str) -> tuple[date, str]:
+    """``2025-06-12 morning`` -> the day and the period, checked against the planning rules:
+    Monday to Saturday, from tomorrow to 30 days ahead."""
+    from actions import backoffice as bo
+
+    parts = (slot or "").split()
+    try:
+        day = date.fromisoformat(parts[0])
+    except (IndexError, ValueError):
+        day = None
+    if day is None or len(parts) != 2 or parts[1] not in PERIODS:
+        raise ValueError(
+            f"slot {slot!r} is not a day and a period, like '2025-06-12 morning' or "
+            "'2025-06-12 afternoon'"
+        )
+    first, last = bo.today() + timedelta(days=1), bo.today() + timedelta(days=BOOKING_DAYS)
+    if not first <= day <= last:
+        raise ValueError(
+            f"no technician slot on {day.isoformat()}: visits are booked from "
+            f"{first.isoformat()} to {last.isoformat()}"
+        )
+    if day.weekday() == 6:
+        raise ValueError(f"no technician slot on {day.isoformat()}: it is a Sunday")
+    return day, parts[1]
 
 
 @action("appointments.reschedule")
 def reschedule(appointment_id: str, slot: str) -> Rescheduled:
     """Move an appointment to another slot (``morning``/``afternoon`` of a date)."""
-    return not_yet_wired("appointments.reschedule")
+    from sqlalchemy import select, update
+
+    from actions import backoffice as bo
+
+    day, period = parse_slot(slot)
+    a = bo.appointments
+    with bo.transaction() as conn:
+        row = conn.execute(select(a).where(a.c.appointment_id == appointment_id)).first()
+        if row is None:
+            raise LookupError(f"no appointment {appointment_id!r} in the back office")
+        if row.status != "booked":
+            raise ValueError(f"appointment {appointment_id!r} is {row.status}, it cannot be moved")
+        conn.execute(
+            update(a)
+            .where(a.c.id == row.id)
+            .values(day=day, period=period, previous_slot=_when(row.day, row.period))
+        )
+    return {"appointment_id": appointment_id, "when": _when(day, period)}

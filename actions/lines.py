@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.pending import not_yet_wired
 from actions.registry import action
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Row
+
+#: Days for a replacement SIM to arrive by post.
+SIM_ETA_DAYS = 2
 
 
 class Suspended(TypedDict):
@@ -18,13 +23,61 @@ class SimOrder(TypedDict):
     eta_days: int
 
 
+def mobile_line(conn: Connection, customer_id: str) -> Row[Any]:
+    from sqlalchemy import select
+
+    from actions import backoffice as bo
+
+    bo.customer_row(conn, customer_id)
+    line = conn.execute(
+        select(bo.lines)
+        .where(bo.lines.c.customer_id == customer_id, bo.lines.c.kind == "mobile")
+        .order_by(bo.lines.c.line_id)
+    ).first()
+    if line is None:
+        raise LookupError(f"customer {customer_id!r} has no mobile line")
+    return line
+
+
 @action("lines.suspend")
 def suspend(customer_id: str, reason: str) -> Suspended:
     """Suspend the mobile line at once (lost or stolen SIM or phone)."""
-    return not_yet_wired("lines.suspend")
+    from sqlalchemy import update
+
+    from actions import backoffice as bo
+
+    reason = bo.required_text("reason", reason)
+    with bo.transaction() as conn:
+        line = mobile_line(conn, customer_id)
+        if line.status != "suspended":  # suspending twice changes nothing
+            conn.execute(
+                update(bo.lines)
+                .where(bo.lines.c.line_id == line.line_id)
+                .values(status="suspended", suspended_reason=reason)
+            )
+    return {"line_id": line.line_id, "suspended": True}
 
 
 @action("lines.order_sim")
 def order_sim(customer_id: str, reason: str) -> SimOrder:
     """Send a replacement SIM with the same number to the address on file."""
-    return not_yet_wired("lines.order_sim")
+    from actions import backoffice as bo
+
+    reason = bo.required_text("reason", reason)
+    with bo.transaction() as conn:
+        line = mobile_line(conn, customer_id)
+        customer = bo.customer_row(conn, customer_id)
+        sim_order_id = bo.add_with_code(
+            conn,
+            bo.sim_orders,
+            "sim_order_id",
+            "SIM",
+            {
+                "customer_id": customer_id,
+                "line_id": line.line_id,
+                "reason": reason,
+                "address": bo.address_of(customer.street, customer.postcode, customer.city),
+                "eta_days": SIM_ETA_DAYS,
+            },
+        )
+    return {"sim_order_id": sim_order_id, "eta_days": SIM_ETA_DAYS}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from actions.pending import not_yet_wired
 from actions.registry import action
+
+CHANNELS = ("sms", "email", "push")
 
 
 class Message(TypedDict):
@@ -15,4 +16,25 @@ class Message(TypedDict):
 @action("notify.send")
 def send(customer_id: str, channel: str, template: str) -> Message:
     """Send a templated message to the customer on a channel (sms, email, push)."""
-    return not_yet_wired("notify.send")
+    from actions import backoffice as bo
+
+    if channel not in CHANNELS:
+        raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
+    template = bo.required_text("template", template)
+    with bo.transaction() as conn:
+        customer = bo.customer_row(conn, customer_id)
+        recipient = {"sms": customer.phone, "email": customer.email}.get(channel, "app")
+        message_id = bo.add_with_code(
+            conn,
+            bo.messages,
+            "message_id",
+            "M",
+            {
+                "customer_id": customer_id,
+                "channel": channel,
+                "recipient": recipient,
+                "template": template,
+                "status": "sent",
+            },
+        )
+    return {"message_id": message_id}

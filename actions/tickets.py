@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from actions.pending import not_yet_wired
 from actions.registry import action
 
 
@@ -15,4 +14,18 @@ class Ticket(TypedDict):
 @action("tickets.create")
 def create(queue: str, summary: str, customer_id: str | None = None) -> Ticket:
     """Open a ticket in a back-office queue (logistics, billing, network, ...)."""
-    return not_yet_wired("tickets.create")
+    from actions import backoffice as bo
+
+    queue = bo.required_text("queue", queue)
+    summary = bo.required_text("summary", summary)
+    with bo.transaction() as conn:
+        if customer_id is not None:
+            bo.customer_row(conn, customer_id)
+        ticket_id = bo.add_with_code(
+            conn,
+            bo.tickets,
+            "ticket_id",
+            "T",
+            {"queue": queue, "summary": summary, "customer_id": customer_id, "status": "open"},
+        )
+    return {"ticket_id": ticket_id}

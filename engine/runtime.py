@@ -62,15 +62,16 @@ class Session:
     handoff: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data, deep-copied (the record must not change with the session object)."""
-        data = {name: copy_data(value) for name, value in self.__dict__.items()}
+    def to_dict(self, copy: bool = True) -> dict[str, Any]:
+        """Plain data; deep-copied unless the caller serializes it at once (``copy=False``)."""
+        data = {name: copy_data(value) if copy else value for name, value in self.__dict__.items()}
         data["stack"] = [dict(f.__dict__) for f in self.stack]
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Session:
-        values = {name: copy_data(value) for name, value in data.items()}
+    def from_dict(cls, data: Mapping[str, Any], copy: bool = True) -> Session:
+        """A session from plain data; ``copy=False`` when the data was just parsed and is ours."""
+        values = {name: copy_data(value) if copy else value for name, value in data.items()}
         values["stack"] = [Frame(**f) for f in data.get("stack", [])]
         return cls(**values)
 

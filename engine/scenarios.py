@@ -204,8 +204,12 @@ def run_scenario(
         answers["survey"] = scenario.survey
     try:
         session = drive(
-            sessions, journey, scenario.inputs, AnswerBook(answers),
-            channel=scenario.channel, locale=scenario.locale,
+            sessions,
+            journey,
+            scenario.inputs,
+            AnswerBook(answers),
+            channel=scenario.channel,
+            locale=scenario.locale,
         )
     except (RuntimeProblem, LibraryProblem) as err:
         message = err.message if isinstance(err, RuntimeProblem) else str(err)
@@ -219,8 +223,14 @@ def run_scenario(
     expected_status = scenario.status or ("ended" if scenario.outcome else None)
     actual_status = "ended" if session.status in ("ended", "survey") else "waiting"
     if scenario.status and actual_status != scenario.status:
-        where = f" at {session.node!r}" if actual_status == "waiting" else f" (outcome {session.outcome!r})"
-        result.differences.append(f"status: expected {scenario.status!r}, the session is {actual_status}{where}")
+        where = (
+            f" at {session.node!r}"
+            if actual_status == "waiting"
+            else f" (outcome {session.outcome!r})"
+        )
+        result.differences.append(
+            f"status: expected {scenario.status!r}, the session is {actual_status}{where}"
+        )
     elif scenario.outcome and session.outcome != scenario.outcome:
         result.differences.append(
             f"outcome: expected {scenario.outcome!r}, got {session.outcome!r}"

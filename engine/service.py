@@ -9,7 +9,7 @@ no HTTP and no Prefect: those are the store's and the executor's business.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from engine.errors import Conflict, UnknownSession
 from engine.library import Bundle, Library
 from engine.runtime import (
-    RUNNING,
     ActionDone,
     Answer,
     Effect,
@@ -34,12 +33,15 @@ from engine.runtime import (
 
 # ------------------------------------------------------------------------------ ports
 
+#: The events of one call, each with the session's sequence number after it.
+Records = Sequence[tuple[int, Mapping[str, Any]]]
+
 
 class SessionStore(Protocol):
     def save_bundle(self, bundle: Bundle) -> None: ...
     def load_bundle(self, digest: str) -> Bundle: ...
-    def create(self, session: Session, record: Mapping[str, Any]) -> None: ...
-    def append(self, session: Session, record: Mapping[str, Any], expected_seq: int) -> None:
+    def create(self, session: Session, records: Records) -> None: ...
+    def append(self, session: Session, records: Records, expected_seq: int) -> None:
         """Save the session and its new event at once; Conflict if its seq moved on."""
 
     def load(self, session_id: str) -> Session: ...
@@ -187,8 +189,10 @@ class Sessions:
             "motive": session.motive,
         }
         started, effects = step(bundle.definitions, session, Start(given, as_text))
-        self.store.create(started, {**header, **record_of(Start(given, as_text), actor, channel)})
-        return self._follow(bundle, started, effects, actor)
+        first = {**header, **record_of(Start(given, as_text), actor, channel)}
+        final, more = self._follow(bundle, started, effects, actor)
+        self.store.create(final, [(started.seq, first), *more])
+        return final
 
     def answer(
         self,
@@ -218,8 +222,11 @@ class Sessions:
         session = self.store.load(session_id)
         bundle = self.store.load_bundle(session.definition)
         after, effects = step(bundle.definitions, session, event)
-        self.store.append(after, record_of(event, actor, session.channel), session.seq)
-        return self._follow(bundle, after, effects, actor)
+        final, more = self._follow(bundle, after, effects, actor)
+        self.store.append(
+            final, [(after.seq, record_of(event, actor, session.channel)), *more], session.seq
+        )
+        return final
 
     def resume(self, session_id: str, channel: str | None, actor: str | None = None) -> Session:
         """The same session, continued on another channel, with all its context."""
@@ -231,18 +238,17 @@ class Sessions:
         moved = Session.from_dict(session.to_dict())
         moved.channel = channel or session.channel
         moved.seq += 1
-        self.store.append(
-            moved,
-            {
-                "type": "resume",
-                "channel": moved.channel,
-                "from": session.channel,
-                "actor": actor,
-                "at": datetime.now(UTC).isoformat(),
-            },
-            session.seq,
-        )
+        resumed = {
+            "type": "resume",
+            "channel": moved.channel,
+            "from": session.channel,
+            "actor": actor,
+            "at": datetime.now(UTC).isoformat(),
+        }
         bundle = self.store.load_bundle(moved.definition)
+        final, more = self._follow(bundle, moved, [], actor)
+        self.store.append(final, [(moved.seq, resumed), *more], session.seq)
+        return final
         return self._follow(bundle, moved, [], actor)
 
     def get(self, session_id: str) -> Session:
@@ -257,15 +263,16 @@ class Sessions:
 
     def _follow(
         self, bundle: Bundle, session: Session, effects: list[Effect], actor: str | None
-    ) -> Session:
-        """Run what the step asked for: actions the session waits for, then post-contact ones."""
+    ) -> tuple[Session, list[tuple[int, dict[str, Any]]]]:
+        """Run what the step asked for (the actions the session waits for, then post-contact
+        ones) and return the session with the events to save with it, in one transaction.
+
+        Saving the answer and the results of the actions it ran together is safe because
+        each action carries an idempotency key: if this process dies before the save, the
+        answer is given again and the back office recognises the repeated action.
+        """
         pending = list(effects)
-        if session.status == RUNNING and not any(
-            isinstance(e, RunAction) and e.wait for e in pending
-        ):
-            # Reloaded while an action was running (a crash, a new process): run it again
-            # under the same idempotency key.
-            pending += _rerun(bundle, session)
+        records: list[tuple[int, dict[str, Any]]] = []
         while pending:
             effect = pending.pop(0)
             if isinstance(effect, RunAction):
@@ -275,36 +282,12 @@ class Sessions:
                 event = ActionDone(
                     effect.node, outcome.result, outcome.error, outcome.attempts, outcome.run_id
                 )
-                before = session.seq
                 session, more = step(bundle.definitions, session, event)
-                self.store.append(session, record_of(event, "system", session.channel), before)
+                records.append((session.seq, record_of(event, "system", session.channel)))
                 pending += more
             elif isinstance(effect, RunAfter):
                 self.executor.run_after(effect, session)
-        return session
-
-
-def _rerun(bundle: Bundle, session: Session) -> list[Effect]:
-    from engine.expressions import compile_expression, is_expression, literal
-
-    frame = session.stack[-1]
-    node = bundle.definitions[frame.journey].nodes[(session.node or "")[len(frame.prefix) :]]
-    inputs = {
-        k: compile_expression(v[1:]).evaluate(session.context) if is_expression(v) else literal(v)
-        for k, v in node.input.items()
-    }
-    visit = session.visits.get(session.node or "", 1)
-    return [
-        RunAction(
-            session.node or "",
-            node.action or "",
-            inputs,
-            True,
-            node.retries,
-            node.timeout,
-            f"{session.id}:{session.node}:{visit}",
-        )
-    ]
+        return session, records
 
 
 def new_id(prefix: str = "s") -> str:
@@ -329,11 +312,11 @@ class MemoryStore:
     def load_bundle(self, digest: str) -> Bundle:
         return self.bundles[digest]
 
-    def create(self, session: Session, record: Mapping[str, Any]) -> None:
+    def create(self, session: Session, records: Records) -> None:
         self.sessions[session.id] = session.to_dict()
-        self.logs[session.id] = [dict(record)]
+        self.logs[session.id] = [dict(r) for _seq, r in records]
 
-    def append(self, session: Session, record: Mapping[str, Any], expected_seq: int) -> None:
+    def append(self, session: Session, records: Records, expected_seq: int) -> None:
         current = self.sessions.get(session.id)
         if current is None:
             raise UnknownSession(f"no session {session.id!r}")
@@ -342,7 +325,7 @@ class MemoryStore:
                 f"session {session.id!r} moved on (step {current['seq']}, not {expected_seq}); reload it"
             )
         self.sessions[session.id] = session.to_dict()
-        self.logs[session.id].append(dict(record))
+        self.logs[session.id] += [dict(r) for _seq, r in records]
 
     def load(self, session_id: str) -> Session:
         if session_id not in self.sessions:

@@ -329,3 +329,20 @@ def test_a_journey_that_cannot_go_on_ends_failed_not_stuck(env: Path) -> None:
     assert (data["status"], data["outcome"]) == ("ended", "unresolved")
     assert data["error"]["node"] == "route"
     assert "has no 'days_late'" in data["error"]["message"]
+
+
+def test_journey_given_by_its_file(env: Path, library: Path) -> None:
+    result = invoke(
+        "run",
+        str(library / "order-status.yaml"),
+        "--input",
+        "customer_id=C001",
+        "--actions",
+        "actions.yaml",
+        "--answers",
+        answers(env, 'ask_order: "10000001"\noffer: voucher\n'),
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["journey"] == "order-status"

@@ -1,0 +1,634 @@
+"""The demo back office: an embedded database that the shipped actions really read and change.
+
+A SQLite file by default (``<JOURNEYS_HOME or .journeys>/backoffice.db``), or any SQLAlchemy
+URL in ``JOURNEYS_BACKOFFICE_DB`` (``postgresql+psycopg://...``). The tables are created and
+filled with deterministic seed data the first time the database is used (see
+``actions/seed.py`` and docs/backoffice.md): customers C001...C050, their orders, lines,
+subscriptions, invoices, accounts and appointments, a few refunds and a known outage. Every
+action then writes what it does (refunds, vouchers, returns, tickets, messages, callbacks, the
+contact log, ...) so that ``journeys backoffice show TABLE`` shows its effect.
+
+Dates in the seed are relative to the day the database was seeded ("7 days late" is true on
+that day and one more each day after): delete the file to start again from the seed. The
+back office's "today" is the real date, or ``JOURNEYS_BACKOFFICE_TODAY`` (an ISO date) to pin
+it for a demo or a test.
+
+This module needs SQLAlchemy only: never Prefect, never the engine. The domain modules
+import it (and SQLAlchemy) inside their action bodies, so that reading the catalogue, as
+``journeys validate`` does, imports neither.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from calendar import monthrange
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    insert,
+    make_url,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+)
+from sqlalchemy.pool import NullPool, StaticPool
+
+DEFAULT_HOME = ".journeys"
+
+metadata = MetaData()
+
+
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def _created() -> Column[datetime]:
+    return Column("created_at", DateTime(timezone=True), nullable=False)
+
+
+# -------------------------------------------------------------------- reference data
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", String(20), primary_key=True),
+    Column("name", String(120), nullable=False),
+    Column("tier", String(20), nullable=False),  # standard, premium
+    Column("phone", String(30), nullable=False),
+    Column("email", String(200), nullable=False),
+    Column("street", String(200), nullable=False),
+    Column("postcode", String(20), nullable=False),
+    Column("city", String(80), nullable=False),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(20), primary_key=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),  # ordered, in_transit, delivered, lost, returned
+    Column("carrier", String(40), nullable=False),
+    Column("shipping_cost", Float, nullable=False),
+    Column("amount", Float, nullable=False),  # what the customer paid, shipping included
+    Column("ordered_on", Date, nullable=False),
+    Column("expected_on", Date, nullable=False),
+    Column("delivered_on", Date),
+    Column("delivery_address", String(300), nullable=False),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("plan", String(40), primary_key=True),
+    Column("name", String(80), nullable=False),
+    Column("monthly_price", Float, nullable=False),
+    Column("speed_mbps", Float, nullable=False),  # the sync rate of a healthy line
+    Column("rank", Integer, nullable=False),  # order of the range: free_upgrade goes one up
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("customer_id", ForeignKey("customers.customer_id"), primary_key=True),
+    Column("plan", ForeignKey("plans.plan"), nullable=False),
+    Column("monthly_price", Float, nullable=False),
+    Column("started_on", Date, nullable=False),
+    Column("commitment_months", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # active, cancelled
+)
+
+lines = Table(
+    "lines",
+    metadata,
+    Column("line_id", String(40), primary_key=True),  # the number of a mobile line
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # mobile, fibre
+    Column(
+        "status", String(20), nullable=False
+    ),  # mobile: active, suspended; fibre: ok, degraded, down
+    Column("area", String(20), nullable=False),  # network area (the postcode of the premises)
+    Column("sync_rate_mbps", Float, nullable=False),
+    Column("fault", String(40)),  # fibre: box_profile (a remote reset fixes it), copper, fibre_cut
+    Column("suspended_reason", String(80)),
+)
+
+outages = Table(
+    "outages",
+    metadata,
+    _id(),
+    Column("area", String(20), nullable=False, index=True),
+    Column("description", String(200), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("eta_hours", Integer, nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("invoice_id", String(30), primary_key=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("period", String(40), nullable=False),  # "May 2025"
+    Column("issued_on", Date, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("status", String(20), nullable=False),  # due, paid, disputed
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("customer_id", ForeignKey("customers.customer_id"), primary_key=True),
+    Column("login", String(200), nullable=False),
+    Column("locked", Boolean, nullable=False),
+    Column("lock_reason", String(40)),  # too_many_attempts, security_review
+    Column("failed_attempts", Integer, nullable=False),
+    Column("reset_requested_at", DateTime(timezone=True)),
+)
+
+appointments = Table(
+    "appointments",
+    metadata,
+    _id(),
+    Column("appointment_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("day", Date, nullable=False),
+    Column("period", String(20), nullable=False),  # morning, afternoon
+    Column("purpose", String(120), nullable=False),
+    Column("status", String(20), nullable=False),  # booked, done, cancelled
+    Column("previous_slot", String(40)),
+    _created(),
+)
+
+# ------------------------------------------------------------- what the actions write
+
+refunds = Table(
+    "refunds",
+    metadata,
+    _id(),
+    Column("refund_id", String(20), unique=True),
+    Column("order_id", ForeignKey("orders.order_id"), nullable=False, index=True),
+    Column("amount", Float, nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("status", String(20), nullable=False),  # pending, paid, rejected
+    Column("requested_on", Date, nullable=False),
+    Column("decided_on", Date),  # paid or rejected on
+    _created(),
+)
+
+vouchers = Table(
+    "vouchers",
+    metadata,
+    _id(),
+    Column("voucher_code", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("amount", Float, nullable=False),
+    Column("expires_on", Date, nullable=False),
+    _created(),
+)
+
+returns = Table(
+    "returns",
+    metadata,
+    _id(),
+    Column("return_id", String(20), unique=True),
+    Column("order_id", ForeignKey("orders.order_id"), nullable=False, index=True),
+    Column("reason", String(200), nullable=False),
+    Column("label_url", String(300), nullable=False),
+    Column("status", String(20), nullable=False),  # open, received
+    _created(),
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    _id(),
+    Column("shipment_id", String(20), unique=True),
+    Column("order_id", ForeignKey("orders.order_id"), nullable=False, index=True),
+    Column("reason", String(200), nullable=False),
+    Column("eta_days", Integer, nullable=False),
+    _created(),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    _id(),
+    Column("ticket_id", String(20), unique=True),
+    Column("queue", String(60), nullable=False),
+    Column("summary", String(500), nullable=False),
+    Column("customer_id", ForeignKey("customers.customer_id"), index=True),
+    Column("status", String(20), nullable=False),  # open, closed
+    _created(),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    Column("message_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("channel", String(20), nullable=False),  # sms, email, push
+    Column("recipient", String(200), nullable=False),
+    Column("template", String(80), nullable=False),
+    Column("status", String(20), nullable=False),  # sent
+    _created(),
+)
+
+callbacks = Table(
+    "callbacks",
+    metadata,
+    _id(),
+    Column("callback_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("requested", String(40), nullable=False),  # as asked: a slot name or a date-time
+    Column("slot", String(60), nullable=False),  # when, resolved: "2025-06-10 17:00-20:00"
+    Column("status", String(20), nullable=False),  # booked, done
+    _created(),
+)
+
+contact_log = Table(
+    "contact_log",
+    metadata,
+    _id(),
+    Column("contact_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("motive", String(80), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("note", String(500)),
+    _created(),
+)
+
+address_changes = Table(
+    "address_changes",
+    metadata,
+    _id(),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("old_address", String(300), nullable=False),
+    Column("new_address", String(300), nullable=False),
+    Column("orders_moved", Integer, nullable=False),
+    _created(),
+)
+
+sim_orders = Table(
+    "sim_orders",
+    metadata,
+    _id(),
+    Column("sim_order_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("line_id", ForeignKey("lines.line_id"), nullable=False),
+    Column("reason", String(80), nullable=False),
+    Column("address", String(300), nullable=False),
+    Column("eta_days", Integer, nullable=False),
+    _created(),
+)
+
+line_tests = Table(
+    "line_tests",
+    metadata,
+    _id(),
+    Column("line_id", ForeignKey("lines.line_id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),
+    Column("outage", Boolean, nullable=False),
+    Column("sync_rate_mbps", Float, nullable=False),
+    _created(),
+)
+
+resets = Table(
+    "resets",
+    metadata,
+    _id(),
+    Column("reset_id", String(20), unique=True),
+    Column("line_id", ForeignKey("lines.line_id"), nullable=False, index=True),
+    Column("status", String(20), nullable=False),  # ok, failed
+    _created(),
+)
+
+plan_changes = Table(
+    "plan_changes",
+    metadata,
+    _id(),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("from_plan", String(40), nullable=False),
+    Column("to_plan", String(40), nullable=False),
+    Column("monthly_price", Float, nullable=False),
+    Column("effective_date", Date, nullable=False),
+    _created(),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    _id(),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("offer", String(40), nullable=False),
+    Column("monthly_discount", Float, nullable=False),
+    Column("months", Integer, nullable=False),
+    Column("ends_on", Date, nullable=False),
+    _created(),
+)
+
+cancellations = Table(
+    "cancellations",
+    metadata,
+    _id(),
+    Column("cancellation_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("reason", String(200), nullable=False),
+    Column("effective_date", Date, nullable=False),
+    Column("fee", Float, nullable=False),
+    _created(),
+)
+
+credits = Table(
+    "credits",
+    metadata,
+    _id(),
+    Column("credit_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("amount", Float, nullable=False),
+    Column("reason", String(200), nullable=False),
+    _created(),
+)
+
+disputes = Table(
+    "disputes",
+    metadata,
+    _id(),
+    Column("dispute_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("invoice_id", ForeignKey("invoices.invoice_id"), nullable=False, index=True),
+    Column("reason", String(200), nullable=False),
+    Column("status", String(20), nullable=False),  # open, closed
+    _created(),
+)
+
+TABLES: dict[str, Table] = dict(metadata.tables)
+
+# ------------------------------------------------------------------------ the database
+
+
+def database_url() -> str:
+    """``JOURNEYS_BACKOFFICE_DB``, else the SQLite file ``backoffice.db`` in the journeys home."""
+    url = os.environ.get("JOURNEYS_BACKOFFICE_DB")
+    if url:
+        return url
+    home = Path(os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
+    return f"sqlite:///{home / 'backoffice.db'}"
+
+
+_lock = threading.Lock()
+_engines: dict[str, Engine] = {}
+_seeded: set[str] = set()
+
+
+def engine_for(url: str | None = None) -> Engine:
+    """The engine of a back-office URL (default: ``database_url()``), made once per process."""
+    url = url or database_url()
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _make_engine(url)
+        return engine
+
+
+class BackofficeUnavailable(RuntimeError):
+    """The back-office database cannot be opened: which one, and why."""
+
+
+def _make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+        sqlite = parsed.drivername.startswith("sqlite")
+        memory = sqlite and parsed.database in (None, "", ":memory:")
+        if memory:  # one connection for the process, or each would see an empty database
+            engine = create_engine(
+                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            if sqlite and parsed.database:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, poolclass=NullPool if sqlite else None)
+    except (ArgumentError, NoSuchModuleError, OSError) as err:
+        raise BackofficeUnavailable(
+            f"the back-office database URL {_safe(url)!r} is not usable ({err}); write it like "
+            "sqlite:///path/backoffice.db or postgresql+psycopg://user@host/dbname"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        # Every transaction takes the write lock at BEGIN (waiting up to 30 s for it): a
+        # read-then-write of two processes cannot interleave, and seeding happens once.
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself (below)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def ensure_seeded(engine: Engine) -> None:
+    """Create the tables and insert the seed data, once: idempotent, and safe when several
+    processes do it at the same moment (one seeds, the others find it done)."""
+    from actions.seed import seed
+
+    for attempt in range(3):
+        try:
+            metadata.create_all(engine)
+            break
+        except DBAPIError:
+            # Another process created the same tables at the same moment (PostgreSQL):
+            # look again, they are there now.
+            if attempt == 2:
+                raise
+    with contextlib.suppress(IntegrityError), engine.begin() as conn:
+        if conn.execute(select(meta.c.value).where(meta.c.key == "seeded_on")).first():
+            return
+        day = today()
+        # Written first: of two processes seeding at once, the second waits here, then fails
+        # on the duplicate key and leaves the seed to the first.
+        conn.execute(insert(meta).values(key="seeded_on", value=day.isoformat()))
+        seed(conn, day)
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def get_engine() -> Engine:
+    """The engine of ``database_url()``, its tables created and seeded."""
+    url = database_url()
+    engine = engine_for(url)
+    if url not in _seeded:
+        try:
+            ensure_seeded(engine)
+        except OperationalError as err:
+            raise BackofficeUnavailable(
+                f"cannot open the back-office database {_safe(url)!r}: {err.orig}"
+            ) from None
+        with _lock:
+            _seeded.add(url)
+    return engine
+
+
+@contextmanager
+def transaction() -> Iterator[Connection]:
+    """A connection in a transaction on the back office: committed at the end of the block,
+    rolled back if it raises."""
+    with get_engine().begin() as conn:
+        yield conn
+
+
+def show(table: str, limit: int = 50) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The column names and rows of a back-office table. Reference tables (customers,
+    orders, ...) show their first ``limit`` rows; the tables that actions append to
+    (refunds, messages, contact_log, ...) their last ``limit`` rows, oldest first."""
+    found = TABLES.get(table)
+    if found is None:
+        raise ValueError(
+            f"unknown back-office table {table!r}; the tables are: {', '.join(sorted(TABLES))}"
+        )
+    if limit < 1:
+        raise ValueError(f"the limit must be at least 1, not {limit}")
+    columns = [c.name for c in found.columns]
+    key = list(found.primary_key.columns)
+    with transaction() as conn:
+        if "id" in found.c:  # appended to: the latest rows
+            latest = conn.execute(select(found).order_by(found.c.id.desc()).limit(limit)).all()
+            rows = list(reversed(latest))
+        else:
+            rows = list(conn.execute(select(found).order_by(*key).limit(limit)).all())
+    return columns, [tuple(row) for row in rows]
+
+
+# ------------------------------------------------------------------- helpers for actions
+
+
+def today() -> date:
+    """The back office's date: ``JOURNEYS_BACKOFFICE_TODAY`` (ISO) if set, else today."""
+    pinned = os.environ.get("JOURNEYS_BACKOFFICE_TODAY")
+    if pinned:
+        try:
+            return date.fromisoformat(pinned)
+        except ValueError:
+            raise ValueError(
+                f"JOURNEYS_BACKOFFICE_TODAY={pinned!r} is not a date like 2025-06-10"
+            ) from None
+    return date.today()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later (or earlier), on the month's last day if it is shorter."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    return date(year, month + 1, min(day.day, monthrange(year, month + 1)[1]))
+
+
+def months_between(start: date, end: date) -> int:
+    """Whole months from ``start`` to ``end`` (0 if ``end`` is before ``start``)."""
+    months = (end.year - start.year) * 12 + end.month - start.month
+    if end.day < start.day and end.day != monthrange(end.year, end.month)[1]:
+        months -= 1
+    return max(0, months)
+
+
+def money(value: float) -> float:
+    """An amount in euros, rounded to the cent (never NaN or infinite)."""
+    amount = float(value)
+    if not math.isfinite(amount):
+        raise ValueError(f"{value!r} is not an amount")
+    return round(amount, 2)
+
+
+def add_with_code(
+    conn: Connection, table: Table, code_column: str, prefix: str, values: Mapping[str, Any]
+) -> str:
+    """Insert a row and give it its reference from its row id: ``R000042``."""
+    row = dict(values)
+    if "created_at" in table.c and "created_at" not in row:
+        row["created_at"] = now()
+    result = conn.execute(insert(table).values(**row))
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError(f"no row id for the new row of {table.name}")
+    row_id = int(key[0])
+    code = f"{prefix}{row_id:06d}"
+    conn.execute(update(table).where(table.c.id == row_id).values({code_column: code}))
+    return code
+
+
+def customer_row(conn: Connection, customer_id: str) -> Row[Any]:
+    row = conn.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
+    if row is None:
+        raise LookupError(f"no customer {customer_id!r} in the back office")
+    return row
+
+
+def order_row(conn: Connection, order_id: str, *, for_update: bool = False) -> Row[Any]:
+    query = select(orders).where(orders.c.order_id == order_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise LookupError(f"no order {order_id!r} in the back office")
+    return row
+
+
+def address_of(street: str, postcode: str, city: str) -> str:
+    return f"{street}, {postcode} {city}"
+
+
+def required_text(name: str, value: str) -> str:
+    """A text input that must not be blank, stripped."""
+    text = (value or "").strip()
+    if not text:
+        raise ValueError(f"{name} must not be empty")
+    return text
