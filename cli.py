@@ -664,3 +664,41 @@ def db_upgrade(db: str | None) -> None:
     except Exception as err:  # a database that cannot be reached: say which and why
         raise click.ClickException(f"cannot upgrade the session database: {err}") from None
     click.echo(f"session database at revision {head_revision()}")
+
+
+@main.group()
+def backoffice() -> None:
+    """The demo back office the shipped actions change (an embedded database)."""
+
+
+@backoffice.command("show")
+@click.argument("table")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def backoffice_show(table: str, limit: int, fmt: str) -> None:
+    """Print the rows of TABLE (refunds, tickets, messages, contact_log, ...)."""
+    from actions.backoffice import BackofficeUnavailable, database_url, show
+
+    try:
+        columns, rows = show(table, limit)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    except BackofficeUnavailable as err:
+        raise click.ClickException(str(err)) from None
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [dict(zip(columns, row, strict=True)) for row in rows], default=str, indent=2
+            )
+        )
+        return
+    cells = [[str(v) if v is not None else "" for v in row] for row in rows]
+    widths = [min(30, max([len(c), *(len(r[i]) for r in cells)])) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(v[:w].ljust(w) for v, w in zip(row, widths, strict=True)))
+    click.echo(
+        f"({len(rows)} row{'s' if len(rows) != 1 else ''} of {table} in {database_url()})", err=True
+    )

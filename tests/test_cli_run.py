@@ -346,3 +346,43 @@ def test_journey_given_by_its_file(env: Path, library: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["journey"] == "order-status"
+
+
+def test_backoffice_show(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    result = invoke("backoffice", "show", "customers", "--limit", "2", "--format", "json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["customer_id"] for r in rows] == ["C001", "C002"]
+    bad = invoke("backoffice", "show", "refundz")
+    assert bad.exit_code == 2 and "the tables are" in bad.output
+
+
+def test_shipped_journey_runs_against_the_demo_back_office(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The main job: a shipped journey, the real actions, the embedded databases."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JOURNEYS_LIBRARY", str(SHIPPED))
+    monkeypatch.delenv("JOURNEYS_DB", raising=False)
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    script = answers(tmp_path, 'ask_order: "10000001"\noffer: refund\nconfirm/ask_solved: "yes"\n')
+    result = invoke(
+        "run",
+        "delivery-missing",
+        "--input",
+        "customer_id=C001",
+        "--answers",
+        script,
+        "--format",
+        "json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["outcome"] == "resolved"
+    refunds = json.loads(invoke("backoffice", "show", "refunds", "--format", "json").stdout)
+    assert any(
+        r["order_id"] == "10000001" and r["refund_id"] == data["context"]["refund"]["refund_id"]
+        for r in refunds
+    )
+    assert (tmp_path / ".journeys" / "sessions.db").exists()
