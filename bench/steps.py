@@ -345,8 +345,8 @@ def bench_sqlite(library: Library, out: Path, n: int) -> Result:
         ).fetchone()[0]
     result.notes.append(
         f"stored per session: state row {mean_kb(states):.1f} kB (JSON) + event log "
-        f"{mean_kb(events):.1f} kB in {per_session:.0f} rows, one transaction each "
-        "(start, 3 answers, 2 action results)"
+        f"{mean_kb(events):.1f} kB in {per_session:.0f} rows (start, 3 answers, 2 action results), "
+        "one transaction per step: an answer is saved with the results of the actions it ran"
     )
     return result
 

@@ -173,9 +173,12 @@ Definitions = Mapping[str, Journey]  # journey id -> the pinned definition
 # ------------------------------------------------------------------------------ step
 
 
-def step(definitions: Definitions, session: Session, event: Event) -> tuple[Session, list[Effect]]:
-    """Apply one event; the input session is never modified."""
-    s = session.clone()
+def step(
+    definitions: Definitions, session: Session, event: Event, *, in_place: bool = False
+) -> tuple[Session, list[Effect]]:
+    """Apply one event; the input session is not modified unless the caller owns it and says
+    so (``in_place``: a session just loaded for this one call, saving a copy per step)."""
+    s = session if in_place else session.clone()
     effects: list[Effect] = []
     if isinstance(event, SurveyAnswer | SkipSurvey):
         _survey(definitions, s, event)

@@ -189,9 +189,9 @@ class Sessions:
             "motive": session.motive,
         }
         started, effects = step(bundle.definitions, session, Start(given, as_text))
-        first = {**header, **record_of(Start(given, as_text), actor, channel)}
+        first = (started.seq, {**header, **record_of(Start(given, as_text), actor, channel)})
         final, more = self._follow(bundle, started, effects, actor)
-        self.store.create(final, [(started.seq, first), *more])
+        self.store.create(final, [first, *more])
         return final
 
     def answer(
@@ -219,13 +219,13 @@ class Sessions:
         return self.apply(session_id, SkipSurvey(), actor=actor)
 
     def apply(self, session_id: str, event: Event, actor: str | None = None) -> Session:
-        session = self.store.load(session_id)
+        session = self.store.load(session_id)  # ours alone: stepped in place
+        expected, channel = session.seq, session.channel
         bundle = self.store.load_bundle(session.definition)
-        after, effects = step(bundle.definitions, session, event)
+        after, effects = step(bundle.definitions, session, event, in_place=True)
+        first = (after.seq, record_of(event, actor, channel))  # before _follow steps on
         final, more = self._follow(bundle, after, effects, actor)
-        self.store.append(
-            final, [(after.seq, record_of(event, actor, session.channel)), *more], session.seq
-        )
+        self.store.append(final, [first, *more], expected)
         return final
 
     def resume(self, session_id: str, channel: str | None, actor: str | None = None) -> Session:
@@ -282,7 +282,7 @@ class Sessions:
                 event = ActionDone(
                     effect.node, outcome.result, outcome.error, outcome.attempts, outcome.run_id
                 )
-                session, more = step(bundle.definitions, session, event)
+                session, more = step(bundle.definitions, session, event, in_place=True)
                 records.append((session.seq, record_of(event, "system", session.channel)))
                 pending += more
             elif isinstance(effect, RunAfter):

@@ -303,7 +303,7 @@ def test_db_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     result = invoke("db", "upgrade", "--db", url)
     assert result.exit_code == 0
-    assert "revision 0001" in result.output
+    assert "revision 0002" in result.output
     assert (tmp_path / "fresh.db").exists()
 
 

@@ -277,3 +277,25 @@ def test_an_old_schema_asks_for_an_upgrade(tmp_path: Path) -> None:
         conn.execute("UPDATE alembic_version SET version_num = '0000'")
     with pytest.raises(StoreProblem, match="journeys db upgrade"):
         store_at(url)
+
+
+def test_db_upgrade_migrates_an_older_database(tmp_path: Path, crash_library: Path) -> None:
+    """A database made by an older version is refused until `journeys db upgrade` runs."""
+    from alembic import command
+    from click.testing import CliRunner
+
+    from cli import main
+    from engine.adapters.migrations import config
+    from engine.adapters.sql_store import make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    command.upgrade(config(engine), "0001")
+    engine.dispose()
+    with pytest.raises(StoreProblem, match="revision '0001'.*journeys db upgrade"):
+        store_at(url)
+    result = CliRunner().invoke(main, ["db", "upgrade", "--db", url])
+    assert result.exit_code == 0, result.output
+    sessions = service(crash_library, url)
+    s = sessions.start("crash", {"customer_id": "C001"})
+    assert sessions.get(s.id).node == "ask_order"

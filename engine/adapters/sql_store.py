@@ -87,7 +87,7 @@ events = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("session_id", String(64), nullable=False, index=True),
+    Column("session_id", String(64), nullable=False),  # indexed by the unique constraint
     Column("seq", Integer, nullable=False),
     Column("type", String(20), nullable=False),
     Column("node", String(400)),
@@ -282,8 +282,8 @@ class SqlStore:
             "channel": session.channel,
             "agent": session.agent,
             "motive": session.motive,
-            "state": session.to_dict(copy=False),  # serialized at once
-            "updated_at": _now(),
+            "state": _to_json(session.to_dict(copy=False)),
+            "updated_at": self._stamp(),
         }
 
     def _event(self, session: Session, seq: int, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -294,8 +294,8 @@ class SqlStore:
             "node": record.get("node"),
             "channel": record.get("channel") or session.channel,
             "actor": record.get("actor"),
-            "data": dict(record),
-            "at": _now(),
+            "data": _to_json(record),
+            "at": self._stamp(),
         }
 
     # The hot path (create, append, load) runs the SQL that SQLAlchemy compiled for this
@@ -318,16 +318,12 @@ class SqlStore:
 
     def _args(self, name: str, params: Mapping[str, Any]) -> tuple[str, Any]:
         sql, order = self._sql[name]
-        values = {k: self._value(v) for k, v in params.items()}
-        return sql, [values[n] for n in order] if order else values
+        return sql, [params[n] for n in order] if order else params
 
-    def _value(self, value: Any) -> Any:
-        if isinstance(value, dict):
-            return _to_json(value)
-        if isinstance(value, datetime):
-            # As SQLAlchemy stores it on SQLite (naive UTC text); PostgreSQL takes the object.
-            return value.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else value
-        return value
+    def _stamp(self) -> Any:
+        """Now, as the column takes it: SQLAlchemy's naive UTC text on SQLite, else the object."""
+        now = datetime.now(UTC)
+        return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else now
 
     @contextmanager
     def _raw(self) -> Iterator[Any]:
@@ -347,7 +343,7 @@ class SqlStore:
             cursor.execute(
                 *self._args(
                     "insert_session",
-                    _params({"id": session.id, "created_at": _now(), **self._row(session)}),
+                    _params({"id": session.id, "created_at": self._stamp(), **self._row(session)}),
                 )
             )
             for seq, record in records:
@@ -385,9 +381,14 @@ class SqlStore:
         )
 
     def load(self, session_id: str) -> Session:
-        with self._raw() as cursor:
+        conn = self.engine.raw_connection()  # a read: no transaction to commit
+        try:
+            cursor = conn.cursor()
             cursor.execute(*self._args("load", {"w_id": session_id}))
             row = cursor.fetchone()
+            cursor.close()
+        finally:
+            conn.close()
         if row is None:
             raise UnknownSession(f"no session {session_id!r}")
         state = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
