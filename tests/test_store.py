@@ -292,7 +292,7 @@ def test_db_upgrade_migrates_an_older_database(tmp_path: Path, crash_library: Pa
     engine = make_engine(url)
     command.upgrade(config(engine), "0001")
     engine.dispose()
-    with pytest.raises(StoreProblem, match="revision '0001'.*journeys db upgrade"):
+    with pytest.raises(StoreProblem, match=r"revision '0001'.*journeys db upgrade"):
         store_at(url)
     result = CliRunner().invoke(main, ["db", "upgrade", "--db", url])
     assert result.exit_code == 0, result.output
