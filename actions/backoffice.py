@@ -21,12 +21,14 @@ import it (and SQLAlchemy) inside their action bodies, so that reading the catal
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import threading
 from calendar import monthrange
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,18 @@ meta = Table(
     metadata,
     Column("key", String(40), primary_key=True),
     Column("value", String(200), nullable=False),
+)
+
+# Exactly-once effects: each action run carries an idempotency key (session, node, visit);
+# the key is written in the same transaction as the action's own writes, so a run repeated
+# after a crash or a duplicate dispatch finds it and returns the first result instead.
+idempotency = Table(
+    "idempotency",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("action", String(100), nullable=False),
+    Column("result", String, nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )
 
 customers = Table(
@@ -518,9 +532,54 @@ def get_engine() -> Engine:
 @contextmanager
 def transaction() -> Iterator[Connection]:
     """A connection in a transaction on the back office: committed at the end of the block,
-    rolled back if it raises."""
+    rolled back if it raises. Inside ``once()``, the action's writes join its transaction."""
+    ambient = _ambient.get()
+    if ambient is not None:
+        yield ambient
+        return
     with get_engine().begin() as conn:
         yield conn
+
+
+_ambient: ContextVar[Connection | None] = ContextVar("backoffice_connection", default=None)
+
+
+def once(
+    key: str, action: str, run: Callable[[], Mapping[str, Any]]
+) -> tuple[dict[str, Any], bool]:
+    """Run an action at most once per idempotency key: (its result, whether it had already run).
+
+    The key and the action's writes commit together: either both are there or neither is.
+    A failed run leaves no key, so it may be tried again.
+    """
+    for attempt in range(2):
+        try:
+            with get_engine().begin() as conn:
+                row = conn.execute(
+                    select(idempotency.c.result).where(idempotency.c.key == key)
+                ).first()
+                if row is not None:
+                    return dict(json.loads(row.result)), True
+                token = _ambient.set(conn)
+                try:
+                    result = dict(run())
+                finally:
+                    _ambient.reset(token)
+                conn.execute(
+                    insert(idempotency).values(
+                        key=key,
+                        action=action,
+                        result=json.dumps(result, default=str),
+                        created_at=now(),
+                    )
+                )
+                return result, False
+        except IntegrityError:
+            # The same key committed by another process in the meantime (PostgreSQL): this
+            # run was rolled back whole; the next look finds the first result.
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def show(table: str, limit: int = 50) -> tuple[list[str], list[tuple[Any, ...]]]:

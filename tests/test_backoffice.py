@@ -776,11 +776,22 @@ def test_invalid_inputs_are_value_errors(name: str, inputs: dict[str, Any], mess
         call(name, **inputs)
 
 
+def test_the_same_idempotency_key_never_refunds_twice() -> None:
+    executor = LocalExecutor()
+    inputs = {"order_id": "10000001", "amount": 4.9, "reason": "late delivery"}
+    first = executor._call("payments.refund", inputs, 1, "s_x:do_refund:1")
+    again = executor._call("payments.refund", inputs, 1, "s_x:do_refund:1")
+    other_visit = executor._call("payments.refund", inputs, 1, "s_x:do_refund:2")
+    assert first.result == again.result
+    assert other_visit.result is not None and other_visit.result != first.result
+    assert count("refunds") == 6  # the 4 of the seed, then one per distinct key
+
+
 def test_an_error_becomes_the_action_error_and_writes_nothing() -> None:
     """Through the executor, as a journey sees it: the message, nothing half-written."""
     executor = LocalExecutor()
     outcome = executor._call(
-        "payments.refund", {"order_id": "10000001", "amount": 100, "reason": "x"}, 2
+        "payments.refund", {"order_id": "10000001", "amount": 100, "reason": "x"}, 2, "s_t:refund:1"
     )
     assert outcome.error is not None and "more than what is left to refund" in outcome.error
     assert outcome.attempts == 2 and count("refunds") == 4
