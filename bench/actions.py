@@ -1,0 +1,239 @@
+"""Benchmark of back-office actions run as Prefect flows.
+
+Prints, in one run, the latency of a step (an answer) that passes:
+- no action,
+- a ``wait: false`` action (dispatched, the step goes on at once),
+- a ``wait: true`` trivial action (the step waits for its flow run),
+with the actions run as Prefect flows against the embedded server (started by journeys, as
+`journeys run` does) and against a separately started local Prefect server (PREFECT_API_URL),
+and, for reference, in-process without Prefect. Prefect's own floor is the same trivial flow
+called directly. Targets (issue 4): a ``wait: false`` action adds under 5 ms to its step; a
+``wait: true`` action adds no more than 1.5x Prefect's floor.
+
+Usage: python bench/actions.py [--steps 40] [--out bench/out/actions]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from actions.registry import action  # noqa: E402
+
+
+class Echo(TypedDict):
+    echo: str
+
+
+@action("bench.echo")
+def echo(text: str) -> Echo:
+    """A trivial action: returns its input."""
+    return {"echo": text}
+
+
+def journey(name: str, node: str) -> str:
+    return f"""journey: {name}
+version: 1
+title: Benchmark {name}
+start: first
+nodes:
+  first: {{kind: ask, field: a, next: {"act" if node else "second"}}}
+{node}  second: {{kind: ask, field: b, next: done}}
+  done: {{kind: end, outcome: resolved}}
+"""
+
+
+JOURNEYS = {
+    "no action": journey("plain", ""),
+    "wait: false action": journey(
+        "async",
+        "  act: {kind: action, action: bench.echo, input: {text: =a}, wait: false, next: second}\n",
+    ),
+    "wait: true action": journey(
+        "sync",
+        "  act: {kind: action, action: bench.echo, input: {text: =a}, output: r, next: second}\n",
+    ),
+}
+
+
+def ms(values: list[float]) -> str:
+    values = sorted(values)
+    p50 = statistics.median(values) * 1000
+    p99 = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+    return f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms"
+
+
+def measure(executor: Any, library: Path, steps: int) -> dict[str, list[float]]:
+    from engine.library import Library
+    from engine.service import MemoryStore, Sessions
+
+    sessions = Sessions(Library(library), MemoryStore(), executor)
+    ids = {"no action": "plain", "wait: false action": "async", "wait: true action": "sync"}
+    found: dict[str, list[float]] = {}
+    for label, jid in ids.items():
+        times = []
+        for i in range(steps + 3):
+            s = sessions.start(jid, {})
+            began = time.perf_counter()
+            sessions.answer(s.id, "first", f"hello {i}")
+            if i >= 3:  # warm-up: first flow runs create the flow objects and the client
+                times.append(time.perf_counter() - began)
+        found[label] = times
+        drain = getattr(executor, "drain", None)
+        if drain:  # background runs finish before the next measure, not during it
+            drain()
+    return found
+
+
+def floor(steps: int, api: str) -> list[float]:
+    """The same trivial flow called directly, as Prefect's own cost of a run."""
+    from prefect import flow
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+
+    trivial = flow(name="bench.echo.floor", validate_parameters=False, persist_result=False)(
+        lambda text: {"echo": text}
+    )
+    times = []
+    with temporary_settings(
+        updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_API_URL: api}
+    ):
+        for i in range(steps + 3):
+            began = time.perf_counter()
+            trivial(text=f"hello {i}")
+            if i >= 3:
+                times.append(time.perf_counter() - began)
+    return times
+
+
+def start_local_server(home: Path) -> tuple[int, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "server.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("prefect")),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}/api"
+    import urllib.request
+
+    for _ in range(300):
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=0.5):
+                return proc.pid, url
+        except OSError:
+            time.sleep(0.3)
+    sys.exit("the local Prefect server did not start")
+
+
+def report(name: str, results: dict[str, list[float]], base: list[float] | None) -> None:
+    print(f"\n{name}")
+    plain = statistics.median(results["no action"])
+    for label, times in results.items():
+        added = (statistics.median(times) - plain) * 1000
+        line = f"  step with {label:20s} {ms(times)}   adds {added:7.2f} ms"
+        if label == "wait: false action":
+            line += f"   (target < 5 ms: {'met' if added < 5 else 'MISSED'})"
+        if label == "wait: true action" and base:
+            ratio = (statistics.median(times) - plain) / statistics.median(base)
+            line += (
+                f"   = {ratio:4.2f} x floor (target <= 1.5: {'met' if ratio <= 1.5 else 'MISSED'})"
+            )
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "actions")
+    args = parser.parse_args()
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    library = args.out / "library"
+    library.mkdir(parents=True)
+    for text in JOURNEYS.values():
+        name = text.split("\n", 1)[0].split(": ")[1]
+        (library / f"{name}.yaml").write_text(text, encoding="utf-8")
+    os.environ["JOURNEYS_HOME"] = str(args.out / "home")
+    os.environ["JOURNEYS_BACKOFFICE_DB"] = f"sqlite:///{args.out / 'backoffice.db'}"
+    os.environ.pop("PREFECT_API_URL", None)
+
+    from engine.adapters import prefect_server
+    from engine.adapters.local_actions import LocalExecutor
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    identity: Callable[..., Any] = lambda key, action, run: (dict(run()), False)  # noqa: E731
+    report(
+        "in process, no Prefect (reference)",
+        measure(LocalExecutor(ledger=identity), library, args.steps),
+        None,
+    )
+
+    began = time.perf_counter()
+    api = prefect_server.ensure_api(progress=False)
+    print(
+        f"\nembedded Prefect server started in {time.perf_counter() - began:.1f} s (once; reused afterwards)"
+    )
+    embedded = PrefectExecutor(ledger=identity)
+    base = floor(args.steps, api)
+    print(f"Prefect floor (the trivial flow called directly): {ms(base)}")
+    report("Prefect flows, embedded server", measure(embedded, library, args.steps), base)
+    prefect_server.stop()
+
+    home = args.out / "local-server"
+    home.mkdir()
+    pid, url = start_local_server(home)
+    try:
+        os.environ["PREFECT_API_URL"] = url
+        local = PrefectExecutor(ledger=identity)
+        base = floor(args.steps, url)
+        print(f"\nPrefect floor against the local server: {ms(base)}")
+        report(
+            f"Prefect flows, local server at {url} (PREFECT_API_URL)",
+            measure(local, library, args.steps),
+            base,
+        )
+    finally:
+        os.killpg(pid, signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Which executor runs the real actions: Prefect flows (the default) or plain calls.
+
+``JOURNEYS_EXECUTOR=local`` (or ``--executor local``) calls the action functions in this
+process, without Prefect: for a quick try or a machine without Prefect. The executor is made
+on first use, so a session whose actions are all stubbed never starts a Prefect server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from engine.runtime import RunAction, RunAfter, Session
+from engine.service import ActionExecutor, ActionOutcome
+
+KINDS = ("prefect", "local")
+
+
+def default_kind() -> str:
+    kind = os.environ.get("JOURNEYS_EXECUTOR", "prefect")
+    return kind if kind in KINDS else "prefect"
+
+
+def build(kind: str) -> ActionExecutor:
+    if kind == "local":
+        from engine.adapters.local_actions import LocalExecutor
+
+        return LocalExecutor()
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    return PrefectExecutor()
+
+
+class LazyExecutor:
+    def __init__(
+        self, kind: str | None = None, factory: Callable[[str], ActionExecutor] = build
+    ) -> None:
+        self.kind = kind or default_kind()
+        self._factory = factory
+        self._executor: ActionExecutor | None = None
+
+    @property
+    def executor(self) -> ActionExecutor:
+        if self._executor is None:
+            self._executor = self._factory(self.kind)
+        return self._executor
+
+    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
+        return self.executor.run(effect, session)
+
+    def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
+        return self.executor.run_after(effect, session)
+
+    def drain(self) -> list[ActionOutcome]:
+        """Wait for background runs (post-contact, wait: false) before the command exits."""
+        drain = getattr(self._executor, "drain", None)
+        return list(drain()) if drain else []

@@ -1,0 +1,128 @@
+"""Actions as real Prefect flow runs, against the embedded server (started once per test run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from engine.adapters import prefect_server
+from engine.library import Library
+from engine.service import MemoryStore, Sessions
+from tests.conftest import ROOT, SHIPPED
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The embedded server in a scratch home, as `journeys run` starts it; stopped at the end."""
+    base = str(tmp_path_factory.mktemp("journeys-home"))
+    saved = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "JOURNEYS_HOME")}
+    os.environ.pop("PREFECT_API_URL", None)
+    url = prefect_server.ensure_api(base, progress=False)
+    try:
+        yield url
+    finally:
+        prefect_server.stop(base)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def backoffice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'bo.db'}"
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", url)
+    return url
+
+
+def flow_run(run_id: str) -> object:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_run(UUID(run_id))
+
+
+def test_a_journey_runs_its_actions_as_prefect_flows(prefect_api: str, backoffice: str) -> None:
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    executor = PrefectExecutor()
+    assert executor.api == prefect_api
+    sessions = Sessions(Library(SHIPPED), MemoryStore(), executor)
+    s = sessions.start("delivery-missing", {"customer_id": "C001"})
+    s = sessions.answer(s.id, "ask_order", "10000001")
+    assert s.context["tracking"]["days_late"] == 7
+    s = sessions.answer(s.id, "offer", "refund")
+    assert s.outcome == "resolved" and s.context["refund"]["amount"] == 59.9
+    after = executor.drain()
+    assert [o.error for o in after] == [None]  # crm.log_contact, in the background
+    records = sessions.store.events(s.id)
+    runs = [r for r in records if r["type"] == "action"]
+    assert all(r["run_id"] for r in runs)
+    run = flow_run(runs[-1]["run_id"])
+    assert run.state_type.value == "COMPLETED"  # type: ignore[attr-defined]
+    assert f"session:{s.id}" in run.tags and "motive:delivery.missing" in run.tags  # type: ignore[attr-defined]
+
+
+def test_retries_and_the_error_path(prefect_api: str, backoffice: str, tmp_path: Path) -> None:
+    """An action that keeps failing is tried 1 + retries times, then on_error is taken."""
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "fails.yaml").write_text(
+        "journey: fails\nversion: 1\ntitle: An order that does not exist\nstart: track\nnodes:\n"
+        "  track:\n    kind: action\n    action: orders.get_tracking\n    input: {order_id: '99999999'}\n"
+        "    output: tracking\n    retries: 2\n    on_error: sorry\n    next: done\n"
+        '  sorry: {kind: handoff, queue: logistics, say: "{{ last_error.message }}"}\n'
+        "  done: {kind: end, outcome: resolved}\n"
+    )
+    sessions = Sessions(Library(library), MemoryStore(), PrefectExecutor())
+    s = sessions.start("fails", {})
+    assert s.outcome == "escalated"
+    assert "no order '99999999'" in s.messages[-1]
+    [run] = [r for r in sessions.store.events(s.id) if r["type"] == "action"]
+    assert run["attempts"] == 3 and run["error"]
+    assert flow_run(run["run_id"]).run_count == 3  # type: ignore[attr-defined]
+
+
+def test_a_second_command_reuses_the_embedded_server(prefect_api: str, tmp_path: Path) -> None:
+    """The first command pays for the server start; the next one reaches its action at once."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "JOURNEYS_BACKOFFICE_DB": f"sqlite:///{tmp_path / 'bo.db'}",
+    }
+    code = (
+        "import time; t = time.perf_counter();"
+        "from engine.adapters.prefect_actions import PrefectExecutor; PrefectExecutor();"
+        "print(time.perf_counter() - t)"
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.strip()  # connected, no server started (see bench/actions.py for figures)
+    assert "starting the embedded Prefect server" not in proc.stderr
+    print(f"connect in a new process: {time.perf_counter() - started:.2f} s")
+
+
+def test_an_unreachable_prefect_server_is_an_error_on_the_session(
+    backoffice: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    executor = PrefectExecutor()
+    sessions = Sessions(Library(SHIPPED), MemoryStore(), executor)
+    s = sessions.start("delivery-missing", {"customer_id": "C001"})
+    assert s.status in ("waiting", "ended")  # the journey's error path, never stuck
+    errors = [r["error"] for r in sessions.store.events(s.id) if r["type"] == "action"]
+    assert errors and "could not be run through Prefect" in errors[0]
