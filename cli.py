@@ -204,15 +204,17 @@ def _github(item: dict[str, Any]) -> str:
 
 
 @main.command()
-@click.argument("name", required=False, type=click.Choice(["journey", "motives", "scenario"]))
+@click.argument(
+    "name", required=False, type=click.Choice(["journey", "motives", "scenario", "policies"])
+)
 @click.option(
     "--write",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write all three schemas into this folder instead of printing.",
+    help="Write every schema into this folder instead of printing.",
 )
 def schema(name: str | None, out_dir: Path | None) -> None:
-    """Print a JSON Schema (journey, motives or scenario), or --write them all."""
+    """Print a JSON Schema (journey, motives, scenario or policies), or --write them all."""
     from engine.checks.schema import SCHEMA_NAMES, schema_path
 
     if out_dir is not None:
@@ -293,6 +295,8 @@ def _check_runnable(ctx: click.Context, library: Any, journey_id: str) -> None:
     bundle_files = {
         library.files[j].resolve() for j in library.bundle(journey_id).sources if j in library.files
     }
+    if library.policy_file is not None:  # the authority limits the session will run under
+        bundle_files.add(library.policy_file.resolve())
     report = validate([library.root], library.root, catalogue(), Options())
     errors = [f for f in report.errors if (library.root / f.file).resolve() in bundle_files]
     if errors:
@@ -317,6 +321,10 @@ def _result(session: Any) -> dict[str, Any]:
         data["node"] = session.node
     if session.error:
         data["error"] = session.error
+    if session.handoff:
+        data["handoff"] = session.handoff
+    if session.grants:
+        data["grants"] = session.grants
     if session.survey:
         data["survey"] = session.survey
     return data
@@ -356,6 +364,13 @@ def _result(session: Any) -> dict[str, Any]:
     help="Start a new session even if the customer has one waiting.",
 )
 @click.option("--agent", default=None, help="Who handles the contact (recorded with the session).")
+@click.option(
+    "--role",
+    type=click.Choice(["agent", "supervisor", "customer"]),
+    default=None,
+    help="Who performs the steps, for the authority limits of policies.yaml "
+    "[default: customer with --channel selfcare, else agent].",
+)
 @DB_OPTION
 @click.pass_context
 def run(
@@ -370,6 +385,7 @@ def run(
     locale: str | None,
     force_new: bool,
     agent: str | None,
+    role: str | None,
     db: str | None,
 ) -> None:
     """Drive one session of JOURNEY (an id, a motive, or a journey file).
@@ -397,7 +413,11 @@ def run(
     say = (lambda text: click.echo(text, err=True)) if fmt == "json" else click.echo
     try:
         if session_id:
-            session = sessions.resume(session_id, channel) if channel else sessions.get(session_id)
+            session = (
+                sessions.resume(session_id, channel, actor=agent, role=role)
+                if channel or role
+                else sessions.get(session_id)
+            )
             if session.finished:
                 raise click.ClickException(
                     f"session {session_id!r} has ended (outcome {session.outcome!r})"
@@ -416,7 +436,11 @@ def run(
                 else sessions.open_for(given["customer_id"], definition.id)
             )
             if waiting:
-                session = sessions.resume(waiting[0].id, channel) if channel else waiting[0]
+                session = (
+                    sessions.resume(waiting[0].id, channel, actor=agent, role=role)
+                    if channel or role
+                    else waiting[0]
+                )
                 say(
                     f"Resuming session {session.id} of customer {given['customer_id']} "
                     f"(waiting at {session.node!r}, started on {waiting[0].channel or 'an unknown channel'}); "
@@ -431,9 +455,12 @@ def run(
                     as_text=True,
                     agent=agent,
                     actor=agent,
+                    role=role,
                 )
         if book is not None:
-            session = answer_until_stuck(sessions, session, book, as_text=False)
+            session = answer_until_stuck(
+                sessions, session, book, as_text=False, role=role, actor=agent
+            )
         else:
             session = _interactive(sessions, session, library)
     except InvalidAnswer as err:
@@ -460,7 +487,20 @@ def _fail(fmt: str, message: str, code: int) -> None:
 
 
 def _print_result(result: dict[str, Any]) -> None:
-    if result["status"] == "ended":
+    for grant in result.get("grants", []):
+        click.echo(
+            f"Granted by the {grant['role']}{' ' + grant['actor'] if grant['actor'] else ''}: "
+            f"{grant['action']} {grant['param']} {grant['value']} (limit: {grant['rule']} "
+            f"{grant['limit']})"
+        )
+    if result["status"] == "ended" and result.get("handoff"):
+        handoff = result["handoff"]
+        why = f" ({handoff['reason']})" if handoff.get("reason") else ""
+        click.echo(
+            f"Session {result['session']} ended: {result['outcome']}, handed to the "
+            f"{handoff['queue']} queue{why}"
+        )
+    elif result["status"] == "ended":
         click.echo(f"Session {result['session']} ended: {result['outcome']}")
     else:
         click.echo(
@@ -502,6 +542,7 @@ def _interactive(sessions: Any, session: Any, library: Any) -> Any:
                 channel=session.channel,
                 locale=session.locale,
                 contact_id=session.contact_id,
+                role=session.role,
             )
             click.echo(
                 f"── {session.journey} v{session.version} · session {session.id} (same contact)"
@@ -514,6 +555,156 @@ def _interactive(sessions: Any, session: Any, library: Any) -> Any:
             err=True,
         )
         raise SystemExit(3) from None
+
+
+# ------------------------------------------------------------------ proactive journeys
+
+
+def _parse_data(pairs: tuple[str, ...]) -> dict[str, str]:
+    data = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--data {pair!r}: write it as NAME=VALUE")
+        data[name.strip()] = value
+    return data
+
+
+def _raise_event(
+    ctx: click.Context,
+    sessions: Any,
+    event: str,
+    data: dict[str, Any],
+    *,
+    as_text: bool,
+    locale: str | None,
+) -> tuple[list[Any], str | None]:
+    """Start the outbound sessions an event fires: (the sessions, why none when none)."""
+    from engine.findings import did_you_mean
+    from engine.triggers import events_of, fire, triggers_of
+
+    library = sessions.library
+    fired = fire(library, event, data, as_text=as_text)
+    if not fired:
+        listening = triggers_of(library, event)
+        if not listening:
+            known = events_of(library)
+            return [], (
+                f"no trigger listens to the event {event!r}{did_you_mean(event, known)}; "
+                f"the events with triggers are: {', '.join(known) or 'none'}. No session started."
+            )
+        conditions = "; ".join(f"{t.journey}: {t.when}" for t in listening)
+        return [], (
+            f"no trigger of the event {event!r} matched its data (conditions: {conditions}). "
+            "No session started."
+        )
+    for journey in dict.fromkeys(f.trigger.journey for f in fired):
+        _check_runnable(ctx, library, journey)
+    started = []
+    for trigger, inputs in fired:
+        started.append(
+            sessions.start(
+                trigger.journey,
+                inputs,
+                channel=trigger.channel,
+                locale=locale,
+                as_text=as_text,
+                actor=f"trigger {event}",
+                motive=trigger.motive,
+                role="customer",  # outbound: the customer answers the message
+            )
+        )
+    return started, None
+
+
+def _outbound(sessions: Any, session: Any) -> dict[str, Any]:
+    """A started outbound session, with the step the customer now sees."""
+    from engine.runtime import current_step
+
+    data = _result(session)
+    data["channel"], data["motive"] = session.channel, session.motive
+    step = current_step(sessions.bundle_of(session).definitions, session)
+    if step is not None and session.status == "waiting":
+        data["step"] = step
+    elif session.messages:  # ended at once: its last texts are the message sent
+        data["messages"] = list(session.messages)
+    return data
+
+
+def _print_outbound(item: dict[str, Any]) -> None:
+    where = f"waiting at {item['node']!r}" if "node" in item else f"ended: {item['outcome']}"
+    click.echo(
+        f"Session {item['session']} of {item['journey']} on {item['channel'] or 'no channel'} "
+        f"(motive {item['motive'] or 'none'}): {where}"
+    )
+    step = item.get("step") or {"messages": item.get("messages", [])}
+    for text in [*step.get("messages", []), step.get("text")]:
+        if text:
+            click.echo(f"  > {text}")
+    for option in step.get("options", []):
+        click.echo(f"    - {option['value']}: {option['label']}")
+    if "node" in item:
+        click.echo(f"  Continue it with: journeys run --session {item['session']}")
+    if item.get("error"):
+        click.echo(f"  Error: {item['error'].get('message')}")
+
+
+@main.command()
+@click.argument("event")
+@click.option(
+    "--data",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A value of the event's data (repeatable), e.g. order_id=10000001.",
+)
+@click.option(
+    "--locale", default=None, help="The sessions' language (default: each journey's first)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@DB_OPTION
+@click.pass_context
+def trigger(
+    ctx: click.Context,
+    event: str,
+    pairs: tuple[str, ...],
+    locale: str | None,
+    fmt: str,
+    db: str | None,
+) -> None:
+    """Raise the back-office EVENT: start the outbound sessions its triggers name.
+
+    The triggers are declared in motives.yaml. Exit status: 0 sessions started or no trigger
+    matched, 1 a session failed or the data do not fit a trigger, 2 usage.
+    """
+    from engine.adapters.local_actions import LocalExecutor
+    from engine.errors import RuntimeProblem
+    from engine.library import LibraryProblem
+    from engine.service import Sessions
+    from engine.triggers import TriggerProblem
+
+    data = _parse_data(pairs)
+    library = _library_object(ctx)
+    sessions = Sessions(library, _store(db), LocalExecutor())
+    try:
+        started, nothing = _raise_event(ctx, sessions, event, data, as_text=True, locale=locale)
+    except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
+        _fail(fmt, getattr(err, "message", str(err)), 1)
+    items = [_outbound(sessions, s) for s in started]
+    if fmt == "json":
+        report: dict[str, Any] = {"event": event, "data": data, "sessions": items}
+        if nothing:
+            report["message"] = nothing
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False, default=str))
+    else:
+        if nothing:
+            click.echo(nothing[0].upper() + nothing[1:])
+        for item in items:
+            _print_outbound(item)
+    if any(s.error for s in started):
+        ctx.exit(1)
 
 
 @main.command("test")
@@ -702,3 +893,82 @@ def backoffice_show(table: str, limit: int, fmt: str) -> None:
     click.echo(
         f"({len(rows)} row{'s' if len(rows) != 1 else ''} of {table} in {database_url()})", err=True
     )
+
+
+@backoffice.command("scan")
+@click.option(
+    "--min-days",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Raise the event for orders this many days late or more.",
+)
+@click.option(
+    "--locale", default=None, help="The sessions' language (default: each journey's first)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@DB_OPTION
+@click.pass_context
+def backoffice_scan(
+    ctx: click.Context, min_days: int, locale: str | None, fmt: str, db: str | None
+) -> None:
+    """Find late orders and raise `order.delayed` for each: reach out before the customer calls.
+
+    An order is alerted once: when its event started a session, the back office records it
+    (table delay_alerts) and later scans skip it. Exit status as for `journeys trigger`.
+    """
+    from actions.backoffice import (
+        DELAYED_EVENT,
+        BackofficeUnavailable,
+        delayed_orders,
+        record_delay_alert,
+    )
+    from engine.adapters.local_actions import LocalExecutor
+    from engine.errors import RuntimeProblem
+    from engine.library import LibraryProblem
+    from engine.service import Sessions
+    from engine.triggers import TriggerProblem
+
+    library = _library_object(ctx)
+    sessions = Sessions(library, _store(db), LocalExecutor())
+    try:
+        late = delayed_orders(min_days)
+    except BackofficeUnavailable as err:
+        raise click.ClickException(str(err)) from None
+    results, failed = [], False
+    for data in late:
+        item: dict[str, Any] = {"event": DELAYED_EVENT, "data": data, "sessions": []}
+        try:
+            started, nothing = _raise_event(
+                ctx, sessions, DELAYED_EVENT, data, as_text=False, locale=locale
+            )
+        except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
+            item["error"], failed = getattr(err, "message", str(err)), True
+            results.append(item)
+            continue
+        item["sessions"] = [_outbound(sessions, s) for s in started]
+        if nothing:
+            item["message"] = nothing
+        if started:
+            record_delay_alert(
+                data["order_id"], data["customer_id"], data["days_late"], [s.id for s in started]
+            )
+        failed = failed or any(s.error for s in started)
+        results.append(item)
+    if fmt == "json":
+        click.echo(json.dumps(results, indent=2, ensure_ascii=False, default=str))
+    else:
+        click.echo(f"{len(late)} order(s) {min_days} or more days late not alerted yet")
+        for item in results:
+            d = item["data"]
+            click.echo(f"order {d['order_id']} of {d['customer_id']}, {d['days_late']} days late:")
+            if "error" in item:
+                click.echo(f"  Error: {item['error']}")
+            elif "message" in item:
+                click.echo(f"  {item['message']}")
+            for outbound in item["sessions"]:
+                _print_outbound(outbound)
+    if failed:
+        ctx.exit(1)

@@ -409,6 +409,18 @@ disputes = Table(
     _created(),
 )
 
+# The back office reaching out first: each late order it raised `order.delayed` for (once).
+delay_alerts = Table(
+    "delay_alerts",
+    metadata,
+    _id(),
+    Column("order_id", ForeignKey("orders.order_id"), nullable=False, unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("days_late", Integer, nullable=False),
+    Column("sessions", String(400), nullable=False),  # the outbound sessions it started
+    _created(),
+)
+
 TABLES: dict[str, Table] = dict(metadata.tables)
 
 # ------------------------------------------------------------------------ the database
@@ -691,3 +703,52 @@ def required_text(name: str, value: str) -> str:
     if not text:
         raise ValueError(f"{name} must not be empty")
     return text
+
+
+# ---------------------------------------------------------------- proactive detection
+
+#: The event raised for an order that is late, with ``customer_id``, ``order_id``, ``days_late``.
+DELAYED_EVENT = "order.delayed"
+#: Orders in these states can still arrive late (lost and returned parcels are not "late").
+_ON_THE_WAY = ("ordered", "in_transit")
+
+
+def delayed_orders(min_days: int) -> list[dict[str, Any]]:
+    """The orders still on their way ``min_days`` or more past their expected date, for which
+    no delay alert has been recorded yet: the data of an ``order.delayed`` event each."""
+    if min_days < 1:
+        raise ValueError(f"an order is late by 1 day or more, not {min_days}")
+    day = today()
+    with transaction() as conn:
+        rows = conn.execute(
+            select(orders.c.order_id, orders.c.customer_id, orders.c.expected_on)
+            .where(
+                orders.c.status.in_(_ON_THE_WAY),
+                orders.c.order_id.not_in(select(delay_alerts.c.order_id)),
+            )
+            .order_by(orders.c.order_id)
+        ).all()
+    found = []
+    for row in rows:
+        late = (day - row.expected_on).days
+        if late >= min_days:
+            found.append(
+                {"customer_id": row.customer_id, "order_id": row.order_id, "days_late": late}
+            )
+    return found
+
+
+def record_delay_alert(
+    order_id: str, customer_id: str, days_late: int, sessions: list[str]
+) -> None:
+    """Remember that the customer was contacted about this late order (never twice)."""
+    with contextlib.suppress(IntegrityError), transaction() as conn:
+        conn.execute(
+            insert(delay_alerts).values(
+                order_id=order_id,
+                customer_id=customer_id,
+                days_late=days_late,
+                sessions=" ".join(sessions),
+                created_at=now(),
+            )
+        )

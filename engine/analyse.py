@@ -14,20 +14,23 @@ from typing import Any
 from engine import build
 from engine.checks.actions import Catalogue, check_actions
 from engine.checks.dataflow import flow_problem
-from engine.checks.expressions import check_expressions, check_locales
+from engine.checks.expressions import check_expressions, check_locales, check_trigger_expressions
 from engine.checks.graph import check_graph
 from engine.checks.library import journey_summary
+from engine.checks.policies import POLICY_FILES, check_policy
 from engine.checks.schema import check_document, check_embedded_schema
 from engine.findings import Finding, finding
-from engine.model import Journey, Loc
+from engine.model import Journey, Loc, Trigger
 from engine.yamlsafe import YamlList, YamlMap, YamlProblem, decode, parse
 
 JOURNEY, MOTIVES, SCENARIOS = "journey", "motives", "scenarios"
+POLICIES = "policies"
 _ID_GUESS = re.compile(r"^journey:\s*['\"]?([a-z0-9-]+)", re.M)
 _EMPTY = {
     JOURNEY: "the file is empty; a journey needs at least 'journey', 'version', 'title', 'start' and 'nodes'",
     MOTIVES: "the file is empty; the catalogue starts with 'motives:'",
     SCENARIOS: "the file is empty; a scenario file needs 'journey' and 'scenarios'",
+    POLICIES: "the file is empty; the authority limits start with 'roles:'",
 }
 
 
@@ -37,6 +40,8 @@ def role_of(rel: str) -> str:
         return SCENARIOS
     if rel in ("motives.yaml", "motives.yml"):
         return MOTIVES
+    if rel in POLICY_FILES:
+        return POLICIES
     return JOURNEY
 
 
@@ -55,12 +60,22 @@ def analyse(data: bytes, rel: str, catalogue: Catalogue) -> dict[str, Any]:
             f"the file holds {what}; expected a mapping of keys ({_EMPTY[role].split('; ')[1]})"
         )
         return _result(role, [finding("J002", Loc(rel), message)], _unknown(rel, data))
-    schema_name = {JOURNEY: "journey", MOTIVES: "motives", SCENARIOS: "scenario"}[role]
+    schema_name = {
+        JOURNEY: "journey",
+        MOTIVES: "motives",
+        SCENARIOS: "scenario",
+        POLICIES: "policies",
+    }[role]
     found = check_document(schema_name, document, rel)
+    if role == POLICIES:
+        found += check_policy(build.build_policy(document, rel), catalogue)
+        return _result(role, found, None)
     if role == JOURNEY:
         return _journey(document, rel, catalogue, found)
     if role == MOTIVES:
-        return _result(role, found, _motives_summary(document, rel))
+        triggers = build.build_triggers(document, rel)
+        found += check_trigger_expressions(triggers)
+        return _result(role, found, _motives_summary(document, rel, triggers))
     return _result(role, found, _scenarios_summary(document, rel))
 
 
@@ -130,16 +145,38 @@ def _embedded_schemas(journey: Journey) -> list[Finding]:
     return found
 
 
-def _motives_summary(document: YamlMap, rel: str) -> dict[str, Any]:
+def _motives_summary(document: YamlMap, rel: str, triggers: tuple[Trigger, ...]) -> dict[str, Any]:
     motives = build.build_motives(document, rel)
+
+    def at(trigger: Trigger, key: str) -> list[int]:
+        loc = trigger.at(key)
+        return [loc.line, loc.column]
+
     return {
-        m.id: {
-            "journey": m.journey,
-            "jline": m.journey_loc.line,
-            "jcol": m.journey_loc.column,
-            "category": m.category,
-        }
-        for m in motives.values()
+        "motives": {
+            m.id: {
+                "journey": m.journey,
+                "jline": m.journey_loc.line,
+                "jcol": m.journey_loc.column,
+                "category": m.category,
+            }
+            for m in motives.values()
+        },
+        "triggers": [
+            {
+                "event": t.event,
+                "journey": t.journey,
+                "motive": t.motive,
+                "channel": t.channel,
+                "loc": at(t, "event"),
+                "journey_loc": at(t, "journey"),
+                "motive_loc": at(t, "motive"),
+                "channel_loc": at(t, "channel"),
+                "inputs_loc": at(t, "inputs") if "inputs" in t.key_locs else at(t, "journey"),
+                "inputs": [[name, loc.line, loc.column] for name, loc in t.input_names.items()],
+            }
+            for t in triggers
+        ],
     }
 
 

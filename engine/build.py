@@ -12,16 +12,20 @@ from typing import Any
 
 from engine.model import (
     DEFAULT_ROLES,
+    ROLES,
     ActionCall,
     Branch,
     Journey,
+    Limit,
     Loc,
     Motive,
     Node,
     Option,
+    Policy,
     Scenario,
     ScenarioFile,
     Text,
+    Trigger,
 )
 from engine.yamlsafe import YamlList, YamlMap
 
@@ -46,7 +50,8 @@ NODE_KEYS: Mapping[str, frozenset[str]] = {
     "choose": frozenset(_COMMON | {"field", "options"}),
     "decide": frozenset(_COMMON - {"next"} | {"branches", "else"}),
     "action": frozenset(
-        _COMMON | {"action", "input", "output", "wait", "retries", "timeout", "on_error"}
+        _COMMON
+        | {"action", "input", "output", "wait", "retries", "timeout", "on_error", "on_denied"}
     ),
     "journey": frozenset(_COMMON | {"journey", "input"}),
     "handoff": frozenset(_COMMON - {"next", "set"} | {"queue", "reason"}),
@@ -55,13 +60,16 @@ NODE_KEYS: Mapping[str, frozenset[str]] = {
 OPTION_KEYS = frozenset({"value", "label", "next"})
 BRANCH_KEYS = frozenset({"if", "next"})
 AFTER_KEYS = frozenset({"action", "input", "description"})
-MOTIVES_FILE_KEYS = frozenset({"motives"})
+MOTIVES_FILE_KEYS = frozenset({"motives", "triggers"})
+TRIGGER_KEYS = frozenset({"event", "journey", "motive", "channel", "inputs", "when", "description"})
 MOTIVE_KEYS = frozenset({"title", "category", "journey", "keywords", "sources", "description"})
 SCENARIO_FILE_KEYS = frozenset({"journey", "scenarios"})
 SCENARIO_KEYS = frozenset(
-    {"name", "description", "inputs", "locale", "channel", "actions", "answers", "expect"}
+    {"name", "description", "inputs", "locale", "channel", "role", "actions", "answers", "expect"}
 )
 EXPECT_KEYS = frozenset({"outcome", "status", "path", "context"})
+POLICIES_FILE_KEYS = frozenset({"roles"})
+LIMIT_KEYS = frozenset({"max", "min", "in", "description"})
 
 
 def _loc(file: str, pos: tuple[int, int] | None) -> Loc:
@@ -164,6 +172,7 @@ def build_node(node_id: str, data: YamlMap, file: str, pos: tuple[int, int] | No
         if isinstance(timeout, int | float) and not isinstance(timeout, bool)
         else None,
         on_error=_str(get("on_error")),
+        on_denied=_str(get("on_denied")),
         journey=_str(get("journey")),
         queue=_str(get("queue")),
         reason=_str(get("reason")),
@@ -253,6 +262,37 @@ def build_motives(data: YamlMap, file: str) -> dict[str, Motive]:
     return motives
 
 
+def build_triggers(data: YamlMap, file: str) -> tuple[Trigger, ...]:
+    """The ``triggers`` of the motive catalogue: events that start outbound sessions."""
+    items = data.get("triggers")
+    if not isinstance(items, YamlList):
+        return ()
+    triggers = []
+    for item in items:
+        if not isinstance(item, YamlMap):
+            continue
+        inputs = item.get("inputs")
+        when = item.get("when")
+        triggers.append(
+            Trigger(
+                event=_str(item.get("event")) or "",
+                journey=_str(item.get("journey")) or "",
+                channel=_str(item.get("channel")),
+                loc=_loc(file, item.pos),
+                key_locs=_key_locs(file, item),
+                motive=_str(item.get("motive")),
+                inputs=_map(inputs),
+                input_locs=_key_locs(file, inputs) if isinstance(inputs, YamlMap) else {},
+                input_names={k: _loc(file, p) for k, p in inputs.key_pos.items()}
+                if isinstance(inputs, YamlMap)
+                else {},
+                # A bare `when: true` is a boolean in YAML; the condition is its text.
+                when=None if when is None else when if isinstance(when, str) else str(when).lower(),
+            )
+        )
+    return tuple(triggers)
+
+
 def build_scenarios(data: YamlMap, file: str) -> ScenarioFile:
     scenarios = []
     items = data.get("scenarios")
@@ -289,9 +329,47 @@ def _scenario(item: YamlMap, file: str) -> Scenario:
         status=_str(expect.get("status")),
         locale=_str(item.get("locale")),
         channel=_str(item.get("channel")),
+        role=_str(item.get("role")),
         outcome_loc=_loc(file, expect.val_pos.get("outcome", expect.pos)),
         path=_strs(path) if isinstance(path, YamlList) else None,
         path_locs=tuple(_loc(file, p) for p in path.item_pos) if isinstance(path, YamlList) else (),
         context=_map(expect.get("context")),
         survey=_map(survey),
     )
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def build_policy(data: YamlMap, file: str) -> Policy:
+    """``policies.yaml``: per role, per action, per parameter, how far the role may go."""
+    limits: list[Limit] = []
+    actions: dict[tuple[str, str], Loc] = {}
+    roles = data.get("roles")
+    if not isinstance(roles, YamlMap):
+        return Policy()
+    for role, table in roles.items():
+        if role not in ROLES or not isinstance(table, YamlMap):
+            continue
+        for action, params in table.items():
+            actions[(role, action)] = _loc(file, table.key_pos[action])
+            if not isinstance(params, YamlMap):
+                continue
+            for param, rule in params.items():
+                if not isinstance(rule, YamlMap):
+                    continue
+                allowed = rule.get("in")
+                limits.append(
+                    Limit(
+                        role=role,
+                        action=action,
+                        param=param,
+                        loc=_loc(file, params.key_pos[param]),
+                        max=_number(rule.get("max")),
+                        min=_number(rule.get("min")),
+                        allowed=tuple(allowed) if isinstance(allowed, list) else None,
+                        key_locs=_key_locs(file, rule),
+                    )
+                )
+    return Policy(tuple(limits), actions)

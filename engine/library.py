@@ -1,8 +1,9 @@
 """A library as the runtime sees it: journeys by id, and pinned bundles of definitions.
 
 A session is pinned to a *bundle*: the YAML sources of its journey and of every sub-journey it
-can run, identified by the hash of their content. The bundle is stored with the sessions, so
-editing or re-versioning a journey never changes a session that is already running.
+can run, and the library's authority limits (``policies.yaml``), identified by the hash of their
+content. The bundle is stored with the sessions, so editing or re-versioning a journey, or
+changing a limit, never changes a session that is already running.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from engine import build
-from engine.analyse import JOURNEY, MOTIVES, role_of
+from engine.analyse import JOURNEY, MOTIVES, POLICIES, role_of
+from engine.checks.schema import check_document
 from engine.findings import did_you_mean
-from engine.model import Journey, Motive
+from engine.model import Journey, Motive, Policy, Trigger
 from engine.validate import library_files
 from engine.yamlsafe import YamlMap, YamlProblem, parse
 
@@ -33,11 +35,19 @@ class Bundle:
 
     hash: str
     journey: str
-    sources: Mapping[str, str]  # journey id -> YAML text
+    sources: Mapping[str, str]  # journey id -> YAML text; POLICY_SOURCE -> the limits' YAML
 
     @property
     def definitions(self) -> Mapping[str, Journey]:
-        return _build(self.hash, tuple(sorted(self.sources.items())))
+        return _build(
+            self.hash, tuple(sorted(i for i in self.sources.items() if i[0] != POLICY_SOURCE))
+        )
+
+    @property
+    def policy(self) -> Policy | None:
+        """The authority limits pinned with the bundle (None: the library had none)."""
+        text = self.sources.get(POLICY_SOURCE)
+        return None if text is None else _policy(text)
 
     @property
     def root(self) -> Journey:
@@ -47,6 +57,18 @@ class Bundle:
     def of(cls, journey: str, sources: Mapping[str, str]) -> Bundle:
         digest = hashlib.sha256(json.dumps(dict(sorted(sources.items()))).encode()).hexdigest()[:32]
         return cls(digest, journey, dict(sources))
+
+
+#: The key of the policy file's text among a bundle's sources (never a journey id).
+POLICY_SOURCE = "policies.yaml"
+
+
+@lru_cache(maxsize=64)
+def _policy(text: str) -> Policy:
+    data = parse(text)
+    if not isinstance(data, YamlMap):
+        raise LibraryProblem("the stored authority limits (policies.yaml) are not a mapping")
+    return build.build_policy(data, POLICY_SOURCE)
 
 
 @lru_cache(maxsize=256)
@@ -70,11 +92,18 @@ class Library:
         self.sources: dict[str, str] = {}
         self.files: dict[str, Path] = {}
         self.motives: dict[str, Motive] = {}
+        self.triggers: tuple[Trigger, ...] = ()
+        self.policy_file: Path | None = None
+        self.policy_text: str | None = None  # pinned with every new session
+        self.policy_problem: str | None = None  # why no session may start, if any
         if not root.is_dir():
             raise LibraryProblem(f"the library folder {str(root)!r} does not exist")
         for rel in library_files(root):
             role = role_of(rel)
             path = root / rel
+            if role == POLICIES:
+                self._read_policy(path, rel)
+                continue
             try:
                 text = path.read_text(encoding="utf-8")
                 data = parse(text)
@@ -84,12 +113,42 @@ class Library:
                 continue
             if role == MOTIVES:
                 self.motives = build.build_motives(data, rel)
+                self.triggers = build.build_triggers(data, rel)
             elif role == JOURNEY:
                 journey = build.build_journey(data, rel)
                 if journey.id and journey.id not in self.journeys:
                     self.journeys[journey.id] = journey
                     self.sources[journey.id] = text
                     self.files[journey.id] = path
+
+    def _read_policy(self, path: Path, rel: str) -> None:
+        """The authority limits. A policy file that cannot be trusted stops new sessions
+        rather than letting them run without limits (``journeys validate`` says why)."""
+        if self.policy_file is not None:
+            return  # policies.yaml before policies.yml
+        self.policy_file = path
+        try:
+            text = path.read_text(encoding="utf-8")
+            data = parse(text)
+        except (OSError, UnicodeDecodeError, YamlProblem) as err:
+            self.policy_problem = f"{rel} cannot be read ({err})"
+            return
+        if not isinstance(data, YamlMap):
+            self.policy_problem = f"{rel} holds no 'roles' mapping"
+            return
+        errors = check_document("policies", data, rel)
+        if errors:
+            self.policy_problem = f"{rel}:{errors[0].line}: {errors[0].message}"
+            return
+        self.policy_text = text
+
+    def usable_policy(self) -> None:
+        """Refuse (LibraryProblem) to start sessions under a policy file with errors."""
+        if self.policy_problem is not None:
+            raise LibraryProblem(
+                f"the authority limits cannot be used: {self.policy_problem}; no session starts "
+                "until it is fixed (run 'journeys validate')"
+            )
 
     def find(self, name: str) -> Journey:
         """A journey by id, by motive id, or by the path of its file."""
@@ -121,7 +180,8 @@ class Library:
         return journey
 
     def bundle(self, journey_id: str) -> Bundle:
-        """The journey and every sub-journey it can run, pinned together."""
+        """The journey, every sub-journey it can run and the authority limits, pinned
+        together."""
         needed: dict[str, str] = {}
         todo = [journey_id]
         while todo:
@@ -136,6 +196,8 @@ class Library:
                 for n in self.journeys[jid].nodes.values()
                 if n.kind == "journey" and n.journey
             ]
+        if self.policy_text is not None:
+            needed[POLICY_SOURCE] = self.policy_text
         return Bundle.of(journey_id, needed)
 
     def motive_of(self, journey_id: str) -> str | None:

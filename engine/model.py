@@ -71,7 +71,7 @@ class Edge:
 
     source: str
     target: str
-    via: str  # "next", "option 'voucher'", "branch 1", "else", "on_error"
+    via: str  # "next", "option 'voucher'", "branch 1", "else", "on_error", "on_denied"
     loc: Loc
 
 
@@ -104,6 +104,7 @@ class Node:
     retries: int = 0
     timeout: float | None = None
     on_error: str | None = None
+    on_denied: str | None = None  # where to go when the policy refuses the action to the role
     # journey
     journey: str | None = None
     # handoff
@@ -139,6 +140,8 @@ class Node:
             out.append(Edge(self.id, self.next, "next", self.at("next")))
         if self.on_error:
             out.append(Edge(self.id, self.on_error, "on_error", self.at("on_error")))
+        if self.on_denied:
+            out.append(Edge(self.id, self.on_denied, "on_denied", self.at("on_denied")))
         return out
 
 
@@ -180,6 +183,26 @@ class Motive:
 
 
 @dataclass(frozen=True)
+class Trigger:
+    """An event of the back office that starts an outbound session (``motives.yaml``)."""
+
+    event: str
+    journey: str
+    channel: str | None
+    loc: Loc
+    key_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    motive: str | None = None
+    #: Input name -> ``=expression`` on the event's data, or a literal.
+    inputs: Mapping[str, Any] = _field(default_factory=dict)
+    input_locs: Mapping[str, Loc] = _field(default_factory=dict)  # where each value is
+    input_names: Mapping[str, Loc] = _field(default_factory=dict)  # where each name is
+    when: str | None = None  # a condition on the event's data
+
+    def at(self, key: str) -> Loc:
+        return self.key_locs.get(key, self.loc)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     loc: Loc
@@ -193,6 +216,7 @@ class Scenario:
     status: str | None = None  # "ended" or "waiting"
     locale: str | None = None
     channel: str | None = None
+    role: str | None = None  # who performs the steps (default: from the channel)
     path: tuple[str, ...] | None = None
     path_locs: tuple[Loc, ...] = ()
     context: Mapping[str, Any] = _field(default_factory=dict)
@@ -205,3 +229,49 @@ class ScenarioFile:
     journey_loc: Loc
     scenarios: tuple[Scenario, ...]
     loc: Loc
+
+
+@dataclass(frozen=True)
+class Limit:
+    """How far one parameter of one action may go when one role decides (``policies.yaml``)."""
+
+    role: str
+    action: str
+    param: str
+    loc: Loc  # where the parameter is named
+    max: float | None = None
+    min: float | None = None
+    allowed: tuple[Any, ...] | None = None  # YAML key: in
+    key_locs: Mapping[str, Loc] = _field(default_factory=dict)
+
+    def at(self, key: str) -> Loc:
+        return self.key_locs.get(key, self.loc)
+
+    @property
+    def rule(self) -> str:
+        """The rule that says how far the role may go: its max, else its min, else `in`."""
+        return "max" if self.max is not None else "min" if self.min is not None else "in"
+
+    @property
+    def bound(self) -> Any:
+        """The value of that rule (a number, or the list of allowed values)."""
+        if self.max is not None:
+            return self.max
+        if self.min is not None:
+            return self.min
+        return list(self.allowed or ())
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The authority limits of a library: per role, per action, per parameter.
+
+    An action or a parameter that a role does not list is unlimited for that role.
+    """
+
+    limits: tuple[Limit, ...] = ()
+    #: (role, action) -> where the action is named under the role, limits or not.
+    actions: Mapping[tuple[str, str], Loc] = _field(default_factory=dict)
+
+    def limits_for(self, role: str, action: str) -> tuple[Limit, ...]:
+        return tuple(x for x in self.limits if x.role == role and x.action == action)

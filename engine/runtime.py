@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.authority import SUPERVISOR_QUEUE, decide, default_role
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem
 from engine.expressions import EvaluationError, compile_expression, is_expression, literal, render
-from engine.model import Journey, Node, Text
+from engine.model import ROLES, Journey, Node, Policy, Text
 from engine.values import AnswerProblem, check_answer, convert_inputs
 
 __all__ = ["Conflict", "InvalidAnswer", "MissingInput", "RuntimeProblem", "Session", "step"]
@@ -61,6 +62,12 @@ class Session:
     survey: dict[str, Any] = field(default_factory=dict)
     handoff: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    #: Who performs the steps now (agent, supervisor, customer), set by Start and Answer, and
+    #: who that is when known: the authority limits of policies.yaml are the role's.
+    role: str | None = None
+    actor: str | None = None
+    #: Every action decided within a limit: {node, action, param, value, limit, rule, role, actor}.
+    grants: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self, copy: bool = True) -> dict[str, Any]:
         """Plain data; deep-copied unless the caller serializes it at once (``copy=False``)."""
@@ -102,6 +109,8 @@ def copy_data(value: Any) -> Any:
 class Start:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     as_text: bool = False  # inputs typed on a command line or a query string
+    role: str | None = None  # default: customer on the selfcare channel, agent otherwise
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,8 @@ class Answer:
     value: Any
     seq: int | None = None
     as_text: bool = False
+    role: str | None = None  # None: the role (and actor) of the session so far
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,10 +185,17 @@ Definitions = Mapping[str, Journey]  # journey id -> the pinned definition
 
 
 def step(
-    definitions: Definitions, session: Session, event: Event, *, in_place: bool = False
+    definitions: Definitions,
+    session: Session,
+    event: Event,
+    *,
+    in_place: bool = False,
+    policy: Policy | None = None,
 ) -> tuple[Session, list[Effect]]:
     """Apply one event; the input session is not modified unless the caller owns it and says
-    so (``in_place``: a session just loaded for this one call, saving a copy per step)."""
+    so (``in_place``: a session just loaded for this one call, saving a copy per step).
+
+    ``policy`` holds the authority limits pinned with the session (None: no limits)."""
     s = session if in_place else session.clone()
     effects: list[Effect] = []
     if isinstance(event, SurveyAnswer | SkipSurvey):
@@ -191,7 +209,7 @@ def step(
             _answer(definitions, s, event)
         elif isinstance(event, ActionDone):
             _action_done(definitions, s, event)
-        _advance(definitions, s, effects)
+        _advance(definitions, s, effects, policy)
     except (Conflict, InvalidAnswer, MissingInput):
         raise  # the event is refused; the session is unchanged
     except RuntimeProblem as problem:
@@ -226,7 +244,10 @@ def _start(definitions: Definitions, s: Session, event: Start) -> None:
     if s.seq != 0:
         raise Conflict("the session has already started", s.node)
     journey = definitions[s.journey]
+    role = _checked_role(event.role)
     s.context.update(convert_inputs(journey, event.inputs, as_text=event.as_text))
+    s.role = role or default_role(s.channel)
+    s.actor = event.actor
     s.status = "moving"
     if s.customer_id is None and isinstance(s.context.get("customer_id"), str):
         s.customer_id = s.context["customer_id"]
@@ -296,15 +317,27 @@ def _answer(definitions: Definitions, s: Session, event: Answer) -> None:
         )
     journey, _frame = _current(definitions, s)
     node = journey.nodes[_local(s)]
+    role = _checked_role(event.role)
     try:
         value = check_answer(node, event.value, as_text=event.as_text, locale=s.locale)
     except AnswerProblem as problem:
         raise InvalidAnswer(problem.message, s.node, node.field) from None
+    if role is not None or event.actor is not None:  # someone else performs the step
+        s.role = role or s.role
+        s.actor = event.actor
     s.messages = []
     if node.field:
         s.context[node.field] = value
     _complete(s, node)
     _go(s, _choose_next(node, value))
+
+
+def _checked_role(role: str | None) -> str | None:
+    if role is not None and role not in ROLES:
+        raise InvalidAnswer(
+            f"{role!r} is not a role; the roles are {', '.join(ROLES)}", None, "role"
+        )
+    return role
 
 
 def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> None:
@@ -405,7 +438,9 @@ def _text(s: Session, node: Node, text: Text | None) -> str | None:
         ) from None
 
 
-def _advance(definitions: Definitions, s: Session, effects: list[Effect]) -> None:
+def _advance(
+    definitions: Definitions, s: Session, effects: list[Effect], policy: Policy | None = None
+) -> None:
     """Walk through non-interactive nodes until the session must wait or has ended."""
     for _ in range(MAX_STEPS):
         if s.status != "moving":
@@ -439,6 +474,10 @@ def _advance(definitions: Definitions, s: Session, effects: list[Effect]) -> Non
             _go(s, _decide(s, node))
         elif node.kind == "action":
             inputs = {k: _value(s, node, v, f"input {k!r}") for k, v in node.input.items()}
+            if not _authorised(s, node, qualified, inputs, policy, effects):
+                if s.status != "moving":  # handed to the supervisor queue
+                    return
+                continue
             key = f"{s.id}:{qualified}:{s.visits[qualified]}"
             effects.append(
                 RunAction(
@@ -482,6 +521,54 @@ def _advance(definitions: Definitions, s: Session, effects: list[Effect]) -> Non
         "question in it?",
         s.node,
     )
+
+
+def _authorised(
+    s: Session,
+    node: Node,
+    qualified: str,
+    inputs: Mapping[str, Any],
+    policy: Policy | None,
+    effects: list[Effect],
+) -> bool:
+    """Whether the role performing the step may run the action with these inputs.
+
+    Allowed: each limit that applied is recorded in ``grants``, with who decided. Denied: the
+    action does not run, ``last_denial`` says why, and the session goes to ``on_denied`` or,
+    without one, is handed to the supervisor queue.
+    """
+    role = s.role or default_role(s.channel)
+    breach, applied = decide(policy, role, node.action or "", inputs)
+    if breach is None:
+        for limit in applied:
+            s.grants.append(
+                {
+                    "node": qualified,
+                    "action": limit.action,
+                    "param": limit.param,
+                    "value": copy_data(inputs[limit.param]),
+                    "limit": limit.bound,
+                    "rule": limit.rule,
+                    "role": role,
+                    "actor": s.actor,
+                }
+            )
+        return True
+    s.context["last_denial"] = {
+        "node": qualified,
+        "action": node.action,
+        "param": breach.limit.param,
+        "value": copy_data(breach.value),
+        "limit": breach.bound,
+        "rule": breach.rule,
+        "role": role,
+    }
+    if node.on_denied:
+        _go(s, node.on_denied)
+        return False
+    s.handoff = {"queue": SUPERVISOR_QUEUE, "reason": breach.reason, "node": qualified}
+    _finish(s, "escalated", effects)
+    return False
 
 
 def _decide(s: Session, node: Node) -> str | None:

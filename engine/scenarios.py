@@ -97,22 +97,34 @@ def drive(
     as_text: bool = False,
     channel: str | None = None,
     locale: str | None = None,
+    role: str | None = None,
 ) -> Session:
     """Start a session and answer it from the book until it ends or waits for an unknown answer."""
-    session = sessions.start(journey, inputs, channel=channel, locale=locale, as_text=as_text)
+    session = sessions.start(
+        journey, inputs, channel=channel, locale=locale, as_text=as_text, role=role
+    )
     return answer_until_stuck(sessions, session, book, as_text=as_text)
 
 
 def answer_until_stuck(
-    sessions: Sessions, session: Session, book: AnswerBook, *, as_text: bool = False
+    sessions: Sessions,
+    session: Session,
+    book: AnswerBook,
+    *,
+    as_text: bool = False,
+    role: str | None = None,
+    actor: str | None = None,
 ) -> Session:
+    """Answer from the book; ``role``/``actor``, when given, perform every answer."""
     names = node_names(sessions.bundle_of(session).definitions, session.journey)
     for _ in range(10_000):
         if session.status == WAITING and session.node:
             found, value = book.next_for(session.node, names)
             if not found:
                 return session
-            session = sessions.answer(session.id, session.node, value, as_text=as_text)
+            session = sessions.answer(
+                session.id, session.node, value, as_text=as_text, role=role, actor=actor
+            )
         elif session.status == SURVEY:
             if book.survey:
                 session = sessions.survey(
@@ -210,6 +222,7 @@ def run_scenario(
             AnswerBook(answers),
             channel=scenario.channel,
             locale=scenario.locale,
+            role=scenario.role,
         )
     except (RuntimeProblem, LibraryProblem) as err:
         message = err.message if isinstance(err, RuntimeProblem) else str(err)

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from engine.errors import Conflict, UnknownSession
+from engine.authority import default_role
+from engine.errors import Conflict, InvalidAnswer, UnknownSession
 from engine.library import Bundle, Library
+from engine.model import ROLES
 from engine.runtime import (
     ActionDone,
     Answer,
@@ -69,13 +71,19 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
     """An event as it is logged: plain data, enough to replay the session."""
     data: dict[str, Any]
     if isinstance(event, Start):
-        data = {"type": "start", "inputs": dict(event.inputs), "as_text": event.as_text}
+        data = {
+            "type": "start",
+            "inputs": dict(event.inputs),
+            "as_text": event.as_text,
+            "role": event.role,
+        }
     elif isinstance(event, Answer):
         data = {
             "type": "answer",
             "node": event.node,
             "value": event.value,
             "as_text": event.as_text,
+            "role": event.role,
         }
     elif isinstance(event, ActionDone):
         data = {
@@ -100,9 +108,18 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
     """The runtime event a log record replays (None for records that only annotate)."""
     kind = record["type"]
     if kind == "start":
-        return Start(record["inputs"], record.get("as_text", False))
+        return Start(
+            record["inputs"], record.get("as_text", False), record.get("role"), record.get("actor")
+        )
     if kind == "answer":
-        return Answer(record["node"], record["value"], None, record.get("as_text", False))
+        return Answer(
+            record["node"],
+            record["value"],
+            None,
+            record.get("as_text", False),
+            record.get("role"),
+            record.get("actor"),
+        )
     if kind == "action":
         return ActionDone(
             record["node"],
@@ -128,11 +145,13 @@ def replay(bundle: Bundle, header: Mapping[str, Any], records: list[dict[str, An
     for record in records:
         if record["type"] == "resume":
             session.channel = record.get("channel")
+            if "role" in record:
+                session.role, session.actor = record["role"], record.get("actor")
             session.seq += 1
             continue
         event = event_of(record)
         if event is not None:
-            session, _effects = step(bundle.definitions, session, event)
+            session, _effects = step(bundle.definitions, session, event, policy=bundle.policy)
     return session
 
 
@@ -157,8 +176,13 @@ class Sessions:
         actor: str | None = None,
         as_text: bool = False,
         session_id: str | None = None,
+        motive: str | None = None,
+        role: str | None = None,
     ) -> Session:
+        """A new session of ``journey``; ``motive`` (default: the journey's first) is the
+        motive it counts for, e.g. the one a proactive trigger names."""
         definition = self.library.find(journey)
+        self.library.usable_policy()
         bundle = self.library.bundle(definition.id)
         self.store.save_bundle(bundle)
         given = dict(inputs or {})
@@ -172,7 +196,7 @@ class Sessions:
             contact_id=contact_id or new_id("c"),
             customer_id=customer,
             agent=agent,
-            motive=self.library.motive_of(definition.id),
+            motive=motive or self.library.motive_of(definition.id),
         )
         if locale and bundle.root.locales and locale not in bundle.root.locales:
             session.locale = bundle.root.locales[0]
@@ -188,8 +212,10 @@ class Sessions:
             "agent": agent,
             "motive": session.motive,
         }
-        started, effects = step(bundle.definitions, session, Start(given, as_text))
-        first = (started.seq, {**header, **record_of(Start(given, as_text), actor, channel)})
+        # The role is written down even when it is the channel's default: the log says who decided.
+        begin = Start(given, as_text, role or default_role(channel), actor)
+        started, effects = step(bundle.definitions, session, begin, policy=bundle.policy)
+        first = (started.seq, {**header, **record_of(begin, actor, channel)})
         final, more = self._follow(bundle, started, effects, actor)
         self.store.create(final, [first, *more])
         return final
@@ -203,8 +229,11 @@ class Sessions:
         seq: int | None = None,
         actor: str | None = None,
         as_text: bool = False,
+        role: str | None = None,
     ) -> Session:
-        return self.apply(session_id, Answer(node, value, seq, as_text), actor=actor)
+        """Answer the waiting step; ``role`` and ``actor``, when given, say who performs it
+        from now on (otherwise the session's role and actor go on)."""
+        return self.apply(session_id, Answer(node, value, seq, as_text, role, actor), actor=actor)
 
     def survey(
         self,
@@ -222,14 +251,25 @@ class Sessions:
         session = self.store.load(session_id)  # ours alone: stepped in place
         expected, channel = session.seq, session.channel
         bundle = self.store.load_bundle(session.definition)
-        after, effects = step(bundle.definitions, session, event, in_place=True)
+        after, effects = step(
+            bundle.definitions, session, event, in_place=True, policy=bundle.policy
+        )
         first = (after.seq, record_of(event, actor, channel))  # before _follow steps on
         final, more = self._follow(bundle, after, effects, actor)
         self.store.append(final, [first, *more], expected)
         return final
 
-    def resume(self, session_id: str, channel: str | None, actor: str | None = None) -> Session:
-        """The same session, continued on another channel, with all its context."""
+    def resume(
+        self,
+        session_id: str,
+        channel: str | None,
+        actor: str | None = None,
+        role: str | None = None,
+    ) -> Session:
+        """The same session, continued on another channel, with all its context; performed
+        from now on by ``role`` (default: the channel's, customer in self-care, else agent)."""
+        if role is not None and role not in ROLES:
+            raise InvalidAnswer(f"{role!r} is not a role; the roles are {', '.join(ROLES)}")
         session = self.store.load(session_id)
         if session.finished:
             raise Conflict(
@@ -237,11 +277,14 @@ class Sessions:
             )
         moved = Session.from_dict(session.to_dict())
         moved.channel = channel or session.channel
+        moved.role = role or default_role(moved.channel)
+        moved.actor = actor
         moved.seq += 1
         resumed = {
             "type": "resume",
             "channel": moved.channel,
             "from": session.channel,
+            "role": moved.role,
             "actor": actor,
             "at": datetime.now(UTC).isoformat(),
         }
@@ -282,7 +325,9 @@ class Sessions:
                 event = ActionDone(
                     effect.node, outcome.result, outcome.error, outcome.attempts, outcome.run_id
                 )
-                session, more = step(bundle.definitions, session, event, in_place=True)
+                session, more = step(
+                    bundle.definitions, session, event, in_place=True, policy=bundle.policy
+                )
                 records.append((session.seq, record_of(event, "system", session.channel)))
                 pending += more
             elif isinstance(effect, RunAfter):

@@ -29,7 +29,6 @@ from engine.yamlsafe import MAX_FILE_BYTES, YamlProblem, _human
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".journeys_cache"
 _SKIP_DIRS = {CACHE_DIR_NAME, "node_modules", "__pycache__"}
-_RESERVED_FILES = {"policies.yaml", "policies.yml"}  # library files that are not journeys
 _PARALLEL_FROM = 48  # files to analyse before worker processes pay off
 
 
@@ -107,8 +106,7 @@ def library_files(library: Path) -> list[str]:
         for name in files:
             if name.endswith((".yaml", ".yml")) and not name.startswith("."):
                 rel = os.path.relpath(os.path.join(root, name), library).replace(os.sep, "/")
-                if rel not in _RESERVED_FILES:
-                    found.append(rel)
+                found.append(rel)
     return sorted(found)
 
 

@@ -1129,6 +1129,36 @@ CASES = [
         "technician-reschedule", "no appointment", {"customer_id": "C001"}, {}, "unresolved",
         "no_appointment_done",
     ),
+    # -- delivery-delay-proactive (outbound, started by the trigger of order.delayed)
+    Case(
+        "delivery-delay-proactive", "7 days late, voucher",
+        {"customer_id": "C001", "order_id": "10000001", "days_late": 7}, {"offer": "voucher"},
+        "resolved", "voucher_end",
+        rows=[("vouchers", {"customer_id": "C001", "amount": 10.0}),
+              logged("C001", "delivery.proactive", "resolved")],
+    ),
+    Case(
+        "delivery-delay-proactive", "7 days late, shipping refunded",
+        {"customer_id": "C001", "order_id": "10000001", "days_late": 7},
+        {"offer": "refund_shipping"}, "resolved", "refund_end",
+        rows=[("refunds", {"order_id": "10000001", "amount": 4.9, "status": "pending"})],
+    ),
+    Case(
+        "delivery-delay-proactive", "premium, free shipping, voucher of 15",
+        {"customer_id": "C002", "order_id": "10000005", "days_late": 3},
+        {"offer_voucher": "voucher"}, "resolved", "voucher_end",
+        rows=[("vouchers", {"customer_id": "C002", "amount": 15.0})],
+    ),
+    Case(
+        "delivery-delay-proactive", "declined",
+        {"customer_id": "C001", "order_id": "10000001", "days_late": 7}, {"offer": "decline"},
+        "resolved", "declined", rows=[logged("C001", "delivery.proactive", "resolved")],
+    ),
+    Case(
+        "delivery-delay-proactive", "lost parcel, logistics",
+        {"customer_id": "C004", "order_id": "10000004", "days_late": 14}, {},
+        "escalated", "to_logistics",
+    ),
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 from cli import main
 from engine import build
 from engine.checks.schema import SCHEMA_NAMES, check_document, is_valid, load_schema, schema_path
-from engine.model import NODE_KINDS
+from engine.model import NODE_KINDS, ROLES
 from engine.yamlsafe import YamlProblem, load
 from tests.conftest import FIXTURES, ROOT, SHIPPED
 
@@ -76,11 +76,21 @@ def test_schema_and_loader_accept_the_same_keys() -> None:
         set(motives["properties"]["motives"]["additionalProperties"]["properties"])
         == build.MOTIVE_KEYS
     )
+    trigger = motives["properties"]["triggers"]["items"]
+    assert set(trigger["properties"]) == build.TRIGGER_KEYS
+    assert trigger["additionalProperties"] is False
     scenario = load_schema("scenario")
     assert set(scenario["properties"]) == build.SCENARIO_FILE_KEYS
     item = scenario["properties"]["scenarios"]["items"]
     assert set(item["properties"]) == build.SCENARIO_KEYS
     assert set(item["properties"]["expect"]["properties"]) == build.EXPECT_KEYS
+    assert item["properties"]["role"]["enum"] == sorted(ROLES)
+    policies = load_schema("policies")
+    assert set(policies["properties"]) == build.POLICIES_FILE_KEYS
+    assert set(policies["properties"]["roles"]["properties"]) == set(ROLES)
+    assert policies["properties"]["roles"]["additionalProperties"] is False
+    assert set(policies["$defs"]["limit"]["properties"]) == build.LIMIT_KEYS
+    assert policies["$defs"]["limit"]["additionalProperties"] is False
 
 
 def test_the_builder_reads_every_key_it_declares() -> None:
@@ -107,6 +117,8 @@ def documents() -> Iterator[tuple[str, Path]]:
             yield "scenario", path
         elif path.name == "motives.yaml":
             yield "motives", path
+        elif path.name == "policies.yaml":
+            yield "policies", path
         else:
             yield "journey", path
 
@@ -151,7 +163,15 @@ def test_schema_command_prints_and_writes(tmp_path: Path) -> None:
     result = runner.invoke(main, ["schema", "--write", str(tmp_path / "out")])
     assert result.exit_code == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["journey.schema.json", "motives.schema.json", "scenario.schema.json"]
+    assert written == [
+        "journey.schema.json",
+        "motives.schema.json",
+        "policies.schema.json",
+        "scenario.schema.json",
+    ]
+    result = runner.invoke(main, ["schema", "policies"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["title"] == "Authority limits"
     assert (tmp_path / "out" / "journey.schema.json").read_bytes() == (
         ROOT / "schemas" / "journey.schema.json"
     ).read_bytes()

@@ -2,8 +2,9 @@
 
 A forward "definitely set" analysis: what is set when a node starts is the intersection, over
 every edge into it, of what is set when that edge is taken. Edges differ: an action's
-``output`` and ``set`` exist on its success edges, not on ``on_error``; a ``journey`` node adds
-what the sub-journey sets on every path to one of its ends (its *exports*).
+``output`` and ``set`` exist on its success edges, not on ``on_error`` nor ``on_denied``; a
+``journey`` node adds what the sub-journey sets on every path to one of its ends (its
+*exports*).
 
 The analysis works on a :class:`FlowProblem`, a small plain-data digest of a journey, so that
 the validator can cache it and solve it again when a sub-journey's exports change, without
@@ -99,6 +100,9 @@ class FlowProblem:
         return {n.call for n in self.nodes.values() if n.call}
 
 
+_FAILURE_DEFS = {"on_error": ["last_error"], "on_denied": ["last_denial"]}
+
+
 def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
     nodes: dict[str, FlowNode] = {}
     for node in journey.nodes.values():
@@ -109,8 +113,9 @@ def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
             if edge.target not in journey.nodes:
                 continue
             # On its error path an action stores neither its output nor its `set`, but the
-            # runtime records the failure in `last_error`.
-            defs = ["last_error"] if edge.via == "on_error" else own + sets
+            # runtime records the failure in `last_error`; on its denied path (the role's
+            # authority limit is exceeded: the action does not run) the refusal in `last_denial`.
+            defs = _FAILURE_DEFS.get(edge.via, own + sets)
             fn.edges.append((edge.target, defs, edge.via))
         fn.own = own
         if node.kind == "end":
@@ -268,7 +273,7 @@ def _path_without(
         node_id, via = step
         steps.append(
             f"{node_id} ({via})"
-            if via in ("on_error", "else") or via.startswith(("branch", "option"))
+            if via in ("on_error", "on_denied", "else") or via.startswith(("branch", "option"))
             else node_id
         )
         step = previous[node_id]

@@ -20,7 +20,7 @@ from engine.expressions import (
     is_expression,
 )
 from engine.findings import Finding, finding
-from engine.model import Journey, Loc, Node
+from engine.model import Journey, Loc, Node, Trigger
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -63,6 +63,32 @@ def check_expressions(journey: Journey) -> tuple[list[Finding], list[Use]]:
                 )
         found.extend(_reserved_names(node, jid))
     return found, uses
+
+
+def check_trigger_expressions(triggers: tuple[Trigger, ...]) -> list[Finding]:
+    """J007 for the ``when`` and ``=inputs`` of the triggers in ``motives.yaml``."""
+    found: list[Finding] = []
+    for trigger in triggers:
+        sources = [("'when'", trigger.when, trigger.at("when"))] if trigger.when else []
+        sources += [
+            (f"input {name!r}", value[1:], trigger.input_locs.get(name, trigger.at("inputs")))
+            for name, value in trigger.inputs.items()
+            if is_expression(value)
+        ]
+        for where, source, loc in sources:
+            try:
+                compile_expression(source)
+            except ExpressionError as err:
+                found.append(
+                    finding(
+                        "J007",
+                        loc,
+                        f"the trigger of {trigger.event!r} (journey {trigger.journey!r}), "
+                        f"{where}: the expression {_clip(source)!r} {_reason(err)}",
+                        trigger.journey or None,
+                    )
+                )
+    return found
 
 
 def _reason(err: ExpressionError) -> str:

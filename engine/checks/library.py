@@ -11,10 +11,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from engine.checks.actions import Catalogue
-from engine.findings import Finding, did_you_mean, finding
+from engine.findings import Finding, did_you_mean, finding, one_of
 from engine.model import Loc
 
 Summary = Mapping[str, Any]
+
+
+def _escalates(node: Any) -> bool:
+    """A handoff, or an action without `on_denied`: above the role's authority limit, the
+    session is handed to the supervisor queue (outcome escalated)."""
+    return bool(node.kind == "handoff" or (node.kind == "action" and not node.on_denied))
 
 
 def journey_summary(journey: Any, file: str) -> dict[str, Any]:
@@ -32,16 +38,18 @@ def journey_summary(journey: Any, file: str) -> dict[str, Any]:
             if n.kind == "journey" and n.journey
         ],
         "nodes": list(journey.nodes),
+        "inputs": {name: name in journey.required_inputs for name in journey.inputs},
+        "channels": list(journey.channels),
         "outcomes": sorted(
             {n.outcome for n in journey.nodes.values() if n.outcome}
-            | ({"escalated"} if any(n.kind == "handoff" for n in journey.nodes.values()) else set())
+            | ({"escalated"} if any(_escalates(n) for n in journey.nodes.values()) else set())
         ),
     }
 
 
 def check_library(
     journeys: Mapping[str, Summary],  # file -> journey summary
-    motives: tuple[str, Summary] | None,  # (file, {motive: {journey, line, column, ...}})
+    motives: tuple[str, Summary] | None,  # (file, {"motives": {id: {journey, ...}}, "triggers"})
     scenarios: Mapping[str, Summary],  # file -> scenario summary
     catalogue: Catalogue,
     unreadable: frozenset[str] = frozenset(),  # ids of journeys whose file could not be read
@@ -55,6 +63,7 @@ def check_library(
     found += _journey_references(journeys, by_id)
     found += _cycles(journeys, by_id)
     found += _catalogue(journeys, motives, by_id)
+    found += _triggers(journeys, motives, by_id)
     found += _scenarios(journeys, scenarios, by_id, catalogue, unreadable)
     found += _warnings(journeys, scenarios, by_id)
     return found
@@ -194,7 +203,7 @@ def _catalogue(
     motives: tuple[str, Summary] | None,
     by_id: Mapping[str, list[str]],
 ) -> Iterator[Finding]:
-    table: Summary = motives[1] if motives else {}
+    table: Summary = motives[1]["motives"] if motives else {}
     for file, s in journeys.items():
         for motive, line, col in s["motives"]:
             if motive not in table:
@@ -228,6 +237,80 @@ def _catalogue(
                     Loc(file, entry["jline"], entry["jcol"]),
                     f"motive {motive!r} names the journey {target!r}, but that journey does not "
                     f"list {motive!r} under its 'motives'; add it there",
+                )
+
+
+def _triggers(
+    journeys: Mapping[str, Summary],
+    motives: tuple[str, Summary] | None,
+    by_id: Mapping[str, list[str]],
+) -> Iterator[Finding]:
+    """The triggers of motives.yaml against the journeys they start and the catalogue."""
+    if motives is None:
+        return
+    file, summary = motives
+    table = summary["motives"]
+    for t in summary["triggers"]:
+        label = f"the trigger of {t['event']!r}"
+        jid, motive, channel = t["journey"], t["motive"], t["channel"]
+        if motive and motive not in table:
+            yield finding(
+                "J010",
+                _loc(file, t["motive_loc"]),
+                f"{label} counts its sessions for the motive {motive!r}, which is not in the "
+                f"catalogue{did_you_mean(motive, table)}; add it under 'motives' or fix the id",
+                jid or None,
+            )
+        if not jid:
+            continue
+        if jid not in by_id:
+            yield finding(
+                "J003",
+                _loc(file, t["journey_loc"]),
+                f"{label} starts the journey {jid!r}, which is not in the library"
+                f"{did_you_mean(jid, by_id)}",
+                jid,
+            )
+            continue
+        journey = journeys[by_id[jid][0]]
+        declared = [m for m, _l, _c in journey["motives"]]
+        if motive and motive in table and motive not in declared:
+            yield finding(
+                "J010",
+                _loc(file, t["motive_loc"]),
+                f"{label} counts its sessions for the motive {motive!r}, but the journey {jid!r} "
+                f"does not list it under its 'motives' ({', '.join(declared) or 'none'}); "
+                "add it there or name one of those",
+                jid,
+            )
+        if channel and journey["channels"] and channel not in journey["channels"]:
+            yield finding(
+                "J010",
+                _loc(file, t["channel_loc"]),
+                f"{label} runs {jid!r} on the channel {channel!r}, which is not one of its "
+                f"channels ({', '.join(journey['channels'])}); add it to the journey's "
+                "'channels' or choose one of them",
+                jid,
+            )
+        inputs: Mapping[str, bool] = journey["inputs"]
+        given = {name for name, _l, _c in t["inputs"]}
+        for name, line, col in t["inputs"]:
+            if name not in inputs:
+                yield finding(
+                    "J003",
+                    Loc(file, line, col),
+                    f"{label} gives the input {name!r}, which is not an input of {jid!r}"
+                    f"{did_you_mean(name, inputs)}; its inputs are {one_of(inputs) or 'none'}",
+                    jid,
+                )
+        for name, required in inputs.items():
+            if required and name not in given:
+                yield finding(
+                    "J008",
+                    _loc(file, t["inputs_loc"]),
+                    f"{label} starts {jid!r}, which needs the input {name!r}; give it under "
+                    f"'inputs' (for example {name}: ={name}, from the event's data)",
+                    jid,
                 )
 
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from engine.findings import Finding, did_you_mean, finding, one_of
-from engine.model import Loc
+from engine.model import ROLES, Loc
 from engine.yamlsafe import YamlList, YamlMap
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
-SCHEMA_NAMES = ("journey", "motives", "scenario")
+SCHEMA_NAMES = ("journey", "motives", "scenario", "policies")
 
 
 def schema_path(name: str) -> Path:
@@ -185,6 +185,11 @@ def _where(path: Sequence[Any]) -> tuple[str, str | None]:
         if parts[2:]:
             place += ", " + _describe_rest(parts[2:])
         return place, None
+    if len(parts) >= 2 and parts[0] == "roles":
+        place = f"role {parts[1]!r}"
+        if parts[2:]:
+            place += ", " + _describe_rest(parts[2:])
+        return place, None
     if len(parts) >= 2 and parts[0] == "scenarios":
         place = f"scenario {int(parts[1]) + 1}"
         if parts[2:]:
@@ -255,7 +260,7 @@ def _name_rule(container: Any) -> str:
         )
     if container == "motives":
         return "motive ids are lowercase words joined by dots, like delivery.missing"
-    if container == "actions":
+    if container in ("actions", *ROLES):
         return "action names are domain.verb, like payments.refund"
     return "names are letters, digits and '_', not starting with a digit, like order_id"
 

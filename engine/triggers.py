@@ -1,0 +1,133 @@
+"""Proactive journeys: an event raised by the back office starts outbound sessions.
+
+``motives.yaml`` declares ``triggers``: an event type, the journey to start, the outbound
+channel, how the event's data map to the journey's inputs and an optional condition on the
+data. :func:`fire` decides which triggers an event fires and with which inputs; starting the
+sessions is the service's job (``Sessions.start``). No I/O here.
+
+An event is handled whole: every trigger it fires is evaluated, and its inputs checked against
+its journey, before any session starts, so an event refused for bad data can be raised again
+once corrected without messaging a customer twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from engine.errors import MissingInput
+from engine.expressions import (
+    EvaluationError,
+    ExpressionError,
+    compile_expression,
+    is_expression,
+    literal,
+)
+from engine.findings import did_you_mean
+from engine.library import Library
+from engine.model import Journey, Trigger
+from engine.values import convert_inputs, from_text, schema_problem
+
+
+class Fired(NamedTuple):
+    """A trigger an event fires, with the inputs of the session to start."""
+
+    trigger: Trigger
+    inputs: dict[str, Any]
+
+
+class TriggerProblem(Exception):
+    """An event that cannot be handled: which trigger, and why (no session was started)."""
+
+    def __init__(self, message: str, trigger: Trigger | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.trigger = trigger
+
+
+def triggers_of(library: Library, event_type: str) -> list[Trigger]:
+    """The triggers that listen to an event type, in the order of ``motives.yaml``."""
+    return [t for t in library.triggers if t.event == event_type]
+
+
+def events_of(library: Library) -> list[str]:
+    """The event types some trigger listens to."""
+    return sorted({t.event for t in library.triggers})
+
+
+def fire(
+    library: Library, event_type: str, data: Mapping[str, Any], *, as_text: bool = False
+) -> list[Fired]:
+    """The triggers of ``event_type`` whose ``when`` holds on ``data``, with their inputs.
+
+    ``as_text``: the data were typed (command line, query string); a value passed unchanged
+    to an input (``order_id: =order_id``) is converted to that input's type first, so that
+    ``when`` compares numbers with numbers. Raises :class:`TriggerProblem` when a trigger's
+    condition or inputs cannot be evaluated on the data or do not fit its journey.
+    """
+    fired = []
+    for trigger in triggers_of(library, event_type):
+        where = _where(trigger)
+        journey = library.journeys.get(trigger.journey)
+        if journey is None:
+            raise TriggerProblem(
+                f"{where}: the journey {trigger.journey!r} is not in the library"
+                f"{did_you_mean(trigger.journey, library.journeys)}",
+                trigger,
+            )
+        values = _typed(data, trigger, journey, where) if as_text else dict(data)
+        if trigger.when is not None and not _evaluate(trigger, "'when'", trigger.when, values):
+            continue
+        inputs = {
+            name: _evaluate(trigger, f"input {name!r}", value[1:], values)
+            if is_expression(value)
+            else literal(value)
+            for name, value in trigger.inputs.items()
+        }
+        try:
+            convert_inputs(journey, inputs, as_text=as_text)
+        except MissingInput as err:
+            raise TriggerProblem(f"{where}: {err.message}", trigger) from None
+        fired.append(Fired(trigger, inputs))
+    return fired
+
+
+def _where(trigger: Trigger) -> str:
+    return (
+        f"the trigger of {trigger.event!r} (journey {trigger.journey!r}, line {trigger.loc.line})"
+    )
+
+
+def _typed(
+    data: Mapping[str, Any], trigger: Trigger, journey: Journey, where: str
+) -> dict[str, Any]:
+    """Text data converted to the type of the input each one is passed to unchanged; a
+    text that cannot be (``days_late=soon`` for a whole number) is refused at once."""
+    values = dict(data)
+    for name, value in trigger.inputs.items():
+        source = value[1:].strip() if is_expression(value) else ""
+        schema = journey.inputs.get(name)
+        if not (source.isidentifier() and source in values and isinstance(schema, Mapping)):
+            continue
+        values[source] = from_text(values[source], schema)
+        problem = (
+            schema_problem(values[source], {"type": schema["type"]}) if "type" in schema else None
+        )
+        if problem:
+            raise TriggerProblem(
+                f"{where}: the data {source!r} is the input {name!r} of the journey: {problem}",
+                trigger,
+            )
+    return values
+
+
+def _evaluate(trigger: Trigger, where: str, source: str, data: Mapping[str, Any]) -> Any:
+    try:
+        return compile_expression(source).evaluate(data)
+    except (ExpressionError, EvaluationError) as err:
+        reason = str(err).replace("is not set in the session", "is not in the event's data")
+        raise TriggerProblem(
+            f"{_where(trigger)}, {where}: {source!r} cannot be evaluated on the event's data: "
+            f"{reason}",
+            trigger,
+        ) from None
