@@ -233,6 +233,17 @@ if __name__ == "__main__":
 
 # --------------------------------------------------------------------------- sessions
 
+EXECUTOR_OPTION = click.option(
+    "--executor",
+    "executor_kind",
+    type=click.Choice(["prefect", "local"]),
+    envvar="JOURNEYS_EXECUTOR",
+    default="prefect",
+    show_default=True,
+    help="Run actions as Prefect flows (embedded server started once, or PREFECT_API_URL), "
+    "or as plain calls in this process (or JOURNEYS_EXECUTOR).",
+)
+
 DB_OPTION = click.option(
     "--db",
     envvar="JOURNEYS_DB",
@@ -371,6 +382,7 @@ def _result(session: Any) -> dict[str, Any]:
     help="Who performs the steps, for the authority limits of policies.yaml "
     "[default: customer with --channel selfcare, else agent].",
 )
+@EXECUTOR_OPTION
 @DB_OPTION
 @click.pass_context
 def run(
@@ -386,6 +398,7 @@ def run(
     force_new: bool,
     agent: str | None,
     role: str | None,
+    executor_kind: str,
     db: str | None,
 ) -> None:
     """Drive one session of JOURNEY (an id, a motive, or a journey file).
@@ -393,7 +406,7 @@ def run(
     Without --answers it is interactive. Exit status: 0 the session ended, 3 it waits for an
     answer that was not given, 1 an invalid answer or a failure, 2 usage.
     """
-    from engine.adapters.local_actions import LocalExecutor
+    from engine.adapters.executors import LazyExecutor
     from engine.errors import InvalidAnswer, RuntimeProblem
     from engine.library import LibraryProblem
     from engine.scenarios import AnswerBook, StubExecutor, answer_until_stuck
@@ -402,11 +415,8 @@ def run(
     if not journey and not session_id:
         raise click.UsageError("give a JOURNEY to start, or --session ID to continue one")
     library = _library_object(ctx)
-    executor = (
-        StubExecutor(_read_mapping(actions, "actions"), fallback=LocalExecutor())
-        if actions
-        else LocalExecutor()
-    )
+    real = LazyExecutor(executor_kind)  # made when a real action first runs
+    executor = StubExecutor(_read_mapping(actions, "actions"), fallback=real) if actions else real
     book = AnswerBook(_read_mapping(answers, "answers")) if answers else None
     store = _store(db)
     sessions = Sessions(library, store, executor)
@@ -467,6 +477,7 @@ def run(
         _fail(fmt, f"invalid answer at {err.node!r}: {err.message}", 1)
     except (RuntimeProblem, LibraryProblem) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
+    _report_background(real.drain())
     result = _result(session)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
@@ -476,6 +487,13 @@ def run(
         ctx.exit(1)
     if session.status in ("waiting", "running"):
         ctx.exit(3)
+
+
+def _report_background(outcomes: list[Any]) -> None:
+    """Post-contact and `wait: false` actions never change the outcome, but a failure is said."""
+    for outcome in outcomes:
+        if outcome.error:
+            click.echo(f"warning: a background action failed: {outcome.error}", err=True)
 
 
 def _fail(fmt: str, message: str, code: int) -> None:
@@ -664,6 +682,7 @@ def _print_outbound(item: dict[str, Any]) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@EXECUTOR_OPTION
 @DB_OPTION
 @click.pass_context
 def trigger(
@@ -672,6 +691,7 @@ def trigger(
     pairs: tuple[str, ...],
     locale: str | None,
     fmt: str,
+    executor_kind: str,
     db: str | None,
 ) -> None:
     """Raise the back-office EVENT: start the outbound sessions its triggers name.
@@ -679,7 +699,7 @@ def trigger(
     The triggers are declared in motives.yaml. Exit status: 0 sessions started or no trigger
     matched, 1 a session failed or the data do not fit a trigger, 2 usage.
     """
-    from engine.adapters.local_actions import LocalExecutor
+    from engine.adapters.executors import LazyExecutor
     from engine.errors import RuntimeProblem
     from engine.library import LibraryProblem
     from engine.service import Sessions
@@ -687,11 +707,13 @@ def trigger(
 
     data = _parse_data(pairs)
     library = _library_object(ctx)
-    sessions = Sessions(library, _store(db), LocalExecutor())
+    executor = LazyExecutor(executor_kind)
+    sessions = Sessions(library, _store(db), executor)
     try:
         started, nothing = _raise_event(ctx, sessions, event, data, as_text=True, locale=locale)
     except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
+    _report_background(executor.drain())
     items = [_outbound(sessions, s) for s in started]
     if fmt == "json":
         report: dict[str, Any] = {"event": event, "data": data, "sessions": items}
@@ -909,10 +931,16 @@ def backoffice_show(table: str, limit: int, fmt: str) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@EXECUTOR_OPTION
 @DB_OPTION
 @click.pass_context
 def backoffice_scan(
-    ctx: click.Context, min_days: int, locale: str | None, fmt: str, db: str | None
+    ctx: click.Context,
+    min_days: int,
+    locale: str | None,
+    fmt: str,
+    executor_kind: str,
+    db: str | None,
 ) -> None:
     """Find late orders and raise `order.delayed` for each: reach out before the customer calls.
 
@@ -925,14 +953,15 @@ def backoffice_scan(
         delayed_orders,
         record_delay_alert,
     )
-    from engine.adapters.local_actions import LocalExecutor
+    from engine.adapters.executors import LazyExecutor
     from engine.errors import RuntimeProblem
     from engine.library import LibraryProblem
     from engine.service import Sessions
     from engine.triggers import TriggerProblem
 
     library = _library_object(ctx)
-    sessions = Sessions(library, _store(db), LocalExecutor())
+    executor = LazyExecutor(executor_kind)
+    sessions = Sessions(library, _store(db), executor)
     try:
         late = delayed_orders(min_days)
     except BackofficeUnavailable as err:
@@ -957,6 +986,7 @@ def backoffice_scan(
             )
         failed = failed or any(s.error for s in started)
         results.append(item)
+    _report_background(executor.drain())
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     else:
@@ -972,3 +1002,40 @@ def backoffice_scan(
                 _print_outbound(outbound)
     if failed:
         ctx.exit(1)
+
+
+@main.group()
+def prefect() -> None:
+    """The embedded Prefect server that runs the actions (started on first use)."""
+
+
+@prefect.command("status")
+def prefect_status() -> None:
+    """Say where actions run: PREFECT_API_URL, the embedded server, or nowhere yet."""
+    import os
+
+    from engine.adapters.prefect_server import home, running
+
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured:
+        click.echo(f"actions run through the Prefect API at {configured} (PREFECT_API_URL)")
+        return
+    url = running()
+    if url:
+        click.echo(
+            f"the embedded Prefect server answers at {url} (data in {home()}); its UI is at {url[:-4]}"
+        )
+    else:
+        click.echo("no embedded Prefect server is running; the first action starts one")
+
+
+@prefect.command("stop")
+def prefect_stop() -> None:
+    """Stop the embedded Prefect server (the next action starts it again)."""
+    from engine.adapters.prefect_server import stop
+
+    click.echo(
+        "stopped the embedded Prefect server"
+        if stop()
+        else "no embedded Prefect server was running"
+    )

@@ -21,6 +21,13 @@ SHIPPED = ROOT / "journeys"
 Check = Callable[..., Report]  # check(path, **Options fields) -> Report
 
 
+@pytest.fixture(autouse=True)
+def _actions_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands run real actions in this process unless a test asks for Prefect: a test must
+    not leave an embedded Prefect server behind (tests/test_prefect.py runs one for all)."""
+    monkeypatch.setenv("JOURNEYS_EXECUTOR", "local")
+
+
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
     return load_catalogue()

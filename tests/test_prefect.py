@@ -126,3 +126,45 @@ def test_an_unreachable_prefect_server_is_an_error_on_the_session(
     assert s.status in ("waiting", "ended")  # the journey's error path, never stuck
     errors = [r["error"] for r in sessions.store.events(s.id) if r["type"] == "action"]
     assert errors and "could not be run through Prefect" in errors[0]
+
+
+def test_journeys_run_uses_prefect_by_default(
+    prefect_api: str, backoffice: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No executor chosen: the actions of `journeys run` are Prefect flow runs."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    monkeypatch.delenv("JOURNEYS_EXECUTOR", raising=False)
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    monkeypatch.setenv("JOURNEYS_DB", f"sqlite:///{tmp_path / 'sessions.db'}")
+    monkeypatch.setenv("JOURNEYS_LIBRARY", str(SHIPPED))
+    answers = tmp_path / "answers.yaml"
+    answers.write_text('ask_order: "10000001"\noffer: refund\n')
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "delivery-missing",
+            "--input",
+            "customer_id=C001",
+            "--answers",
+            str(answers),
+            "--format",
+            "json",
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["outcome"] == "resolved"
+    from engine.adapters.sql_store import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    runs = [e for e in store.events(data["session"]) if e["type"] == "action"]
+    store.dispose()
+    assert runs and all(r["run_id"] for r in runs)
+    assert flow_run(runs[0]["run_id"]).state_type.value == "COMPLETED"  # type: ignore[attr-defined]
