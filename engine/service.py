@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -37,18 +38,24 @@ from engine.runtime import (
 
 #: The events of one call, each with the session's sequence number after it.
 Records = Sequence[tuple[int, Mapping[str, Any]]]
+#: The action runs of one call (session, node, action, key, mode, status, attempts, run id...).
+Runs = Sequence[Mapping[str, Any]]
 
 
 class SessionStore(Protocol):
     def save_bundle(self, bundle: Bundle) -> None: ...
     def load_bundle(self, digest: str) -> Bundle: ...
-    def create(self, session: Session, records: Records) -> None: ...
-    def append(self, session: Session, records: Records, expected_seq: int) -> None:
+    def create(self, session: Session, records: Records, runs: Runs = ()) -> None: ...
+    def append(
+        self, session: Session, records: Records, expected_seq: int, runs: Runs = ()
+    ) -> None:
         """Save the session and its new event at once; Conflict if its seq moved on."""
 
     def load(self, session_id: str) -> Session: ...
     def events(self, session_id: str) -> list[dict[str, Any]]: ...
     def open_sessions(self, customer_id: str, journey: str) -> list[Session]: ...
+    def record_run(self, run: Mapping[str, Any]) -> None: ...
+    def runs(self, session_id: str) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,9 @@ class ActionOutcome:
     error: str | None = None
     attempts: int = 1
     run_id: str | None = None
+    #: A run still going on in the background (wait: false, post-contact): it resolves to
+    #: the final ActionOutcome.
+    pending: Future[ActionOutcome] | None = None
 
 
 class ActionExecutor(Protocol):
@@ -216,8 +226,8 @@ class Sessions:
         begin = Start(given, as_text, role or default_role(channel), actor)
         started, effects = step(bundle.definitions, session, begin, policy=bundle.policy)
         first = (started.seq, {**header, **record_of(begin, actor, channel)})
-        final, more = self._follow(bundle, started, effects, actor)
-        self.store.create(final, [first, *more])
+        final, more, runs = self._follow(bundle, started, effects, actor)
+        self.store.create(final, [first, *more], runs)
         return final
 
     def answer(
@@ -255,8 +265,8 @@ class Sessions:
             bundle.definitions, session, event, in_place=True, policy=bundle.policy
         )
         first = (after.seq, record_of(event, actor, channel))  # before _follow steps on
-        final, more = self._follow(bundle, after, effects, actor)
-        self.store.append(final, [first, *more], expected)
+        final, more, runs = self._follow(bundle, after, effects, actor)
+        self.store.append(final, [first, *more], expected, runs)
         return final
 
     def resume(
@@ -289,8 +299,8 @@ class Sessions:
             "at": datetime.now(UTC).isoformat(),
         }
         bundle = self.store.load_bundle(moved.definition)
-        final, more = self._follow(bundle, moved, [], actor)
-        self.store.append(final, [(moved.seq, resumed), *more], session.seq)
+        final, more, runs = self._follow(bundle, moved, [], actor)
+        self.store.append(final, [(moved.seq, resumed), *more], session.seq, runs)
         return final
         return self._follow(bundle, moved, [], actor)
 
@@ -306,22 +316,30 @@ class Sessions:
 
     def _follow(
         self, bundle: Bundle, session: Session, effects: list[Effect], actor: str | None
-    ) -> tuple[Session, list[tuple[int, dict[str, Any]]]]:
+    ) -> tuple[Session, list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
         """Run what the step asked for (the actions the session waits for, then post-contact
-        ones) and return the session with the events to save with it, in one transaction.
+        ones) and return the session with the events and action runs to save with it, in one
+        transaction.
 
         Saving the answer and the results of the actions it ran together is safe because
         each action carries an idempotency key: if this process dies before the save, the
-        answer is given again and the back office recognises the repeated action.
+        answer is given again and the back office recognises the repeated action. Runs in
+        the background are recorded when they finish.
         """
         pending = list(effects)
         records: list[tuple[int, dict[str, Any]]] = []
+        runs: list[dict[str, Any]] = []
         while pending:
             effect = pending.pop(0)
             if isinstance(effect, RunAction):
                 outcome = self.executor.run(effect, session)
+                mode = "wait" if effect.wait else "background"
                 if not effect.wait:
+                    self._record_later(
+                        session.id, effect.node, effect.action, effect.key, mode, outcome, runs
+                    )
                     continue
+                runs.append(_run(session.id, effect.node, effect.action, effect.key, mode, outcome))
                 event = ActionDone(
                     effect.node, outcome.result, outcome.error, outcome.attempts, outcome.run_id
                 )
@@ -331,8 +349,51 @@ class Sessions:
                 records.append((session.seq, record_of(event, "system", session.channel)))
                 pending += more
             elif isinstance(effect, RunAfter):
-                self.executor.run_after(effect, session)
-        return session, records
+                outcome = self.executor.run_after(effect, session)
+                self._record_later(
+                    session.id, "after", effect.action, effect.key, "after", outcome, runs
+                )
+        return session, records, runs
+
+    def _record_later(
+        self,
+        session_id: str,
+        node: str,
+        action: str,
+        key: str,
+        mode: str,
+        outcome: ActionOutcome,
+        runs: list[dict[str, Any]],
+    ) -> None:
+        """A background run is recorded when it ends; one that already ended, with the step."""
+        future = outcome.pending
+        if future is None:
+            runs.append(_run(session_id, node, action, key, mode, outcome))
+            return
+        store = self.store
+
+        def done(f: Future[ActionOutcome]) -> None:
+            final = f.result() if not f.exception() else ActionOutcome(error=str(f.exception()))
+            store.record_run(_run(session_id, node, action, key, mode, final))
+
+        future.add_done_callback(done)
+
+
+def _run(
+    session_id: str, node: str, action: str, key: str, mode: str, outcome: ActionOutcome
+) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "node": node,
+        "action": action,
+        "key": key,
+        "mode": mode,
+        "status": "failed" if outcome.error else "succeeded",
+        "attempts": outcome.attempts,
+        "run_id": outcome.run_id,
+        "error": outcome.error,
+        "result": dict(outcome.result) if outcome.result is not None else None,
+    }
 
 
 def new_id(prefix: str = "s") -> str:
@@ -350,6 +411,7 @@ class MemoryStore:
         self.bundles: dict[str, Bundle] = {}
         self.sessions: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[dict[str, Any]]] = {}
+        self.action_runs: list[dict[str, Any]] = []
 
     def save_bundle(self, bundle: Bundle) -> None:
         self.bundles.setdefault(bundle.hash, bundle)
@@ -357,11 +419,14 @@ class MemoryStore:
     def load_bundle(self, digest: str) -> Bundle:
         return self.bundles[digest]
 
-    def create(self, session: Session, records: Records) -> None:
+    def create(self, session: Session, records: Records, runs: Runs = ()) -> None:
+        self.action_runs += [dict(r) for r in runs]
         self.sessions[session.id] = session.to_dict()
         self.logs[session.id] = [dict(r) for _seq, r in records]
 
-    def append(self, session: Session, records: Records, expected_seq: int) -> None:
+    def append(
+        self, session: Session, records: Records, expected_seq: int, runs: Runs = ()
+    ) -> None:
         current = self.sessions.get(session.id)
         if current is None:
             raise UnknownSession(f"no session {session.id!r}")
@@ -371,6 +436,13 @@ class MemoryStore:
             )
         self.sessions[session.id] = session.to_dict()
         self.logs[session.id] += [dict(r) for _seq, r in records]
+        self.action_runs += [dict(r) for r in runs]
+
+    def record_run(self, run: Mapping[str, Any]) -> None:
+        self.action_runs = [r for r in self.action_runs if r["key"] != run["key"]] + [dict(run)]
+
+    def runs(self, session_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.action_runs if r["session_id"] == session_id]
 
     def load(self, session_id: str) -> Session:
         if session_id not in self.sessions:

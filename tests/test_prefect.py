@@ -168,3 +168,57 @@ def test_journeys_run_uses_prefect_by_default(
     store.dispose()
     assert runs and all(r["run_id"] for r in runs)
     assert flow_run(runs[0]["run_id"]).state_type.value == "COMPLETED"  # type: ignore[attr-defined]
+
+
+def test_an_action_hanging_past_its_timeout_fails(prefect_api: str, tmp_path: Path) -> None:
+    """`timeout: 1` on the node becomes the flow's timeout: the session goes to on_error."""
+    import time as clock
+
+    from actions.registry import ActionSpec, Param
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    def hangs(order_id: str) -> dict[str, str]:
+        clock.sleep(5)
+        return {"status": "late"}
+
+    spec = ActionSpec(
+        "test.hangs", "hangs", (Param("order_id", "string", True),), ("status",), hangs
+    )
+    executor = PrefectExecutor(
+        actions={"test.hangs": spec}, ledger=lambda key, action, run: (dict(run()), False)
+    )
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "slow.yaml").write_text(
+        "journey: slow\nversion: 1\ntitle: A back office that hangs\nstart: act\nnodes:\n"
+        "  act:\n    kind: action\n    action: test.hangs\n    input: {order_id: '10000001'}\n"
+        "    output: result\n    timeout: 1\n    on_error: sorry\n    next: done\n"
+        "  sorry: {kind: handoff, queue: support}\n  done: {kind: end, outcome: resolved}\n"
+    )
+    s = Sessions(Library(library), MemoryStore(), executor).start("slow", {})
+    assert s.outcome == "escalated"
+    assert (
+        "timed out" in s.context["last_error"]["message"].lower()
+        or "timeout" in s.context["last_error"]["message"].lower()
+    )
+
+
+def test_background_and_post_contact_runs_are_recorded_when_they_end(
+    prefect_api: str, backoffice: str, tmp_path: Path
+) -> None:
+    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.sql_store import SqlStore
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    executor = PrefectExecutor()
+    sessions = Sessions(Library(SHIPPED), store, executor)
+    s = sessions.start("delivery-missing", {"customer_id": "C001"})
+    s = sessions.answer(s.id, "ask_order", "10000001")
+    s = sessions.answer(s.id, "offer", "refund")
+    executor.drain()
+    runs = store.runs(s.id)
+    store.dispose()
+    after = [r for r in runs if r["mode"] == "after"]
+    assert [(r["action"], r["status"]) for r in after] == [("crm.log_contact", "succeeded")]
+    assert after[0]["run_id"] and after[0]["result"]["contact_id"]
+    assert all(r["run_id"] for r in runs)

@@ -299,3 +299,16 @@ def test_db_upgrade_migrates_an_older_database(tmp_path: Path, crash_library: Pa
     sessions = service(crash_library, url)
     s = sessions.start("crash", {"customer_id": "C001"})
     assert sessions.get(s.id).node == "ask_order"
+
+
+def test_every_action_run_is_recorded_with_the_session(crash_library: Path, db_url: str) -> None:
+    sessions = service(crash_library, db_url)
+    s = sessions.start("crash", {"customer_id": "C001"})
+    s = sessions.answer(s.id, "ask_order", "10000001")
+    s = sessions.answer(s.id, "offer", "refund")
+    runs = sessions.store.runs(s.id)
+    assert [(r["node"], r["action"], r["mode"], r["status"]) for r in runs] == [
+        ("track", "orders.get_tracking", "wait", "succeeded"),
+        ("refund", "payments.refund", "wait", "succeeded"),
+    ]
+    assert runs[1]["key"] == f"{s.id}:refund:1" and runs[1]["result"]["refund_id"] == "R1"

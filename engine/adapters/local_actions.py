@@ -19,6 +19,24 @@ from engine.service import ActionOutcome
 Ledger = Callable[[str, str, Callable[[], Mapping[str, Any]]], tuple[dict[str, Any], bool]]
 
 
+class OutputMismatch(RuntimeError):
+    """An action returned data that does not match its declared output."""
+
+
+def checked(spec: ActionSpec, result: Any) -> dict[str, Any]:
+    """The action's result, refused when it lacks a declared output (a back office changed)."""
+    if not isinstance(result, Mapping):
+        raise OutputMismatch(
+            f"{spec.name} returned {type(result).__name__}, not a mapping of its outputs"
+        )
+    missing = [k for k in spec.output if k not in result]
+    if missing:
+        raise OutputMismatch(
+            f"{spec.name} returned no {', '.join(map(repr, missing))} (declared outputs)"
+        )
+    return dict(result)
+
+
 def _backoffice_ledger() -> Ledger:
     from actions.backoffice import once
 
@@ -39,7 +57,9 @@ class LocalExecutor:
         error = ""
         for attempt in range(1, attempts + 1):
             try:
-                result, _repeated = self.ledger(key, name, lambda: spec.function(**inputs) or {})
+                result, _repeated = self.ledger(
+                    key, name, lambda: checked(spec, spec.function(**inputs))
+                )
             except Exception as err:  # any failure of the back office is the action's error
                 error = str(err) or type(err).__name__
                 continue

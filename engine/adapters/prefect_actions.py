@@ -19,29 +19,12 @@ from typing import Any
 from uuid import UUID
 
 from actions.registry import ActionSpec, catalogue
-from engine.adapters.local_actions import Ledger, _backoffice_ledger
+from engine.adapters.local_actions import Ledger, _backoffice_ledger, checked
 from engine.adapters.prefect_server import ensure_api
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
 _background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="journeys-action")
-
-
-class OutputMismatch(RuntimeError):
-    """An action returned data that does not match its declared output."""
-
-
-def _checked(spec: ActionSpec, result: Any) -> dict[str, Any]:
-    if not isinstance(result, Mapping):
-        raise OutputMismatch(
-            f"{spec.name} returned {type(result).__name__}, not a mapping of its outputs"
-        )
-    missing = [k for k in spec.output if k not in result]
-    if missing:
-        raise OutputMismatch(
-            f"{spec.name} returned no {', '.join(map(repr, missing))} (declared outputs)"
-        )
-    return dict(result)
 
 
 class PrefectExecutor:
@@ -65,7 +48,7 @@ class PrefectExecutor:
 
                 def body(key: str, inputs: dict[str, Any]) -> dict[str, Any]:
                     result, _repeated = ledger(
-                        key, spec.name, lambda: _checked(spec, spec.function(**inputs))
+                        key, spec.name, lambda: checked(spec, spec.function(**inputs))
                     )
                     return result
 
@@ -155,17 +138,17 @@ class PrefectExecutor:
         )
         if effect.wait:
             return call()
-        self.pending.append(_background.submit(call))
-        return ActionOutcome(result=None)
+        future = _background.submit(call)
+        self.pending.append(future)
+        return ActionOutcome(pending=future)
 
     def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
         # Post-contact automation: in the background; its failure never changes the outcome.
-        self.pending.append(
-            _background.submit(
-                self._call, effect.action, effect.key, effect.input, 0, None, session, "after"
-            )
+        future = _background.submit(
+            self._call, effect.action, effect.key, effect.input, 0, None, session, "after"
         )
-        return ActionOutcome(result=None)
+        self.pending.append(future)
+        return ActionOutcome(pending=future)
 
     def drain(self, timeout: float = 60.0) -> list[ActionOutcome]:
         """Wait for the background runs (a command line waits before it exits)."""

@@ -27,6 +27,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     bindparam,
     create_engine,
@@ -44,7 +45,7 @@ from sqlalchemy.pool import NullPool
 from engine.errors import Conflict, UnknownSession
 from engine.library import Bundle
 from engine.runtime import Session
-from engine.service import Records
+from engine.service import Records, Runs
 
 DEFAULT_HOME = ".journeys"
 _JSON = JSON().with_variant(JSONB(), "postgresql")
@@ -99,6 +100,26 @@ events = Table(
 )
 
 
+action_runs = Table(
+    "action_runs",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("session_id", String(64), nullable=False, index=True),
+    Column("node", String(400), nullable=False),
+    Column("action", String(200), nullable=False),
+    Column("key", String(500), nullable=False),
+    Column("mode", String(20), nullable=False),  # wait, background, after
+    Column("status", String(20), nullable=False),  # succeeded, failed
+    Column("attempts", Integer, nullable=False),
+    Column("run_id", String(64)),
+    Column("error", Text),
+    Column("result", _JSON),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("key", name="action_runs_key"),
+)
+
 # The statements of the hot path, built once: building them per call (coercing each value,
 # computing cache keys) cost more than the database work itself.
 _ROW = (
@@ -130,6 +151,24 @@ _INSERT_SESSION = insert(sessions).values(
     {c: bindparam(f"v_{c}") for c in ("id", "created_at", *_ROW)}
 )
 _INSERT_EVENT = insert(events).values({c: bindparam(f"v_{c}") for c in _EVENT})
+_INSERT_RUN = insert(action_runs).values(
+    {
+        c: bindparam(f"v_{c}")
+        for c in (
+            "session_id",
+            "node",
+            "action",
+            "key",
+            "mode",
+            "status",
+            "attempts",
+            "run_id",
+            "error",
+            "result",
+            "at",
+        )
+    }
+)
 _LOAD_STATE = select(sessions.c.state).where(sessions.c.id == bindparam("w_id"))
 
 
@@ -310,6 +349,7 @@ class SqlStore:
             ("update", _UPDATE_SESSION),
             ("insert_event", _INSERT_EVENT),
             ("load", _LOAD_STATE),
+            ("insert_run", _INSERT_RUN),
         ):
             compiled = statement.compile(dialect=dialect)
             self._sql[name] = (compiled.string, compiled.positiontup)
@@ -338,7 +378,7 @@ class SqlStore:
         finally:
             conn.close()  # back to the pool
 
-    def create(self, session: Session, records: Records) -> None:
+    def create(self, session: Session, records: Records, runs: Runs = ()) -> None:
         with self._raw() as cursor:
             cursor.execute(
                 *self._args(
@@ -350,8 +390,11 @@ class SqlStore:
                 cursor.execute(
                     *self._args("insert_event", _params(self._event(session, seq, record)))
                 )
+            self._insert_runs(cursor, runs)
 
-    def append(self, session: Session, records: Records, expected_seq: int) -> None:
+    def append(
+        self, session: Session, records: Records, expected_seq: int, runs: Runs = ()
+    ) -> None:
         row = self._row(session)
         params = {"w_id": session.id, "w_seq": expected_seq, **_params({c: row[c] for c in _STEP})}
         try:
@@ -363,6 +406,7 @@ class SqlStore:
                     cursor.execute(
                         *self._args("insert_event", _params(self._event(session, seq, record)))
                     )
+                self._insert_runs(cursor, runs)
         except _Moved:
             with self.engine.connect() as conn:
                 raise self._conflict(conn, session.id, expected_seq) from None
@@ -415,6 +459,35 @@ class SqlStore:
                 .order_by(sessions.c.updated_at.desc())
             ).all()
         return [Session.from_dict(r.state) for r in rows]
+
+    def _insert_runs(self, cursor: Any, runs: Runs) -> None:
+        for run in runs:
+            values = {
+                **run,
+                "result": _to_json(run["result"]) if run.get("result") is not None else None,
+                "at": self._stamp(),
+            }
+            cursor.execute(*self._args("insert_run", _params(values)))
+
+    def record_run(self, run: Mapping[str, Any]) -> None:
+        """An action run, once it is over (a repeated key updates the same run)."""
+        values = {**run, "at": _now()}
+        with self._tx() as conn:
+            done = conn.execute(
+                update(action_runs).where(action_runs.c.key == run["key"]).values(**values)
+            )
+            if done.rowcount == 0:
+                with contextlib.suppress(IntegrityError):
+                    conn.execute(insert(action_runs).values(**values))
+
+    def runs(self, session_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(action_runs)
+                .where(action_runs.c.session_id == session_id)
+                .order_by(action_runs.c.id)
+            ).all()
+        return [{k: v for k, v in r._mapping.items() if k not in ("id", "at")} for r in rows]
 
     def session_ids(self) -> list[str]:
         with self.engine.connect() as conn:
