@@ -236,12 +236,13 @@ if __name__ == "__main__":
 EXECUTOR_OPTION = click.option(
     "--executor",
     "executor_kind",
-    type=click.Choice(["prefect", "local"]),
+    type=click.Choice(["prefect", "workers", "local"]),
     envvar="JOURNEYS_EXECUTOR",
     default="prefect",
     show_default=True,
-    help="Run actions as Prefect flows (embedded server started once, or PREFECT_API_URL), "
-    "or as plain calls in this process (or JOURNEYS_EXECUTOR).",
+    help="Run actions as Prefect flows here (embedded server started once, or PREFECT_API_URL), "
+    "hand them to Prefect task workers (`journeys worker`), or call them in this process "
+    "(or JOURNEYS_EXECUTOR).",
 )
 
 DB_OPTION = click.option(
@@ -1039,3 +1040,22 @@ def prefect_stop() -> None:
         if stop()
         else "no embedded Prefect server was running"
     )
+
+
+@main.command()
+def worker() -> None:
+    """Serve the back-office actions as a Prefect task worker (scale-out; Ctrl-C stops).
+
+    Run as many as needed, on this machine or others pointed at the same PREFECT_API_URL;
+    sessions use them with --executor workers (or JOURNEYS_EXECUTOR=workers).
+    """
+    from engine.adapters.prefect_workers import serve_forever
+
+    click.echo(
+        "serving the back-office actions as Prefect task 'journeys.action' (Ctrl-C to stop)",
+        err=True,
+    )
+    try:
+        serve_forever()
+    except KeyboardInterrupt:
+        click.echo("worker stopped", err=True)

@@ -222,3 +222,46 @@ def test_background_and_post_contact_runs_are_recorded_when_they_end(
     assert [(r["action"], r["status"]) for r in after] == [("crm.log_contact", "succeeded")]
     assert after[0]["run_id"] and after[0]["result"]["contact_id"]
     assert all(r["run_id"] for r in runs)
+
+
+def test_workers_run_the_actions_of_a_session(
+    prefect_api: str, backoffice: str, tmp_path: Path
+) -> None:
+    """Scale-out: `journeys worker` in its own process runs the actions; the engine waits."""
+    import signal as signals
+
+    from engine.adapters.prefect_workers import WorkerExecutor
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT)}
+    journeys = Path(sys.executable).with_name("journeys")
+    with subprocess.Popen(
+        [str(journeys), "worker"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as worker:
+        try:
+            executor = WorkerExecutor()
+            sessions = Sessions(Library(SHIPPED), MemoryStore(), executor)
+            s = sessions.start("delivery-missing", {"customer_id": "C001"})
+            assert s.node == "ask_order", s.context.get("last_error")
+            s = sessions.answer(s.id, "ask_order", "10000001")
+            s = sessions.answer(s.id, "offer", "refund")
+            assert (s.outcome, s.context["refund"]["amount"]) == ("resolved", 59.9)
+            executor.drain()
+            runs = sessions.store.runs(s.id)
+            assert runs and all(r["status"] == "succeeded" and r["run_id"] for r in runs)
+            from prefect.client.orchestration import get_client
+
+            with get_client(sync_client=True) as client:
+                task_run = client.read_task_run(UUID(runs[0]["run_id"]))
+            assert f"session:{s.id}" in task_run.tags
+        finally:
+            worker.send_signal(signals.SIGINT)
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()

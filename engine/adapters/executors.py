@@ -1,4 +1,5 @@
-"""Which executor runs the real actions: Prefect flows (the default) or plain calls.
+"""Which executor runs the real actions: Prefect flows in this process (the default),
+Prefect task workers (``workers``: scale-out), or plain calls (``local``).
 
 ``JOURNEYS_EXECUTOR=local`` (or ``--executor local``) calls the action functions in this
 process, without Prefect: for a quick try or a machine without Prefect. The executor is made
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionExecutor, ActionOutcome
 
-KINDS = ("prefect", "local")
+KINDS = ("prefect", "workers", "local")
 
 
 def default_kind() -> str:
@@ -26,6 +27,10 @@ def build(kind: str) -> ActionExecutor:
         from engine.adapters.local_actions import LocalExecutor
 
         return LocalExecutor()
+    if kind == "workers":
+        from engine.adapters.prefect_workers import WorkerExecutor
+
+        return WorkerExecutor()
     from engine.adapters.prefect_actions import PrefectExecutor
 
     return PrefectExecutor()

@@ -1,0 +1,133 @@
+"""Scale-out: actions run by Prefect task workers, on this machine or others.
+
+``journeys worker`` serves one Prefect task, ``journeys.action``, that runs any action of the
+catalogue (through the idempotency ledger, its output checked). With ``--executor workers`` the
+engine hands each action to the workers (``task.delay()``) instead of running it itself, and
+waits for the result by polling the task run. Start as many workers as the back office needs;
+results are persisted by Prefect so the engine can read them (on several machines, point
+Prefect's result storage at shared storage).
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+from prefect import task
+
+from engine.adapters.prefect_server import ensure_api
+from engine.runtime import RunAction, RunAfter, Session
+from engine.service import ActionOutcome
+
+_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="journeys-dispatch")
+POLL_SECONDS = 0.05
+DEFAULT_TIMEOUT = 300.0
+
+
+@task(name="journeys.action", persist_result=True, log_prints=False)
+def run_action(action: str, key: str, inputs: dict[str, Any], retries: int = 0) -> dict[str, Any]:
+    """Run one action in the worker: tried 1 + retries times; errors come back as data."""
+    from actions.registry import catalogue
+    from engine.adapters.local_actions import LocalExecutor
+
+    outcome = LocalExecutor(catalogue())._call(action, inputs, retries + 1, key)
+    return {"result": outcome.result, "error": outcome.error, "attempts": outcome.attempts}
+
+
+def serve_forever() -> None:
+    """`journeys worker`: serve the action task until interrupted."""
+    from prefect.task_worker import serve
+
+    ensure_api()
+    serve(run_action)
+
+
+class WorkerExecutor:
+    def __init__(self) -> None:
+        self.api = ensure_api()
+        self.pending: list[Any] = []
+
+    def _dispatch(
+        self,
+        action: str,
+        key: str,
+        inputs: dict[str, Any],
+        retries: int,
+        timeout: float | None,
+        labels: list[str],
+    ) -> ActionOutcome:
+        from prefect import tags
+        from prefect.client.orchestration import get_client
+
+        try:
+            with tags(*labels):
+                future = run_action.delay(action, key, inputs, retries)
+            run_id = str(future.task_run_id)
+            deadline = time.monotonic() + (timeout or DEFAULT_TIMEOUT)
+            with get_client(sync_client=True) as client:
+                while True:
+                    run = client.read_task_run(UUID(run_id))
+                    if run.state is not None and run.state.is_final():
+                        break
+                    if time.monotonic() > deadline:
+                        return ActionOutcome(
+                            error=f"no worker finished {action} within {timeout or DEFAULT_TIMEOUT:.0f} s "
+                            "(is `journeys worker` running?)",
+                            run_id=run_id,
+                        )
+                    time.sleep(POLL_SECONDS)
+                if not run.state.is_completed():
+                    return ActionOutcome(
+                        error=str(run.state.message or run.state.type), run_id=run_id
+                    )
+                data = run.state.result()
+        except Exception as err:  # the Prefect API unreachable, or the result unreadable
+            return ActionOutcome(
+                error=f"the action could not be run through Prefect workers at {self.api}: {err}"
+            )
+        return ActionOutcome(
+            result=data["result"],
+            error=data["error"],
+            attempts=int(data["attempts"]),
+            run_id=run_id,
+        )
+
+    def _labels(self, session: Session, node: str, action: str) -> list[str]:
+        return [f"session:{session.id}", f"node:{node}", f"action:{action}"] + (
+            [f"motive:{session.motive}"] if session.motive else []
+        )
+
+    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
+        args = (
+            effect.action,
+            effect.key,
+            dict(effect.input),
+            effect.retries,
+            effect.timeout,
+            self._labels(session, effect.node, effect.action),
+        )
+        if effect.wait:
+            return self._dispatch(*args)
+        future = _background.submit(self._dispatch, *args)
+        self.pending.append(future)
+        return ActionOutcome(pending=future)
+
+    def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
+        future = _background.submit(
+            self._dispatch,
+            effect.action,
+            effect.key,
+            dict(effect.input),
+            0,
+            None,
+            self._labels(session, "after", effect.action),
+        )
+        self.pending.append(future)
+        return ActionOutcome(pending=future)
+
+    def drain(self, timeout: float = 120.0) -> list[ActionOutcome]:
+        done = [f.result(timeout=timeout) for f in self.pending]
+        self.pending.clear()
+        return done
