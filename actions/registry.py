@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -117,7 +118,14 @@ def action(name: str) -> Callable[[F], F]:
 
 
 def catalogue() -> dict[str, ActionSpec]:
-    """Every declared action by name (imports the domain modules, not Prefect)."""
-    for module in DOMAIN_MODULES:
+    """Every declared action by name (imports the domain modules, not Prefect).
+
+    A company adds its own actions in modules named in ``JOURNEYS_ACTION_MODULES``
+    (comma-separated, importable), declared with ``@action`` like the shipped ones.
+    """
+    extra = [
+        m.strip() for m in os.environ.get("JOURNEYS_ACTION_MODULES", "").split(",") if m.strip()
+    ]
+    for module in (*DOMAIN_MODULES, *extra):
         importlib.import_module(module)
     return dict(sorted(_REGISTRY.items()))

@@ -132,35 +132,26 @@ def test_journeys_run_uses_prefect_by_default(
     prefect_api: str, backoffice: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No executor chosen: the actions of `journeys run` are Prefect flow runs."""
-    import json
-
     from click.testing import CliRunner
 
     from cli import main
+    from engine.adapters.action_host import stop_host
 
     monkeypatch.delenv("JOURNEYS_EXECUTOR", raising=False)
     monkeypatch.setenv("PREFECT_API_URL", prefect_api)
+    monkeypatch.setenv("JOURNEYS_HOME", str(tmp_path / "home"))
+    request_stop = stop_host
     monkeypatch.setenv("JOURNEYS_DB", f"sqlite:///{tmp_path / 'sessions.db'}")
     monkeypatch.setenv("JOURNEYS_LIBRARY", str(SHIPPED))
     answers = tmp_path / "answers.yaml"
     answers.write_text('ask_order: "10000001"\noffer: refund\n')
-    result = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "delivery-missing",
-            "--input",
-            "customer_id=C001",
-            "--answers",
-            str(answers),
-            "--format",
-            "json",
-        ],
-        catch_exceptions=False,
-    )
-    assert result.exit_code == 0, result.output
-    data = json.loads(result.stdout)
+    try:
+        second = _run_twice(main, CliRunner, answers, tmp_path)
+    finally:
+        request_stop()
+    data, again = second
     assert data["outcome"] == "resolved"
+    assert again["outcome"] == "escalated"  # the order was refunded by the first session
     from engine.adapters.sql_store import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
@@ -168,6 +159,36 @@ def test_journeys_run_uses_prefect_by_default(
     store.dispose()
     assert runs and all(r["run_id"] for r in runs)
     assert flow_run(runs[0]["run_id"]).state_type.value == "COMPLETED"  # type: ignore[attr-defined]
+
+
+def _run_twice(
+    main: object, runner: type, answers: Path, tmp_path: Path
+) -> tuple[dict[str, object], dict[str, object]]:
+    """Two `journeys run` in a row: the second reuses the action host the first started."""
+    import json
+
+    out = []
+    for extra in ([], ["--new"]):
+        result = runner().invoke(
+            main,
+            [
+                "run",
+                "delivery-missing",
+                *extra,
+                "--input",
+                "customer_id=C001",
+                "--answers",
+                str(answers),
+                "--format",
+                "json",
+            ],
+            catch_exceptions=False,
+        )
+        assert result.exit_code == 0, result.output
+        out.append(json.loads(result.stdout))
+    host = json.loads((tmp_path / "home" / "prefect" / "host.json").read_text())
+    assert host["api"] and host["token"]
+    return out[0], out[1]
 
 
 def test_an_action_hanging_past_its_timeout_fails(prefect_api: str, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""Which executor runs the real actions: Prefect flows in this process (the default),
-Prefect task workers (``workers``: scale-out), or plain calls (``local``).
+"""Which executor runs the real actions: Prefect flows run by the action host (the default;
+see engine/adapters/action_host.py), Prefect task workers (``workers``: scale-out), or plain
+calls in this process (``local``).
 
 ``JOURNEYS_EXECUTOR=local`` (or ``--executor local``) calls the action functions in this
 process, without Prefect: for a quick try or a machine without Prefect. The executor is made
@@ -27,13 +28,15 @@ def build(kind: str) -> ActionExecutor:
         from engine.adapters.local_actions import LocalExecutor
 
         return LocalExecutor()
+    if kind == "prefect":
+        from engine.adapters.action_host import HostExecutor
+
+        return HostExecutor()
     if kind == "workers":
         from engine.adapters.prefect_workers import WorkerExecutor
 
         return WorkerExecutor()
-    from engine.adapters.prefect_actions import PrefectExecutor
-
-    return PrefectExecutor()
+    raise ValueError(f"unknown executor {kind!r}; use one of {', '.join(KINDS)}")
 
 
 class LazyExecutor:

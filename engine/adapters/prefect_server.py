@@ -48,7 +48,7 @@ def _healthy(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -83,7 +83,7 @@ def ensure_api(base: str | None = None, progress: bool = True) -> str:
 
 def _start(folder: Path, progress: bool) -> str:
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = {
         **os.environ,
@@ -102,7 +102,7 @@ def _start(folder: Path, progress: bool) -> str:
     pidfile.unlink(missing_ok=True)
     with (folder / "server.log").open("ab") as log:
         subprocess.run(
-            [sys.executable, "-c", _DETACH, str(pidfile), *command],
+            [sys.executable, "-c", DETACH, str(pidfile), *command],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -119,7 +119,7 @@ def _start(folder: Path, progress: bool) -> str:
     while time.monotonic() < deadline:
         if not pid and pidfile.exists():
             pid = int(pidfile.read_text() or 0)
-        if pid and not _alive(pid):
+        if pid and not alive(pid):
             raise PrefectUnavailable(
                 f"the embedded Prefect server stopped at start; see {folder / 'server.log'}"
             )
@@ -137,7 +137,7 @@ def _start(folder: Path, progress: bool) -> str:
     )
 
 
-_DETACH = """
+DETACH = """
 import os, sys
 if os.fork():
     sys.exit(0)
@@ -148,7 +148,7 @@ os.execv(sys.argv[2], sys.argv[2:])
 """
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -161,7 +161,10 @@ def _alive(pid: int) -> bool:
 
 
 def stop(base: str | None = None) -> bool:
-    """Stop the embedded server; False when none was running."""
+    """Stop the embedded server (and the action host); False when none was running."""
+    from engine.adapters.action_host import stop_host
+
+    stop_host(base)
     folder = home(base)
     record = _record(folder)
     if not record or "pid" not in record:
@@ -173,7 +176,7 @@ def stop(base: str | None = None) -> bool:
         (folder / "server.json").unlink(missing_ok=True)
         return False
     for _ in range(100):
-        if not _alive(pid):
+        if not alive(pid):
             break
         time.sleep(0.1)
     (folder / "server.json").unlink(missing_ok=True)
