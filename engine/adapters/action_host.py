@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.adapters.prefect_server import (
-    DETACH,
     STARTUP_TIMEOUT,
     PrefectUnavailable,
     alive,
     ensure_api,
     free_port,
     home,
+    launch_detached,
     quiet_environment,
     running,
 )
@@ -132,21 +132,11 @@ def ensure_host(base: str | None = None, progress: bool = True) -> tuple[str, st
     port, token = free_port(), secrets.token_urlsafe(24)
     url = f"http://127.0.0.1:{port}"
     pidfile = folder / "host.pid"
-    pidfile.unlink(missing_ok=True)
-    import subprocess
-
     env = {**os.environ, "PREFECT_API_URL": api, "JOURNEYS_HOST_TOKEN": token}
     command = [sys.executable, "-m", "engine.adapters.action_host", str(port)]
-    with (folder / "host.log").open("ab") as log:
-        subprocess.run(
-            [sys.executable, "-c", DETACH, str(pidfile), *command],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            check=True,
-            cwd=Path(__file__).resolve().parents[2],
-        )
+    launch_detached(
+        command, env, folder / "host.log", pidfile, cwd=Path(__file__).resolve().parents[2]
+    )
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if _healthy(url):

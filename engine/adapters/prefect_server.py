@@ -96,19 +96,8 @@ def _start(folder: Path, progress: bool) -> str:
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
     command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-    # A tiny launcher forks the server into its own session and exits at once: the server
-    # outlives this command, and no child process is left for this one to wait for.
     pidfile = folder / "server.pid"
-    pidfile.unlink(missing_ok=True)
-    with (folder / "server.log").open("ab") as log:
-        subprocess.run(
-            [sys.executable, "-c", DETACH, str(pidfile), *command],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            check=True,
-        )
+    launch_detached(command, env, folder / "server.log", pidfile)
     if progress:
         print(
             "starting the embedded Prefect server (once; later commands reuse it)...",
@@ -146,6 +135,27 @@ with open(sys.argv[1], "w") as f:
     f.write(str(os.getpid()))
 os.execv(sys.argv[2], sys.argv[2:])
 """
+
+
+def launch_detached(
+    command: list[str], env: dict[str, str], log: Path, pidfile: Path, cwd: Path | None = None
+) -> None:
+    """Start ``command`` in its own session, its pid in ``pidfile``, its output in ``log``.
+
+    A tiny launcher forks it and exits at once: the process outlives this command, and no
+    child is left for this one to wait for.
+    """
+    pidfile.unlink(missing_ok=True)
+    with log.open("ab") as out:
+        subprocess.run(
+            [sys.executable, "-c", DETACH, str(pidfile), *command],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=True,
+            cwd=cwd,
+        )
 
 
 def alive(pid: int) -> bool:
