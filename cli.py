@@ -478,7 +478,7 @@ def run(
         _fail(fmt, f"invalid answer at {err.node!r}: {err.message}", 1)
     except (RuntimeProblem, LibraryProblem) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
-    _report_background(real.drain())
+    _report_background(sessions.drain())
     result = _result(session)
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
@@ -714,7 +714,7 @@ def trigger(
         started, nothing = _raise_event(ctx, sessions, event, data, as_text=True, locale=locale)
     except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
-    _report_background(executor.drain())
+    _report_background(sessions.drain())
     items = [_outbound(sessions, s) for s in started]
     if fmt == "json":
         report: dict[str, Any] = {"event": event, "data": data, "sessions": items}
@@ -987,7 +987,7 @@ def backoffice_scan(
             )
         failed = failed or any(s.error for s in started)
         results.append(item)
-    _report_background(executor.drain())
+    _report_background(sessions.drain())
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     else:

@@ -9,6 +9,7 @@ no HTTP and no Prefect: those are the store's and the executor's business.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -173,6 +174,7 @@ class Sessions:
         self.library = library
         self.store = store
         self.executor = executor
+        self._recording: list[threading.Event] = []
 
     def start(
         self,
@@ -371,12 +373,26 @@ class Sessions:
             runs.append(_run(session_id, node, action, key, mode, outcome))
             return
         store = self.store
+        recorded = threading.Event()
+        self._recording.append(recorded)
 
         def done(f: Future[ActionOutcome]) -> None:
-            final = f.result() if not f.exception() else ActionOutcome(error=str(f.exception()))
-            store.record_run(_run(session_id, node, action, key, mode, final))
+            try:
+                final = f.result() if not f.exception() else ActionOutcome(error=str(f.exception()))
+                store.record_run(_run(session_id, node, action, key, mode, final))
+            finally:
+                recorded.set()
 
         future.add_done_callback(done)
+
+    def drain(self, timeout: float = 300.0) -> list[ActionOutcome]:
+        """Wait for the background runs and their records (a command does before it exits)."""
+        drain = getattr(self.executor, "drain", None)
+        outcomes = list(drain()) if drain else []
+        for recorded in self._recording:
+            recorded.wait(timeout)
+        self._recording.clear()
+        return outcomes
 
 
 def _run(

@@ -236,7 +236,7 @@ def test_background_and_post_contact_runs_are_recorded_when_they_end(
     s = sessions.start("delivery-missing", {"customer_id": "C001"})
     s = sessions.answer(s.id, "ask_order", "10000001")
     s = sessions.answer(s.id, "offer", "refund")
-    executor.drain()
+    sessions.drain()
     runs = store.runs(s.id)
     store.dispose()
     after = [r for r in runs if r["mode"] == "after"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -246,6 +247,9 @@ class SqlStore:
         self._bundles: dict[str, Bundle] = {}
         self._check_schema(upgrade)
         self._prepare()
+        self._local = threading.local()
+        self._opened: list[Any] = []
+        self._opened_lock = threading.Lock()
 
     def _check_schema(self, upgrade: bool) -> None:
         from engine.adapters.migrations import current_revision, head_revision, upgrade_to_head
@@ -365,18 +369,27 @@ class SqlStore:
         now = datetime.now(UTC)
         return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else now
 
+    def _connection(self) -> Any:
+        """This thread's DBAPI connection, kept for its life: checking one out of the pool
+        and back at every call cost more than the statements of a step."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():  # a forked child gets its own
+            conn = self.engine.raw_connection()
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._opened_lock:
+                self._opened.append(conn)
+        return conn
+
     @contextmanager
     def _raw(self) -> Iterator[Any]:
-        """A pooled DBAPI connection in one transaction: committed, or rolled back on error."""
-        conn = self.engine.raw_connection()
+        """This thread's connection in one transaction: committed, or rolled back on error."""
+        conn = self._connection()
         try:
             yield conn.cursor()
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
-        finally:
-            conn.close()  # back to the pool
 
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None:
         with self._raw() as cursor:
@@ -425,14 +438,13 @@ class SqlStore:
         )
 
     def load(self, session_id: str) -> Session:
-        conn = self.engine.raw_connection()  # a read: no transaction to commit
-        try:
-            cursor = conn.cursor()
-            cursor.execute(*self._args("load", {"w_id": session_id}))
-            row = cursor.fetchone()
-            cursor.close()
-        finally:
-            conn.close()
+        conn = self._connection()
+        cursor = conn.cursor()
+        cursor.execute(*self._args("load", {"w_id": session_id}))
+        row = cursor.fetchone()
+        cursor.close()
+        if not self._sqlite:
+            conn.rollback()  # PostgreSQL opened a transaction for the read: end it
         if row is None:
             raise UnknownSession(f"no session {session_id!r}")
         state = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
@@ -510,6 +522,11 @@ class SqlStore:
         return dict(row.data)
 
     def dispose(self) -> None:
+        with self._opened_lock:
+            for conn in self._opened:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._opened.clear()
         self.engine.dispose()
 
 
