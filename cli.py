@@ -1059,3 +1059,47 @@ def worker() -> None:
         serve_forever()
     except KeyboardInterrupt:
         click.echo("worker stopped", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Server processes (they share the session database).",
+)
+@DB_OPTION
+@EXECUTOR_OPTION
+@click.pass_context
+def serve(
+    ctx: click.Context, host: str, port: int, workers: int, db: str | None, executor_kind: str
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json) on the library and the session database."""
+    import os
+
+    import uvicorn
+
+    from engine.adapters.http import agent_keys
+
+    os.environ["JOURNEYS_LIBRARY"] = str(_library(ctx).resolve())
+    if db:
+        os.environ["JOURNEYS_DB"] = db
+    os.environ["JOURNEYS_EXECUTOR"] = executor_kind
+    _store(db).dispose()  # a clear error now for a bad URL, and the tables created once
+    if not agent_keys():
+        click.echo(
+            "no agent key configured (JOURNEYS_AGENT_KEYS): only this machine may call the API",
+            err=True,
+        )
+    click.echo(f"journeys API on http://{host}:{port} (OpenAPI: /openapi.json)", err=True)
+    uvicorn.run(
+        "engine.adapters.http:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

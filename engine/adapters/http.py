@@ -1,0 +1,375 @@
+"""The HTTP API (FastAPI): sessions, journeys and motives for the console, CRMs, IVRs, bots.
+
+Endpoints are thin: they authenticate, parse, call the ``Sessions`` service and shape the
+answer. Errors are RFC 9457 problem details. Who may do what:
+- agents present a bearer key from ``JOURNEYS_AGENT_KEYS`` (``key:role`` pairs, comma
+  separated; role agent or supervisor); with no key configured only loopback clients are
+  served, as agents;
+- a self-care customer presents the token returned when their session was created: it opens
+  that session alone, for the steps whose roles include ``customer``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
+from engine.library import Library, LibraryProblem
+from engine.runtime import Session, current_step
+from engine.service import ActionExecutor, Sessions, SessionStore
+
+MAX_BODY = 64_000  # bytes: an answer never needs more
+TOKEN_LIFETIME = 7 * 24 * 3600  # a self-care link stays valid a week
+
+
+class Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+def _problem(status: int, title: str, detail: str, instance: str | None = None) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+# ------------------------------------------------------------------------ bodies
+
+
+class StartBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    journey: str | None = Field(None, description="A journey id (or give a motive).")
+    motive: str | None = Field(None, description="A motive id of the catalogue.")
+    channel: str | None = Field(None, max_length=40)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    locale: str | None = Field(None, max_length=10)
+    customer_id: str | None = Field(None, max_length=200)
+
+
+class AnswerBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node: str = Field(..., max_length=400)
+    value: Any = None
+    seq: int | None = None
+
+
+class ResumeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    channel: str | None = Field(None, max_length=40)
+
+
+# ------------------------------------------------------------------------ identity
+
+
+@dataclass(frozen=True)
+class Caller:
+    role: str  # agent, supervisor or customer
+    name: str
+    session: str | None = None  # a customer's own session
+
+
+class Tokens:
+    """Self-care tokens: an HMAC of the session id and an expiry; nothing stored, unguessable."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def issue(self, session_id: str, now: float | None = None) -> str:
+        expires = int((now or time.time()) + TOKEN_LIFETIME)
+        return f"{expires}.{self._sign(session_id, expires)}"
+
+    def check(self, token: str, session_id: str, now: float | None = None) -> bool:
+        expires_text, _, signature = token.partition(".")
+        if not expires_text.isdigit() or int(expires_text) < (now or time.time()):
+            return False
+        return hmac.compare_digest(signature, self._sign(session_id, int(expires_text)))
+
+    def _sign(self, session_id: str, expires: int) -> str:
+        return hmac.new(
+            self.secret, f"{session_id}.{expires}".encode(), hashlib.sha256
+        ).hexdigest()[:40]
+
+
+def server_secret(home: Path) -> bytes:
+    """JOURNEYS_SECRET, or a secret made once and kept in the data folder (mode 0600)."""
+    configured = os.environ.get("JOURNEYS_SECRET")
+    if configured:
+        return configured.encode()
+    path = home / "secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip().encode()
+
+
+def agent_keys() -> dict[str, str]:
+    keys = {}
+    for pair in os.environ.get("JOURNEYS_AGENT_KEYS", "").split(","):
+        key, _, role = pair.strip().partition(":")
+        if key:
+            keys[key] = role if role in ("agent", "supervisor") else "agent"
+    return keys
+
+
+# ---------------------------------------------------------------------- the app
+
+
+def _fold(text: str) -> str:
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
+    )
+
+
+def create_app(
+    library: Library, store: SessionStore, executor: ActionExecutor, home: Path
+) -> FastAPI:
+    sessions = Sessions(library, store, executor)
+    tokens = Tokens(server_secret(home))
+    keys = agent_keys()
+    app = FastAPI(
+        title="journeys", version="1", description="Guided resolution journeys: once and done."
+    )
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY:
+            return _problem(
+                413, "Body too large", f"the body is {length} bytes; the limit is {MAX_BODY}"
+            )
+        return await call_next(request)
+
+    @app.exception_handler(Problem)
+    async def on_problem(request: Request, exc: Problem) -> JSONResponse:
+        return _problem(exc.status, exc.title, exc.detail, str(request.url.path))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        detail = (
+            f"{where}: {first.get('msg', 'invalid')}"
+            if where
+            else str(first.get("msg", "invalid body"))
+        )
+        return _problem(422, "Invalid request", detail, str(request.url.path))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _problem(
+            exc.status_code, "Not found" if exc.status_code == 404 else "Error", str(exc.detail)
+        )
+
+    def caller(request: Request) -> Caller:
+        header = request.headers.get("authorization", "")
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() == "bearer" and credential:
+            if credential in keys:
+                return Caller(
+                    keys[credential], f"key:{hashlib.sha256(credential.encode()).hexdigest()[:8]}"
+                )
+            session_id = request.path_params.get("session_id")
+            if session_id and tokens.check(credential, session_id):
+                return Caller("customer", "customer", session_id)
+            raise Problem(
+                401,
+                "Unauthorized",
+                "this key or token is not valid here (expired, forged, or for another session)",
+            )
+        if keys:
+            if request.method == "POST" and request.url.path == "/v1/sessions":
+                return Caller("customer", "customer")  # self-care: anyone may start a session
+            raise Problem(
+                401,
+                "Unauthorized",
+                "give an agent key or a session token: Authorization: Bearer ...",
+            )
+        host = request.client.host if request.client else ""
+        if host not in ("127.0.0.1", "::1", "localhost", "testclient"):
+            raise Problem(
+                403,
+                "Forbidden",
+                "no agent key is configured, so only this machine may call the API",
+            )
+        return Caller("agent", "local agent")
+
+    def load(session_id: str, who: Caller) -> Session:
+        if who.role == "customer" and who.session != session_id:
+            raise Problem(403, "Forbidden", "a session token opens its own session only")
+        try:
+            return sessions.get(session_id)
+        except UnknownSession:
+            raise Problem(404, "No such session", f"there is no session {session_id!r}") from None
+
+    def view(session: Session) -> dict[str, Any]:
+        bundle = sessions.bundle_of(session)
+        return {
+            "id": session.id,
+            "journey": session.journey,
+            "version": session.version,
+            "status": session.status,
+            "outcome": session.outcome,
+            "seq": session.seq,
+            "channel": session.channel,
+            "step": current_step(bundle.definitions, session),
+        }
+
+    @app.post("/v1/sessions", status_code=201)
+    def start(body: StartBody, who: Caller = Depends(caller)) -> dict[str, Any]:
+        name = body.journey or body.motive
+        if not name:
+            raise Problem(422, "Invalid request", "give 'journey' or 'motive'")
+        inputs = dict(body.inputs)
+        if body.customer_id and "customer_id" not in inputs:
+            inputs["customer_id"] = body.customer_id
+        try:
+            session = sessions.start(
+                name,
+                inputs,
+                channel=body.channel or ("selfcare" if who.role == "customer" else None),
+                locale=body.locale,
+                actor=who.name,
+                role=who.role,
+            )
+        except LibraryProblem as err:
+            raise Problem(404, "No such journey", str(err)) from None
+        except MissingInput as err:
+            raise Problem(422, "Invalid inputs", err.message) from None
+        except RuntimeProblem as err:
+            raise Problem(err.status, "Cannot start", err.message) from None
+        return {**view(session), "token": tokens.issue(session.id)}
+
+    @app.post("/v1/sessions/{session_id}/answers")
+    def answer(session_id: str, body: AnswerBody, who: Caller = Depends(caller)) -> dict[str, Any]:
+        session = load(session_id, who)
+        if who.role == "customer":
+            step = current_step(sessions.bundle_of(session).definitions, session)
+            if step and "customer" not in step.get("roles", ["customer"]):
+                raise Problem(
+                    403,
+                    "Forbidden",
+                    f"step {step['node']!r} is for an agent; the session is handed to one",
+                )
+        try:
+            session = sessions.answer(
+                session_id, body.node, body.value, seq=body.seq, actor=who.name, role=who.role
+            )
+        except InvalidAnswer as err:
+            raise Problem(422, "Invalid answer", err.message) from None
+        except Conflict as err:
+            raise Problem(409, "Conflict", err.message) from None
+        except RuntimeProblem as err:
+            raise Problem(err.status, "Cannot answer", err.message) from None
+        return view(session)
+
+    @app.get("/v1/sessions/{session_id}")
+    def read(session_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+        session = load(session_id, who)
+        return {
+            **view(session),
+            "context": session.context,
+            "path": session.path,
+            "transcript": store.events(session_id),
+            "actions": store.runs(session_id),
+            "handoff": session.handoff,
+            "error": session.error,
+        }
+
+    @app.post("/v1/sessions/{session_id}/resume")
+    def resume(session_id: str, body: ResumeBody, who: Caller = Depends(caller)) -> dict[str, Any]:
+        load(session_id, who)
+        try:
+            session = sessions.resume(session_id, body.channel, actor=who.name)
+        except Conflict as err:
+            raise Problem(409, "Conflict", err.message) from None
+        return {**view(session), "context": session.context}
+
+    @app.get("/v1/journeys")
+    def journeys(who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+        return [
+            {"id": j.id, "version": j.version, "title": j.title, "motives": list(j.motives)}
+            for j in sorted(library.journeys.values(), key=lambda j: j.id)
+        ]
+
+    @app.get("/v1/journeys/{journey_id}")
+    def journey(journey_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+        j = library.journeys.get(journey_id)
+        if j is None:
+            raise Problem(404, "No such journey", f"there is no journey {journey_id!r}")
+        return {
+            "id": j.id,
+            "version": j.version,
+            "title": j.title,
+            "start": j.start,
+            "nodes": [{"id": n.id, "kind": n.kind} for n in j.nodes.values()],
+            "edges": [
+                {"from": e.source, "to": e.target, "via": e.via}
+                for n in j.nodes.values()
+                for e in n.edges()
+            ],
+        }
+
+    @app.get("/v1/motives")
+    def motives(who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+        return [_motive(m) for m in library.motives.values()]
+
+    @app.get("/v1/motives/suggest")
+    def suggest(q: str = "", who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+        words = {w for w in _fold(q).replace("'", " ").split() if len(w) > 2}
+        text = _fold(q)
+        scored = []
+        for m in library.motives.values():
+            vocabulary = [_fold(k) for k in m.keywords] + [_fold(t) for t in _titles(m.title)]
+            score = sum(3 for phrase in vocabulary if " " in phrase and phrase in text)
+            score += sum(1 for phrase in vocabulary for w in words if w in phrase.split())
+            if score:
+                scored.append((score, m.id, m))
+        return [
+            {**_motive(m), "score": s}
+            for s, _id, m in sorted(scored, key=lambda x: (-x[0], x[1]))[:5]
+        ]
+
+    return app
+
+
+def _titles(title: Any) -> list[str]:
+    return [title] if isinstance(title, str) else list(title.values())
+
+
+def _motive(m: Any) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "title": m.title,
+        "category": m.category,
+        "journey": m.journey,
+        "keywords": list(m.keywords),
+    }
+
+
+def app_from_environment() -> FastAPI:
+    """The app `journeys serve` runs (uvicorn factory): library, database and executor from
+    the environment (JOURNEYS_LIBRARY, JOURNEYS_DB, JOURNEYS_EXECUTOR, JOURNEYS_HOME)."""
+    from engine.adapters.executors import LazyExecutor
+    from engine.adapters.sql_store import DEFAULT_HOME, SqlStore, default_url
+
+    home = Path(os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
+    library = Library(Path(os.environ.get("JOURNEYS_LIBRARY", "journeys")))
+    store = SqlStore(os.environ.get("JOURNEYS_DB") or default_url())
+    return create_app(library, store, LazyExecutor(), home)
