@@ -598,42 +598,17 @@ def _raise_event(
     as_text: bool,
     locale: str | None,
 ) -> tuple[list[Any], str | None]:
-    """Start the outbound sessions an event fires: (the sessions, why none when none)."""
-    from engine.findings import did_you_mean
-    from engine.triggers import events_of, fire, triggers_of
+    """Start the outbound sessions an event fires, refusing journeys with errors."""
+    from engine.triggers import start_outbound
 
-    library = sessions.library
-    fired = fire(library, event, data, as_text=as_text)
-    if not fired:
-        listening = triggers_of(library, event)
-        if not listening:
-            known = events_of(library)
-            return [], (
-                f"no trigger listens to the event {event!r}{did_you_mean(event, known)}; "
-                f"the events with triggers are: {', '.join(known) or 'none'}. No session started."
-            )
-        conditions = "; ".join(f"{t.journey}: {t.when}" for t in listening)
-        return [], (
-            f"no trigger of the event {event!r} matched its data (conditions: {conditions}). "
-            "No session started."
-        )
-    for journey in dict.fromkeys(f.trigger.journey for f in fired):
-        _check_runnable(ctx, library, journey)
-    started = []
-    for trigger, inputs in fired:
-        started.append(
-            sessions.start(
-                trigger.journey,
-                inputs,
-                channel=trigger.channel,
-                locale=locale,
-                as_text=as_text,
-                actor=f"trigger {event}",
-                motive=trigger.motive,
-                role="customer",  # outbound: the customer answers the message
-            )
-        )
-    return started, None
+    return start_outbound(
+        sessions,
+        event,
+        data,
+        as_text=as_text,
+        locale=locale,
+        before_start=lambda journey: _check_runnable(ctx, sessions.library, journey),
+    )
 
 
 def _outbound(sessions: Any, session: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ once corrected without messaging a customer twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from engine.errors import MissingInput
@@ -131,3 +131,51 @@ def _evaluate(trigger: Trigger, where: str, source: str, data: Mapping[str, Any]
             f"{reason}",
             trigger,
         ) from None
+
+
+def start_outbound(
+    sessions: Any,
+    event: str,
+    data: Mapping[str, Any],
+    *,
+    as_text: bool,
+    locale: str | None = None,
+    before_start: Callable[[str], None] | None = None,
+) -> tuple[list[Any], str | None]:
+    """Start the outbound sessions an event fires: (the sessions, why none when none).
+
+    ``sessions`` is the Sessions service; ``before_start(journey_id)`` may refuse a journey
+    (the CLI checks it validates) before any session starts.
+    """
+    library = sessions.library
+    fired = fire(library, event, data, as_text=as_text)
+    if not fired:
+        listening = triggers_of(library, event)
+        if not listening:
+            known = events_of(library)
+            return [], (
+                f"no trigger listens to the event {event!r}{did_you_mean(event, known)}; "
+                f"the events with triggers are: {', '.join(known) or 'none'}. No session started."
+            )
+        conditions = "; ".join(f"{t.journey}: {t.when}" for t in listening)
+        return [], (
+            f"no trigger of the event {event!r} matched its data (conditions: {conditions}). "
+            "No session started."
+        )
+    if before_start is not None:
+        for journey in dict.fromkeys(f.trigger.journey for f in fired):
+            before_start(journey)
+    started = [
+        sessions.start(
+            trigger.journey,
+            inputs,
+            channel=trigger.channel,
+            locale=locale,
+            as_text=as_text,
+            actor=f"trigger {event}",
+            motive=trigger.motive,
+            role="customer",  # outbound: the customer answers the message
+        )
+        for trigger, inputs in fired
+    ]
+    return started, None

@@ -146,3 +146,18 @@ def test_catalogue_endpoints(api: httpx.Client) -> None:
     fr = api.get("/v1/motives/suggest", params={"q": "mon colis n'est jamais arrivé"}).json()
     assert en[0]["id"] == "delivery.missing"
     assert fr[0]["id"] == "delivery.missing"
+
+
+def test_a_back_office_event_starts_an_outbound_session(api: httpx.Client) -> None:
+    r = api.post(
+        "/v1/events",
+        json={
+            "event": "order.delayed",
+            "data": {"customer_id": "C001", "order_id": "10000001", "days_late": 7},
+        },
+    )
+    assert r.status_code == 200, r.text
+    [session] = r.json()["sessions"]
+    assert session["channel"] == "sms" and session["step"] is not None
+    nothing = api.post("/v1/events", json={"event": "order.delayd", "data": {}}).json()
+    assert nothing["sessions"] == [] and "did you mean 'order.delayed'?" in nothing["message"]

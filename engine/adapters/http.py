@@ -69,6 +69,13 @@ class AnswerBody(BaseModel):
     seq: int | None = None
 
 
+class EventBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: str = Field(..., max_length=200, description="An event type, e.g. order.delayed.")
+    data: dict[str, Any] = Field(default_factory=dict)
+    locale: str | None = Field(None, max_length=10)
+
+
 class ResumeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: str | None = Field(None, max_length=40)
@@ -300,6 +307,25 @@ def create_app(
         except Conflict as err:
             raise Problem(409, "Conflict", err.message) from None
         return {**view(session), "context": session.context}
+
+    @app.post("/v1/events")
+    def raise_event(body: EventBody, who: Caller = Depends(caller)) -> dict[str, Any]:
+        """A back-office event: the outbound sessions its triggers start (motives.yaml)."""
+        from engine.triggers import TriggerProblem, start_outbound
+
+        if who.role == "customer":
+            raise Problem(403, "Forbidden", "events come from the back office, with an agent key")
+        try:
+            started, nothing = start_outbound(
+                sessions, body.event, body.data, as_text=False, locale=body.locale
+            )
+        except (TriggerProblem, RuntimeProblem) as err:
+            raise Problem(422, "Invalid event", getattr(err, "message", str(err))) from None
+        return {
+            "event": body.event,
+            "message": nothing,
+            "sessions": [{**view(s), "token": tokens.issue(s.id)} for s in started],
+        }
 
     @app.get("/v1/journeys")
     def journeys(who: Caller = Depends(caller)) -> list[dict[str, Any]]:
