@@ -1,0 +1,32 @@
+"""Fuzz the HTTP API from its OpenAPI description (schemathesis): no input gives a 5xx."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from engine.adapters.http import create_app
+from engine.adapters.local_actions import LocalExecutor
+from engine.adapters.sql_store import SqlStore
+from engine.library import Library
+from tests.conftest import SHIPPED
+
+_scratch = Path(tempfile.mkdtemp(prefix="journeys-fuzz-"))
+os.environ.setdefault("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{_scratch / 'bo.db'}")
+APP = create_app(
+    Library(SHIPPED), SqlStore(f"sqlite:///{_scratch / 'sessions.db'}"), LocalExecutor(), _scratch
+)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@schema.parametrize()
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+def test_no_server_error(case: schemathesis.Case) -> None:
+    response = case.call()
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+    )
