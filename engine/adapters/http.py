@@ -23,7 +23,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -237,6 +238,14 @@ def create_app(
             "channel": session.channel,
             "step": current_step(bundle.definitions, session),
         }
+
+    console = Path(__file__).resolve().parent / "console"
+    app.mount("/console", StaticFiles(directory=console), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def agent_page() -> FileResponse:
+        """The agent console (plain HTML and JavaScript: works offline, no CDN)."""
+        return FileResponse(console / "agent.html")
 
     @app.post("/v1/sessions", status_code=201)
     def start(body: StartBody, who: Caller = Depends(caller)) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""The agent console in a real browser: Debian's chromium driven by Playwright (headless)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from engine.adapters.http import create_app
+from engine.adapters.local_actions import LocalExecutor
+from engine.adapters.sql_store import SqlStore
+from engine.library import Library
+from tests.conftest import ROOT, SHIPPED
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@pytest.fixture
+def console_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)
+    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path / "home")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+    store.dispose()
+
+
+def test_agent_resolves_a_missing_parcel_in_the_console(console_url: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        page.goto(console_url + "/?lang=en")
+        page.get_by_label("The customer's own words").fill("my parcel never arrived")
+        page.get_by_label("Customer number (if known)").fill("C001")
+        page.get_by_role("button", name="Find the motive").click()
+        page.get_by_role("button", name="Parcel not received").click()
+        expect(page.locator("#question")).to_contain_text("Which order")
+        page.locator("#value").fill("123")
+        page.keyboard.press("Enter")
+        expect(page.locator("#error")).to_contain_text("not in the expected format")
+        page.locator("#value").fill("10000001")
+        page.keyboard.press("Enter")
+        page.get_by_role("button", name="A refund of 59.90 EUR").click()
+        expect(page.locator("#outcome")).to_contain_text("resolved")
+        expect(page.locator("#actions")).to_contain_text("payments.refund: succeeded")
+        expect(page.locator("#context")).to_contain_text("refund_id")
+        page.screenshot(path=str(ARTIFACTS / "agent-console.png"), full_page=True)
+        browser.close()
