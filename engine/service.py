@@ -55,6 +55,9 @@ class SessionStore(Protocol):
     def load(self, session_id: str) -> Session: ...
     def events(self, session_id: str) -> list[dict[str, Any]]: ...
     def open_sessions(self, customer_id: str, journey: str) -> list[Session]: ...
+    def contact_sessions(self, contact_id: str) -> list[Session]:
+        """The sessions of a contact, the newest first."""
+
     def record_run(self, run: Mapping[str, Any]) -> None: ...
     def runs(self, session_id: str) -> list[dict[str, Any]]: ...
 
@@ -205,7 +208,7 @@ class Sessions:
             bundle.hash,
             locale=locale,
             channel=channel,
-            contact_id=contact_id or new_id("c"),
+            contact_id=contact_id or new_contact_code(),
             customer_id=customer,
             agent=agent,
             motive=motive or self.library.motive_of(definition.id),
@@ -412,6 +415,16 @@ def _run(
     }
 
 
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read out on the phone
+
+
+def new_contact_code() -> str:
+    """A short contact code a customer reads to an agent ("K7M2-Q9TX"): a lookup key for
+    agents, not a credential (only agents may look contacts up)."""
+    code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
+    return f"{code[:4]}-{code[4:]}"
+
+
 def new_id(prefix: str = "s") -> str:
     """An unguessable id (it doubles as a bearer of the session for self-care)."""
     return f"{prefix}_{secrets.token_urlsafe(12)}"
@@ -467,6 +480,12 @@ class MemoryStore:
 
     def events(self, session_id: str) -> list[dict[str, Any]]:
         return list(self.logs.get(session_id, []))
+
+    def contact_sessions(self, contact_id: str) -> list[Session]:
+        found = [
+            Session.from_dict(s) for s in self.sessions.values() if s["contact_id"] == contact_id
+        ]
+        return list(reversed(found))
 
     def open_sessions(self, customer_id: str, journey: str) -> list[Session]:
         return [

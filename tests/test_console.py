@@ -76,3 +76,51 @@ def test_agent_resolves_a_missing_parcel_in_the_console(console_url: str) -> Non
         expect(page.locator("#context")).to_contain_text("refund_id")
         page.screenshot(path=str(ARTIFACTS / "agent-console.png"), full_page=True)
         browser.close()
+
+
+def test_selfcare_session_continued_by_an_agent_with_its_code(console_url: str) -> None:
+    """The customer starts in self-care, then calls: the agent continues, nothing asked twice."""
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        customer = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
+        customer.goto(console_url + "/selfcare?lang=fr")
+        customer.get_by_label("Dites-le avec vos mots").fill("mon colis n'est jamais arrivé")
+        customer.get_by_role("button", name="Trouver le motif").click()
+        customer.get_by_role("button", name="Colis non reçu").click()
+        expect(customer.locator("#question")).to_contain_text("numéro client")
+        customer.locator("#value").fill("C001")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#question")).to_contain_text("quelle commande")
+        customer.locator("#value").fill("10000001")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#answer button")).to_have_count(
+            2
+        )  # the offer: the customer calls instead
+        code = customer.locator("#code-shown").inner_text().rsplit(" ", 1)[-1]
+        customer.screenshot(path=str(ARTIFACTS / "selfcare.png"), full_page=True)
+
+        agent = browser.new_page()
+        agent.goto(console_url + "/?lang=en")
+        agent.get_by_label("Continue a session (its code)").fill(code)
+        agent.get_by_role("button", name="Open").click()
+        # The offer, in the customer's language: the customer number and the order are not
+        # asked again.
+        expect(agent.locator("#question")).to_contain_text("préférez")
+        expect(agent.locator("#context")).to_contain_text("10000001")
+        agent.locator("#answer button").nth(1).click()
+        expect(agent.locator("#outcome")).to_contain_text("resolved")
+        agent.screenshot(path=str(ARTIFACTS / "agent-continues.png"), full_page=True)
+        browser.close()

@@ -236,6 +236,7 @@ def create_app(
             "outcome": session.outcome,
             "seq": session.seq,
             "channel": session.channel,
+            "contact": session.contact_id,
             "step": current_step(bundle.definitions, session),
         }
 
@@ -246,6 +247,11 @@ def create_app(
     def agent_page() -> FileResponse:
         """The agent console (plain HTML and JavaScript: works offline, no CDN)."""
         return FileResponse(console / "agent.html")
+
+    @app.get("/selfcare", include_in_schema=False)
+    def selfcare_page() -> FileResponse:
+        """The self-care page: the same journeys, in the customer's role."""
+        return FileResponse(console / "selfcare.html")
 
     @app.post("/v1/sessions", status_code=201)
     def start(body: StartBody, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -316,6 +322,21 @@ def create_app(
         except Conflict as err:
             raise Problem(409, "Conflict", err.message) from None
         return {**view(session), "context": session.context}
+
+    @app.get("/v1/contacts/{code}")
+    def contact(code: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+        """The session a customer's contact code points at (agents only): the one to continue."""
+        if who.role == "customer":
+            raise Problem(403, "Forbidden", "contact codes are for agents")
+        found = store.contact_sessions(code.strip().upper())
+        if not found:
+            raise Problem(
+                404,
+                "No such contact",
+                f"no contact has the code {code!r}; check it with the customer",
+            )
+        waiting = [s for s in found if not s.finished]
+        return view((waiting or found)[0])
 
     @app.post("/v1/events")
     def raise_event(body: EventBody, who: Caller = Depends(caller)) -> dict[str, Any]:

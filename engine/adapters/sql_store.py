@@ -459,6 +459,15 @@ class SqlStore:
             ).all()
         return [dict(r.data) for r in rows]
 
+    def contact_sessions(self, contact_id: str) -> list[Session]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sessions.c.state)
+                .where(sessions.c.contact_id == contact_id)
+                .order_by(sessions.c.created_at.desc())
+            ).all()
+        return [Session.from_dict(r.state) for r in rows]
+
     def open_sessions(self, customer_id: str, journey: str) -> list[Session]:
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -9,6 +9,7 @@ const TEXTS = {
     session: "Session", send: "Send", context: "Customer context", actions: "Back office",
     transcript: "Transcript", none: "No motive matches these words.",
     ended: "Ended: ", handoff: "Handed over to ", running: "The back office is working…",
+    selftitle: "How can we help?", selfwords: "Tell us in your own words", yourcode: "Your contact code (give it to an agent to continue on the phone): ",
   },
   fr: {
     title: "Console conseiller", language: "Langue", find: "De quoi le client a-t-il besoin ?",
@@ -17,10 +18,11 @@ const TEXTS = {
     session: "Session", send: "Envoyer", context: "Contexte client", actions: "Back-office",
     transcript: "Historique", none: "Aucun motif ne correspond à ces mots.",
     ended: "Terminé : ", handoff: "Transféré à ", running: "Le back-office travaille…",
+    selftitle: "Comment pouvons-nous vous aider ?", selfwords: "Dites-le avec vos mots", yourcode: "Votre code de contact (à donner à un conseiller pour continuer au téléphone) : ",
   },
 };
 
-const state = { lang: "en", session: null };
+const state = { lang: "en", session: null, token: null, selfcare: false };
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXTS[state.lang][key] || key;
 
@@ -30,9 +32,11 @@ function translate() {
 }
 
 async function api(method, path, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (state.token) headers.Authorization = "Bearer " + state.token;  // self-care: this session only
   const response = await fetch(path, {
     method,
-    headers: { "Content-Type": "application/json" },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = await response.json();
@@ -64,10 +68,17 @@ async function search(event) {
 }
 
 async function start(motive) {
-  const body = { motive, channel: "phone", locale: state.lang };
-  if ($("customer").value.trim()) body.customer_id = $("customer").value.trim();
+  const body = { motive, channel: state.selfcare ? "selfcare" : "phone", locale: state.lang };
+  const customer = $("customer");
+  if (customer && customer.value.trim()) body.customer_id = customer.value.trim();
   try {
-    show(await api("POST", "/v1/sessions", body));
+    const session = await api("POST", "/v1/sessions", body);
+    if (state.selfcare) {
+      state.token = session.token;
+      sessionStorage.setItem("journeys-token", session.token);
+      $("code-shown").textContent = t("yourcode") + session.contact;
+    }
+    show(session);
   } catch (error) {
     $("error").textContent = error.message;
   }
@@ -76,7 +87,8 @@ async function start(motive) {
 async function open(event) {
   event.preventDefault();
   try {
-    show(await api("POST", "/v1/sessions/" + encodeURIComponent($("code").value.trim()) + "/resume", { channel: "phone" }));
+    const found = await api("GET", "/v1/contacts/" + encodeURIComponent($("code").value.trim()));
+    show(await api("POST", "/v1/sessions/" + found.id + "/resume", { channel: "phone" }));
   } catch (error) {
     alert(error.message);
   }
@@ -85,7 +97,7 @@ async function open(event) {
 function show(session) {
   state.session = session;
   $("session").hidden = false;
-  $("side").hidden = false;
+  if ($("context")) $("side").hidden = false;
   $("session-id").textContent = session.id;
   $("error").textContent = "";
   const step = session.step;
@@ -132,6 +144,7 @@ async function send(value) {
 }
 
 async function refresh(id) {
+  if (!$("context")) return;  // the self-care page shows no back-office detail
   const full = await api("GET", "/v1/sessions/" + id);
   const context = $("context");
   context.replaceChildren();
@@ -152,7 +165,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lang").value = state.lang;
   $("lang").addEventListener("change", (event) => { state.lang = event.target.value; translate(); });
   translate();
+  state.selfcare = document.body.dataset.mode === "selfcare";
   $("search").addEventListener("submit", search);
-  $("continue").addEventListener("submit", open);
+  if ($("continue")) $("continue").addEventListener("submit", open);
   $("step").addEventListener("submit", (event) => { event.preventDefault(); send($("value").value); });
 });
