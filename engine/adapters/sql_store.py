@@ -201,7 +201,13 @@ def make_engine(url: str) -> Engine:
             url,
             connect_args={"timeout": 30} if url.startswith("sqlite") else {},
             json_serializer=_to_json,
-            poolclass=NullPool if url == "sqlite:///:memory:" else None,
+            # Each thread keeps one connection for the hot path (see _connection): the pool
+            # must hold one per server thread (FastAPI runs up to 40) plus the others.
+            **(
+                {"poolclass": NullPool}
+                if url == "sqlite:///:memory:"
+                else {"pool_size": 48, "max_overflow": 32}
+            ),
         )
     except (ArgumentError, NoSuchModuleError) as err:
         raise StoreProblem(
