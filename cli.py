@@ -233,6 +233,13 @@ if __name__ == "__main__":
 
 # --------------------------------------------------------------------------- sessions
 
+FORMAT_OPTION = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+OUTBOUND_LOCALE_OPTION = click.option(
+    "--locale", default=None, help="The sessions' language (default: each journey's first)."
+)
+
 EXECUTOR_OPTION = click.option(
     "--executor",
     "executor_kind",
@@ -361,9 +368,7 @@ def _result(session: Any) -> dict[str, Any]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Stub these actions (by name); the others run for real.",
 )
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@FORMAT_OPTION
 @click.option("--session", "session_id", help="Continue this waiting session.")
 @click.option("--channel", default=None, help="The channel: phone, chat, email, selfcare...")
 @click.option(
@@ -652,12 +657,8 @@ def _print_outbound(item: dict[str, Any]) -> None:
     metavar="NAME=VALUE",
     help="A value of the event's data (repeatable), e.g. order_id=10000001.",
 )
-@click.option(
-    "--locale", default=None, help="The sessions' language (default: each journey's first)."
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@OUTBOUND_LOCALE_OPTION
+@FORMAT_OPTION
 @EXECUTOR_OPTION
 @DB_OPTION
 @click.pass_context
@@ -707,9 +708,7 @@ def trigger(
 
 @main.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@FORMAT_OPTION
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -863,9 +862,7 @@ def backoffice() -> None:
 @backoffice.command("show")
 @click.argument("table")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@FORMAT_OPTION
 def backoffice_show(table: str, limit: int, fmt: str) -> None:
     """Print the rows of TABLE (refunds, tickets, messages, contact_log, ...)."""
     from actions.backoffice import BackofficeUnavailable, database_url, show
@@ -901,12 +898,8 @@ def backoffice_show(table: str, limit: int, fmt: str) -> None:
     show_default=True,
     help="Raise the event for orders this many days late or more.",
 )
-@click.option(
-    "--locale", default=None, help="The sessions' language (default: each journey's first)."
-)
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@OUTBOUND_LOCALE_OPTION
+@FORMAT_OPTION
 @EXECUTOR_OPTION
 @DB_OPTION
 @click.pass_context

@@ -7,10 +7,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import uvicorn
+from playwright.sync_api import Browser
 
 from engine.adapters.http import create_app
 from engine.adapters.local_actions import LocalExecutor
@@ -20,6 +22,29 @@ from tests.conftest import ROOT, SHIPPED
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, headless, without the background traffic a closed network refuses."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 @pytest.fixture
@@ -43,21 +68,10 @@ def console_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
 
 
 def test_agent_resolves_a_missing_parcel_in_the_console(console_url: str) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    with chromium() as browser:
         page = browser.new_page()
         page.goto(console_url + "/?lang=en")
         page.get_by_label("The customer's own words").fill("my parcel never arrived")
@@ -75,26 +89,14 @@ def test_agent_resolves_a_missing_parcel_in_the_console(console_url: str) -> Non
         expect(page.locator("#actions")).to_contain_text("payments.refund: succeeded")
         expect(page.locator("#context")).to_contain_text("refund_id")
         page.screenshot(path=str(ARTIFACTS / "agent-console.png"), full_page=True)
-        browser.close()
 
 
 def test_selfcare_session_continued_by_an_agent_with_its_code(console_url: str) -> None:
     """The customer starts in self-care, then calls: the agent continues, nothing asked twice."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    with chromium() as browser:
         customer = browser.new_page(viewport={"width": 390, "height": 844})  # a phone
         customer.goto(console_url + "/selfcare?lang=fr")
         customer.get_by_label("Dites-le avec vos mots").fill("mon colis n'est jamais arrivé")
@@ -123,4 +125,3 @@ def test_selfcare_session_continued_by_an_agent_with_its_code(console_url: str) 
         agent.locator("#answer button").nth(1).click()
         expect(agent.locator("#outcome")).to_contain_text("resolved")
         agent.screenshot(path=str(ARTIFACTS / "agent-continues.png"), full_page=True)
-        browser.close()

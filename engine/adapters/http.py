@@ -280,8 +280,8 @@ def create_app(
 
     @app.post("/v1/sessions/{session_id}/answers")
     def answer(session_id: str, body: AnswerBody, who: Caller = Depends(caller)) -> dict[str, Any]:
-        session = load(session_id, who)
-        if who.role == "customer":
+        if who.role == "customer":  # an agent's answer needs no extra read: the step checks it
+            session = load(session_id, who)
             step = current_step(sessions.bundle_of(session).definitions, session)
             if step and "customer" not in step.get("roles", ["customer"]):
                 raise Problem(
@@ -293,6 +293,8 @@ def create_app(
             session = sessions.answer(
                 session_id, body.node, body.value, seq=body.seq, actor=who.name, role=who.role
             )
+        except UnknownSession:
+            raise Problem(404, "No such session", f"there is no session {session_id!r}") from None
         except InvalidAnswer as err:
             raise Problem(422, "Invalid answer", err.message) from None
         except Conflict as err:
