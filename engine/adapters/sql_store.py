@@ -185,6 +185,11 @@ class StoreProblem(Exception):
     """The session database cannot be used as it is: what, and what to do."""
 
 
+# Threads a server runs steps on. More threads than this on two cores only wait for the GIL
+# or, on SQLite, for the one writer; each holds a database connection.
+SERVER_THREADS = 8
+
+
 def default_url(home: str | None = None) -> str:
     folder = Path(home or os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
     return f"sqlite:///{folder / 'sessions.db'}"
@@ -202,11 +207,12 @@ def make_engine(url: str) -> Engine:
             connect_args={"timeout": 30} if url.startswith("sqlite") else {},
             json_serializer=_to_json,
             # Each thread keeps one connection for the hot path (see _connection): the pool
-            # must hold one per server thread (FastAPI runs up to 40) plus the others.
+            # holds one per server thread (SERVER_THREADS) plus a few for the other reads.
+            # Kept small: two servers on one PostgreSQL must stay under its max_connections.
             **(
                 {"poolclass": NullPool}
                 if url == "sqlite:///:memory:"
-                else {"pool_size": 48, "max_overflow": 32}
+                else {"pool_size": SERVER_THREADS + 4, "max_overflow": 8}
             ),
         )
     except (ArgumentError, NoSuchModuleError) as err:
@@ -256,6 +262,11 @@ class SqlStore:
         self._local = threading.local()
         self._opened: list[Any] = []
         self._opened_lock = threading.Lock()
+        # SQLite has one writer at a time: threads of this process take turns here rather than
+        # in SQLite's busy handler, which sleeps in steps of up to 100 ms (seconds of p99).
+        self._writer: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self._sqlite else contextlib.nullcontext()
+        )
 
     def _check_schema(self, upgrade: bool) -> None:
         from engine.adapters.migrations import current_revision, head_revision, upgrade_to_head
@@ -381,6 +392,10 @@ class SqlStore:
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():  # a forked child gets its own
             conn = self.engine.raw_connection()
+            if not self._sqlite:
+                # Reads need no transaction (one round trip, not BEGIN/SELECT/ROLLBACK);
+                # writes open theirs in _raw.
+                conn.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.conn, self._local.pid = conn, os.getpid()
             with self._opened_lock:
                 self._opened.append(conn)
@@ -388,14 +403,22 @@ class SqlStore:
 
     @contextmanager
     def _raw(self) -> Iterator[Any]:
-        """This thread's connection in one transaction: committed, or rolled back on error."""
+        """A cursor on this thread's connection in one transaction: committed, or rolled back
+        on error. (psycopg's pipeline mode was measured slower here: its Python side costs
+        more than the round trips it saves on loopback.)"""
         conn = self._connection()
-        try:
-            yield conn.cursor()
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+        if self._sqlite:
+            with self._writer:
+                try:
+                    yield conn.cursor()
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+            return
+        pg = conn.driver_connection
+        with pg.transaction():
+            yield pg.cursor()
 
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None:
         with self._raw() as cursor:
@@ -449,8 +472,6 @@ class SqlStore:
         cursor.execute(*self._args("load", {"w_id": session_id}))
         row = cursor.fetchone()
         cursor.close()
-        if not self._sqlite:
-            conn.rollback()  # PostgreSQL opened a transaction for the read: end it
         if row is None:
             raise UnknownSession(f"no session {session_id!r}")
         state = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
