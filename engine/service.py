@@ -13,9 +13,9 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from engine import clock
 from engine.authority import default_role
 from engine.errors import Conflict, InvalidAnswer, UnknownSession
 from engine.library import Bundle, Library
@@ -48,9 +48,15 @@ class SessionStore(Protocol):
     def load_bundle(self, digest: str) -> Bundle: ...
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None: ...
     def append(
-        self, session: Session, records: Records, expected_seq: int, runs: Runs = ()
+        self,
+        session: Session,
+        records: Records,
+        expected_seq: int,
+        runs: Runs = (),
+        visited_from: int | None = None,
     ) -> None:
-        """Save the session and its new event at once; Conflict if its seq moved on."""
+        """Save the session and its new event at once; Conflict if its seq moved on.
+        ``visited_from``: the length of its path before the step (the rest was visited now)."""
 
     def load(self, session_id: str) -> Session: ...
     def events(self, session_id: str) -> list[dict[str, Any]]: ...
@@ -114,7 +120,7 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
         data = {"type": "skip_survey"}
     data["actor"] = actor
     data["channel"] = channel
-    data["at"] = datetime.now(UTC).isoformat()
+    data["at"] = clock.now().isoformat()
     return data
 
 
@@ -264,14 +270,14 @@ class Sessions:
 
     def apply(self, session_id: str, event: Event, actor: str | None = None) -> Session:
         session = self.store.load(session_id)  # ours alone: stepped in place
-        expected, channel = session.seq, session.channel
+        expected, channel, visited = session.seq, session.channel, len(session.path)
         bundle = self.store.load_bundle(session.definition)
         after, effects = step(
             bundle.definitions, session, event, in_place=True, policy=bundle.policy
         )
         first = (after.seq, record_of(event, actor, channel))  # before _follow steps on
         final, more, runs = self._follow(bundle, after, effects, actor)
-        self.store.append(final, [first, *more], expected, runs)
+        self.store.append(final, [first, *more], expected, runs, visited)
         return final
 
     def resume(
@@ -301,13 +307,14 @@ class Sessions:
             "from": session.channel,
             "role": moved.role,
             "actor": actor,
-            "at": datetime.now(UTC).isoformat(),
+            "at": clock.now().isoformat(),
         }
         bundle = self.store.load_bundle(moved.definition)
         final, more, runs = self._follow(bundle, moved, [], actor)
-        self.store.append(final, [(moved.seq, resumed), *more], session.seq, runs)
+        self.store.append(
+            final, [(moved.seq, resumed), *more], session.seq, runs, len(session.path)
+        )
         return final
-        return self._follow(bundle, moved, [], actor)
 
     def get(self, session_id: str) -> Session:
         return self.store.load(session_id)
@@ -454,7 +461,12 @@ class MemoryStore:
         self.logs[session.id] = [dict(r) for _seq, r in records]
 
     def append(
-        self, session: Session, records: Records, expected_seq: int, runs: Runs = ()
+        self,
+        session: Session,
+        records: Records,
+        expected_seq: int,
+        runs: Runs = (),
+        visited_from: int | None = None,
     ) -> None:
         current = self.sessions.get(session.id)
         if current is None:

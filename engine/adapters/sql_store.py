@@ -24,8 +24,10 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     bindparam,
     create_engine,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -43,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from engine import clock
 from engine.errors import Conflict, UnknownSession
 from engine.library import Bundle
 from engine.runtime import Session
@@ -81,6 +85,31 @@ sessions = Table(
     Column("state", _JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # What reports group by (migration 0004): times in ms since 1970 (portable arithmetic),
+    # the last node reached (where a session stopped), nodes visited, survey scores.
+    Column("started_ms", BigInteger),
+    Column("ended_ms", BigInteger),
+    Column("last_node", String(400)),
+    Column("steps", Integer),
+    Column("ces", SmallInteger),
+    Column("nps", SmallInteger),
+    Index("ix_sessions_started_ms", "started_ms"),
+    Index("ix_sessions_repeat", "customer_id", "motive", "started_ms"),
+)
+
+# One row per node a session passed through, in order: funnels, drop-off and time per node
+# come from here by grouping in the database (the session's path is in its state as well).
+visits = Table(
+    "visits",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("journey", String(200), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("motive", String(200)),
+    Column("node", String(400), nullable=False),
+    Column("entered_ms", BigInteger, nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
 )
 
 events = Table(
@@ -138,19 +167,46 @@ _ROW = (
     "motive",
     "state",
     "updated_at",
+    "started_ms",
+    "last_node",
+    "steps",
+    "ces",
+    "nps",
 )
 # A step changes only these: the indexed columns (journey, customer, contact) stay as they
 # were at the start, so SQLite need not rewrite their index entries at every step.
-_STEP = ("status", "node", "outcome", "seq", "channel", "agent", "state", "updated_at")
+_STEP = (
+    "status",
+    "node",
+    "outcome",
+    "seq",
+    "channel",
+    "agent",
+    "state",
+    "updated_at",
+    "last_node",
+    "steps",
+    "ces",
+    "nps",
+)
 _EVENT = ("session_id", "seq", "type", "node", "channel", "actor", "data", "at")
 _UPDATE_SESSION = (
     update(sessions)
     .where(sessions.c.id == bindparam("w_id"), sessions.c.seq == bindparam("w_seq"))
-    .values({c: bindparam(f"v_{c}") for c in _STEP})
+    .values(
+        {
+            **{c: bindparam(f"v_{c}") for c in _STEP},
+            # The first time the session is seen finished (a later survey changes nothing).
+            "ended_ms": func.coalesce(sessions.c.ended_ms, bindparam("v_ended_ms")),
+        }
+    )
+    .returning(sessions.c.started_ms)
 )
 _INSERT_SESSION = insert(sessions).values(
-    {c: bindparam(f"v_{c}") for c in ("id", "created_at", *_ROW)}
+    {c: bindparam(f"v_{c}") for c in ("id", "created_at", "ended_ms", *_ROW)}
 )
+_VISIT = ("session_id", "idx", "journey", "version", "motive", "node", "entered_ms", "started_ms")
+_INSERT_VISIT = insert(visits).values({c: bindparam(f"v_{c}") for c in _VISIT})
 _INSERT_EVENT = insert(events).values({c: bindparam(f"v_{c}") for c in _EVENT})
 _INSERT_RUN = insert(action_runs).values(
     {
@@ -328,7 +384,8 @@ class SqlStore:
 
     # -- sessions
 
-    def _row(self, session: Session) -> dict[str, Any]:
+    def _row(self, session: Session, now_ms: int) -> dict[str, Any]:
+        survey = session.survey
         return {
             "journey": session.journey,
             "version": session.version,
@@ -344,7 +401,34 @@ class SqlStore:
             "motive": session.motive,
             "state": _to_json(session.to_dict(copy=False)),
             "updated_at": self._stamp(),
+            "started_ms": now_ms,  # used when the row is created only
+            "ended_ms": now_ms if session.finished else None,
+            "last_node": session.path[-1] if session.path else None,
+            "steps": len(session.path),
+            "ces": survey.get("ces"),
+            "nps": survey.get("nps"),
         }
+
+    def _insert_visits(
+        self, cursor: Any, session: Session, first: int, started_ms: int, now_ms: int
+    ) -> None:
+        """The nodes of the path from index ``first`` on: those this step passed through."""
+        sql, order = self._sql["insert_visit"]
+        rows = [
+            {
+                "v_session_id": session.id,
+                "v_idx": idx,
+                "v_journey": session.journey,
+                "v_version": session.version,
+                "v_motive": session.motive,
+                "v_node": node,
+                "v_entered_ms": now_ms,
+                "v_started_ms": started_ms,
+            }
+            for idx, node in enumerate(session.path[first:], first)
+        ]
+        if rows:
+            cursor.executemany(sql, [[r[n] for n in order] for r in rows] if order else rows)
 
     def _event(self, session: Session, seq: int, record: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -371,6 +455,7 @@ class SqlStore:
             ("insert_event", _INSERT_EVENT),
             ("load", _LOAD_STATE),
             ("insert_run", _INSERT_RUN),
+            ("insert_visit", _INSERT_VISIT),
         ):
             compiled = statement.compile(dialect=dialect)
             self._sql[name] = (compiled.string, compiled.positiontup)
@@ -383,7 +468,7 @@ class SqlStore:
 
     def _stamp(self) -> Any:
         """Now, as the column takes it: SQLAlchemy's naive UTC text on SQLite, else the object."""
-        now = datetime.now(UTC)
+        now = clock.now()
         return now.strftime("%Y-%m-%d %H:%M:%S.%f") if self._sqlite else now
 
     def _connection(self) -> Any:
@@ -421,29 +506,44 @@ class SqlStore:
             yield pg.cursor()
 
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None:
+        now_ms = clock.now_ms()
+        row = {"id": session.id, "created_at": self._stamp(), **self._row(session, now_ms)}
         with self._raw() as cursor:
-            cursor.execute(
-                *self._args(
-                    "insert_session",
-                    _params({"id": session.id, "created_at": self._stamp(), **self._row(session)}),
-                )
-            )
+            cursor.execute(*self._args("insert_session", _params(row)))
             for seq, record in records:
                 cursor.execute(
                     *self._args("insert_event", _params(self._event(session, seq, record)))
                 )
             self._insert_runs(cursor, runs)
+            self._insert_visits(cursor, session, 0, now_ms, now_ms)
 
     def append(
-        self, session: Session, records: Records, expected_seq: int, runs: Runs = ()
+        self,
+        session: Session,
+        records: Records,
+        expected_seq: int,
+        runs: Runs = (),
+        visited_from: int | None = None,
     ) -> None:
-        row = self._row(session)
-        params = {"w_id": session.id, "w_seq": expected_seq, **_params({c: row[c] for c in _STEP})}
+        """Save a step: the session moved from ``expected_seq``; ``visited_from`` is the length
+        its path had before (the nodes after it are recorded as visits)."""
+        now_ms = clock.now_ms()
+        row = self._row(session, now_ms)
+        params = {
+            "w_id": session.id,
+            "w_seq": expected_seq,
+            **_params({c: row[c] for c in _STEP}),
+            "v_ended_ms": row["ended_ms"],
+        }
         try:
             with self._raw() as cursor:
                 cursor.execute(*self._args("update", params))
-                if cursor.rowcount != 1:
+                found = cursor.fetchone()  # RETURNING started_ms: none if someone moved first
+                if found is None:
                     raise _Moved()
+                if visited_from is not None:
+                    started = found[0] if found[0] is not None else now_ms
+                    self._insert_visits(cursor, session, visited_from, started, now_ms)
                 for seq, record in records:
                     cursor.execute(
                         *self._args("insert_event", _params(self._event(session, seq, record)))
