@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser
 
-from engine.adapters.http import create_app
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
 from tests.conftest import ROOT, SHIPPED
+from tests.test_http import handover_library, serving
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -49,22 +42,15 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture
 def console_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
-    monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)
-    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path / "home")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    store.dispose()
+    with serving(SHIPPED, tmp_path, monkeypatch) as url:
+        yield url
+
+
+@pytest.fixture
+def handover_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The consoles on a library whose journey has a step for agents only."""
+    with serving(handover_library(tmp_path), tmp_path, monkeypatch) as url:
+        yield url
 
 
 def test_agent_resolves_a_missing_parcel_in_the_console(console_url: str) -> None:
@@ -125,3 +111,49 @@ def test_selfcare_session_continued_by_an_agent_with_its_code(console_url: str) 
         agent.locator("#answer button").nth(1).click()
         expect(agent.locator("#outcome")).to_contain_text("resolved")
         agent.screenshot(path=str(ARTIFACTS / "agent-continues.png"), full_page=True)
+
+
+def test_an_agent_only_step_is_handed_over_and_self_care_goes_on(handover_url: str) -> None:
+    """Self-care reaches a step for agents: the page shows the code and waits; an agent takes
+    the session from the queue and answers; the customer's page continues by itself."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    later = 15_000  # ms: the pages look again every 3 s
+    with chromium() as browser:
+        customer = browser.new_page(viewport={"width": 390, "height": 844})
+        customer.goto(handover_url + "/selfcare?lang=en")
+        customer.get_by_label("Tell us in your own words").fill("a goodwill gesture please")
+        customer.keyboard.press("Enter")
+        customer.get_by_role("button", name="A goodwill gesture").click()
+        expect(customer.locator("#question")).to_contain_text("Which order")
+        customer.locator("#value").fill("10000001")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#question")).to_have_text("An agent takes over")
+        code = customer.locator("#handover-code").inner_text()
+        assert code and code in customer.locator("#handover").inner_text()
+        expect(customer.locator("#handover")).to_contain_text("An agent will continue")
+        expect(customer.locator("#value")).to_have_count(0)  # nothing to answer here
+        expect(customer.locator("#answer button")).to_have_count(0)
+        expect(customer.locator("#send")).to_be_hidden()
+        customer.screenshot(path=str(ARTIFACTS / "selfcare-handover.png"), full_page=True)
+
+        agent = browser.new_page()
+        agent.goto(handover_url + "/?lang=en")
+        waiting = agent.locator("#queue button", has_text=code)
+        expect(waiting).to_have_count(1, timeout=later)
+        agent.screenshot(path=str(ARTIFACTS / "agent-queue.png"), full_page=True)
+        waiting.focus()
+        agent.keyboard.press("Enter")  # keyboard only
+        expect(agent.locator("#question")).to_contain_text("Grant a gesture on order 10000001")
+        expect(agent.locator("#queue")).to_contain_text("Nobody is waiting.", timeout=later)
+        agent.get_by_role("button", name="Grant it").click()
+        expect(agent.locator("#question")).to_contain_text("Where shall we send your voucher?")
+
+        # The customer's page goes on by itself, and the journey ends there.
+        expect(customer.locator("#question")).to_contain_text(
+            "Where shall we send your voucher?", timeout=later
+        )
+        customer.locator("#value").fill("ada@example.org")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#outcome")).to_contain_text("resolved")

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,12 +26,67 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
+# A journey with a step for agents only: self-care hands it over, then goes on.
+HANDOVER_JOURNEY = """
+journey: goodwill
+version: 1
+title: A goodwill gesture, granted by an agent
+motives: [goodwill.request]
+locales: [en, fr]
+start: ask_order
+nodes:
+  ask_order:
+    kind: ask
+    say: {en: "Which order is it about?", fr: "De quelle commande s'agit-il ?"}
+    field: order_id
+    schema: {type: string, pattern: "^[0-9]{8}$"}
+    next: approve
+  approve:
+    kind: choose
+    roles: [agent]
+    say: {en: "Grant a gesture on order {{ order_id }}?", fr: "Un geste pour {{ order_id }} ?"}
+    field: decision
+    options:
+      - {value: grant, label: {en: Grant it, fr: L'accorder}, next: ask_email}
+      - {value: decline, label: {en: Decline, fr: Refuser}, next: declined}
+  ask_email:
+    kind: ask
+    say: {en: "Where shall we send your voucher?", fr: "Où envoyer votre bon ?"}
+    field: email
+    schema: {type: string}
+    next: done
+  done:
+    kind: end
+    outcome: resolved
+    say: {en: "Your voucher is on its way.", fr: "Votre bon est en route."}
+  declined: {kind: end, outcome: unresolved}
+"""
+HANDOVER_MOTIVES = """
+motives:
+  goodwill.request:
+    title: {en: A goodwill gesture, fr: Un geste commercial}
+    category: billing
+    journey: goodwill
+    keywords: [gesture, goodwill, geste, commercial]
+"""
+
+
+def handover_library(tmp_path: Path) -> Path:
+    """A library of one journey whose middle step is for agents only."""
+    library = tmp_path / "handover"
+    library.mkdir()
+    (library / "goodwill.yaml").write_text(HANDOVER_JOURNEY, encoding="utf-8")
+    (library / "motives.yaml").write_text(HANDOVER_MOTIVES, encoding="utf-8")
+    return library
+
+
+@contextmanager
+def serving(library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``library`` served on a free loopback port (no agent key: this machine is an agent)."""
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
     monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path / "home")
+    app = create_app(Library(library), store, LocalExecutor(), tmp_path / "home")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -39,11 +95,31 @@ def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Clien
         if server.started:
             break
         time.sleep(0.05)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.dispose()
+
+
+@pytest.fixture
+def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
+    with (
+        serving(SHIPPED, tmp_path, monkeypatch) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
         yield client
-    server.should_exit = True
-    thread.join(10)
-    store.dispose()
+
+
+@pytest.fixture
+def handover(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[httpx.Client]:
+    """The API on a library whose journey has an agent-only step."""
+    with (
+        serving(handover_library(tmp_path), tmp_path, monkeypatch) as url,
+        httpx.Client(base_url=url, timeout=30) as client,
+    ):
+        yield client
 
 
 def test_a_journey_over_http(api: httpx.Client) -> None:
@@ -161,3 +237,97 @@ def test_a_back_office_event_starts_an_outbound_session(api: httpx.Client) -> No
     assert session["channel"] == "sms" and session["step"] is not None
     nothing = api.post("/v1/events", json={"event": "order.delayd", "data": {}}).json()
     assert nothing["sessions"] == [] and "did you mean 'order.delayed'?" in nothing["message"]
+
+
+def at_the_agent_step(api: httpx.Client, locale: str = "en") -> tuple[dict[str, str], str]:
+    """A self-care customer's session brought to its agent-only step: (auth, session id)."""
+    started = api.post(
+        "/v1/sessions", json={"journey": "goodwill", "channel": "selfcare", "locale": locale}
+    ).json()
+    auth = {"Authorization": f"Bearer {started['token']}"}
+    r = api.post(
+        f"/v1/sessions/{started['id']}/answers",
+        json={"node": "ask_order", "value": "10000001"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    return auth, started["id"]
+
+
+def test_an_agent_only_step_is_handed_over_in_self_care(handover: httpx.Client) -> None:
+    api = handover
+    auth, sid = at_the_agent_step(api)
+    shown = api.get(f"/v1/sessions/{sid}", headers=auth).json()
+    step, code = shown["step"], shown["contact"]
+    assert (shown["status"], step["node"], step["waiting_for"], step["contact"]) == (
+        "waiting",
+        "approve",
+        "agent",
+        code,
+    )
+    assert code in step["text"] and "An agent will continue" in step["text"]
+    assert "options" not in step and "10000001" not in step["text"]  # not the agent's question
+    # The agent sees the question itself, marked as waiting for an agent.
+    as_agent = api.get(f"/v1/sessions/{sid}").json()["step"]
+    assert as_agent["waiting_for"] == "agent" and len(as_agent["options"]) == 2
+
+    refused = api.post(
+        f"/v1/sessions/{sid}/answers", json={"node": "approve", "value": "grant"}, headers=auth
+    )
+    assert refused.status_code == 403
+    problem = refused.json()
+    assert "waiting for an agent" in problem["detail"] and code in problem["detail"]
+    assert (problem["waiting_for"], problem["contact"]) == ("agent", code)
+    assert api.get(f"/v1/sessions/{sid}", headers=auth).json()["seq"] == shown["seq"]  # kept
+
+
+def test_the_hand_over_speaks_the_customers_language(handover: httpx.Client) -> None:
+    auth, sid = at_the_agent_step(handover, "fr")
+    step = handover.get(f"/v1/sessions/{sid}", headers=auth).json()["step"]
+    assert "Un conseiller va prendre la suite" in step["text"] and step["contact"] in step["text"]
+
+
+def test_agents_take_handed_over_sessions_from_the_queue(handover: httpx.Client) -> None:
+    api = handover
+    auth, sid = at_the_agent_step(api)
+    elsewhere = api.post("/v1/sessions", json={"journey": "goodwill", "channel": "phone"}).json()
+    api.post(
+        f"/v1/sessions/{elsewhere['id']}/answers", json={"node": "ask_order", "value": "1" * 8}
+    )
+    at_first_step = api.post("/v1/sessions", json={"journey": "goodwill", "channel": "selfcare"})
+
+    queue = api.get("/v1/queue")
+    assert queue.status_code == 200, queue.text
+    [waiting] = queue.json()  # not the phone session, nor the one at a customer's step
+    assert at_first_step.json()["id"] != waiting["id"]
+    code = api.get(f"/v1/sessions/{sid}", headers=auth).json()["contact"]
+    assert {k: waiting[k] for k in ("id", "journey", "node", "contact")} == {
+        "id": sid,
+        "journey": "goodwill",
+        "node": "approve",
+        "contact": code,
+    }
+    assert waiting["waiting_since"] and "customer_id" in waiting
+    assert api.get("/v1/queue", headers=auth).status_code == 403  # a customer's token
+
+    # The agent continues it as a contact, on the phone, and answers the agent's step.
+    found = api.get(f"/v1/contacts/{code.lower()}").json()
+    assert found["id"] == sid
+    resumed = api.post(f"/v1/sessions/{sid}/resume", json={"channel": "phone"}).json()
+    r = api.post(
+        f"/v1/sessions/{sid}/answers",
+        json={"node": "approve", "value": "grant", "seq": resumed["seq"]},
+    )
+    assert r.status_code == 200, r.text
+    assert api.get("/v1/queue").json() == []
+
+    # Back to the customer, whose page goes on.
+    step = api.get(f"/v1/sessions/{sid}", headers=auth).json()["step"]
+    assert step["node"] == "ask_email" and "waiting_for" not in step
+    r = api.post(
+        f"/v1/sessions/{sid}/answers",
+        json={"node": "ask_email", "value": "ada@example.org"},
+        headers=auth,
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["outcome"]) == ("ended", "resolved")

@@ -6,7 +6,9 @@ answer. Errors are RFC 9457 problem details. Who may do what:
   separated; role agent or supervisor); with no key configured only loopback clients are
   served, as agents;
 - a self-care customer presents the token returned when their session was created: it opens
-  that session alone, for the steps whose roles include ``customer``.
+  that session alone, for the steps whose roles include ``customer``; a step for agents only
+  is handed over (shown as ``waiting_for: agent`` with the contact code, listed in
+  ``GET /v1/queue``) until an agent has answered it.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -37,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.adapters.sql_store import SERVER_THREADS
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
 from engine.library import Library, LibraryProblem
+from engine.report import Report
 from engine.runtime import Session, current_step
 from engine.service import ActionExecutor, Sessions, SessionStore
 
@@ -45,15 +48,41 @@ T = TypeVar("T")
 MAX_BODY = 64_000  # bytes: an answer never needs more
 TOKEN_LIFETIME = 7 * 24 * 3600  # a self-care link stays valid a week
 
+#: What a self-care customer reads when the journey waits for an agent, by locale.
+HANDOVER = {
+    "en": "An agent will continue from here: nothing you told us is lost. If you call us, "
+    "give this code: {code}. This page goes on by itself when it is your turn again.",
+    "fr": "Un conseiller va prendre la suite : rien de ce que vous nous avez dit n'est perdu. "
+    "Si vous nous appelez, donnez ce code : {code}. Cette page continue d'elle-même quand "
+    "c'est de nouveau à vous.",
+}
+
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    """A problem detail; ``extra`` holds its extension members (RFC 9457, section 3.2)."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
+        self.extra = extra or {}
 
 
-def _problem(status: int, title: str, detail: str, instance: str | None = None) -> JSONResponse:
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+def _problem(
+    status: int,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        **(extra or {}),
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
     if instance:
         body["instance"] = instance
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
@@ -153,6 +182,13 @@ class Tokens:
             return False
         return hmac.compare_digest(signature, self._sign(session_id, int(expires_text)))
 
+    @staticmethod
+    def looks_like(credential: str) -> bool:
+        """Whether a credential has the shape of a session token (which it opens, if any,
+        only the path can tell)."""
+        expires, _, signature = credential.partition(".")
+        return expires.isdigit() and len(signature) == 40 and signature.isalnum()
+
     def _sign(self, session_id: str, expires: int) -> str:
         return hmac.new(
             self.secret, f"{session_id}.{expires}".encode(), hashlib.sha256
@@ -234,7 +270,7 @@ def create_app(
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
-        return _problem(exc.status, exc.title, exc.detail, str(request.url.path))
+        return _problem(exc.status, exc.title, exc.detail, str(request.url.path), exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -264,6 +300,13 @@ def create_app(
             session_id = request.path_params.get("session_id")
             if session_id and tokens.check(credential, session_id):
                 return Caller("customer", "customer", session_id)
+            if not session_id and Tokens.looks_like(credential):
+                raise Problem(
+                    403,
+                    "Forbidden",
+                    f"a session token opens its own session only; {request.url.path} is for "
+                    "agents (give an agent key)",
+                )
             raise Problem(
                 401,
                 "Unauthorized",
@@ -294,7 +337,9 @@ def create_app(
         except UnknownSession:
             raise Problem(404, "No such session", f"there is no session {session_id!r}") from None
 
-    def view(session: Session) -> dict[str, Any]:
+    def view(session: Session, customer: bool = False) -> dict[str, Any]:
+        """The session as shown; to a ``customer``, a step that waits for an agent shows
+        the hand-over (message and contact code), not the agent's question."""
         bundle = sessions.bundle_of(session)
         return {
             "id": session.id,
@@ -305,7 +350,7 @@ def create_app(
             "seq": session.seq,
             "channel": session.channel,
             "contact": session.contact_id,
-            "step": current_step(bundle.definitions, session),
+            "step": _handed_over(current_step(bundle.definitions, session), session, customer),
         }
 
     console = Path(__file__).resolve().parent / "console"
@@ -347,7 +392,10 @@ def create_app(
             raise Problem(422, "Invalid inputs", err.message) from None
         except RuntimeProblem as err:
             raise Problem(err.status, "Cannot start", err.message) from None
-        return {**view(session), "token": tokens.issue(session.id)}
+        # A self-care session is shown as its customer sees it (on loopback without agent
+        # keys the page that starts it is served as an agent).
+        shown = view(session, who.role == "customer" or session.channel == "selfcare")
+        return {**shown, "token": tokens.issue(session.id)}
 
     @app.post("/v1/sessions/{session_id}/answers")
     async def answer(
@@ -363,7 +411,9 @@ def create_app(
                 raise Problem(
                     403,
                     "Forbidden",
-                    f"step {step['node']!r} is for an agent; the session is handed to one",
+                    f"the session is waiting for an agent at step {step['node']!r}; an agent "
+                    f"continues it (contact code {session.contact_id!r}, to give if you call)",
+                    {"waiting_for": "agent", "contact": session.contact_id},
                 )
         try:
             session = sessions.answer(
@@ -377,7 +427,7 @@ def create_app(
             raise Problem(409, "Conflict", err.message) from None
         except RuntimeProblem as err:
             raise Problem(err.status, "Cannot answer", err.message) from None
-        return view(session)
+        return view(session, who.role == "customer")
 
     @app.get("/v1/sessions/{session_id}")
     async def read(session_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -386,7 +436,7 @@ def create_app(
     def _read(session_id: str, who: Caller) -> dict[str, Any]:
         session = load(session_id, who)
         return {
-            **view(session),
+            **view(session, who.role == "customer"),
             "context": session.context,
             "path": session.path,
             "transcript": store.events(session_id),
@@ -407,7 +457,7 @@ def create_app(
             session = sessions.resume(session_id, body.channel, actor=who.name)
         except Conflict as err:
             raise Problem(409, "Conflict", err.message) from None
-        return {**view(session), "context": session.context}
+        return {**view(session, who.role == "customer"), "context": session.context}
 
     @app.get("/v1/contacts/{code}")
     async def contact(code: str, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -426,6 +476,89 @@ def create_app(
             )
         waiting = [s for s in found if not s.finished]
         return view((waiting or found)[0])
+
+    @app.get("/v1/queue")
+    async def queue(who: Caller = Depends(caller)) -> list[dict[str, Any]]:
+        """The self-care sessions waiting at a step for an agent (agents only), the longest
+        waiting first: an agent opens one with its contact code and continues it."""
+        return await off_loop(_queue, who)
+
+    def _queue(who: Caller) -> list[dict[str, Any]]:
+        if who.role == "customer":
+            raise Problem(403, "Forbidden", "the queue is for agents")
+        return [
+            {
+                "id": row["id"],
+                "journey": row["journey"],
+                "node": row["node"],
+                "contact": row["contact_id"],
+                "customer_id": row["customer_id"],
+                "waiting_since": row["waiting_since"],
+            }
+            for row in sessions.agent_queue("selfcare")
+        ]
+
+    @app.get("/v1/reports/kpis")
+    async def kpis(
+        since: str | None = None,
+        until: str | None = None,
+        motive: str | None = None,
+        journey: str | None = None,
+        window: int = Query(7, ge=0, le=365),
+        idle: int = Query(30, ge=0, le=525_600),
+        who: Caller = Depends(caller),
+    ) -> dict[str, Any]:
+        """The insight report (once-and-done rate, CES, NPS, funnels, prevalence) of the
+        sessions started in [since, until]: the figures of `journeys report --format json`."""
+        report = await off_loop(_report, since, until, motive, journey, window, idle, who)
+        return report.as_dict()
+
+    @app.get("/report", include_in_schema=False)
+    async def report_page(
+        since: str | None = None,
+        until: str | None = None,
+        motive: str | None = None,
+        journey: str | None = None,
+        window: int = Query(7, ge=0, le=365),
+        idle: int = Query(30, ge=0, le=525_600),
+        who: Caller = Depends(caller),
+    ) -> HTMLResponse:
+        """The report page of the console: the same page as `journeys report --format html`."""
+        from engine.adapters.report_html import render_html
+
+        report = await off_loop(_report, since, until, motive, journey, window, idle, who)
+        page = await off_loop(render_html, report, library, "", True)
+        return HTMLResponse(page)
+
+    def _report(
+        since: str | None,
+        until: str | None,
+        motive: str | None,
+        journey: str | None,
+        window: int,
+        idle: int,
+        who: Caller,
+    ) -> Report:
+        from engine.adapters.reporting import ReportProblem, build_report, parse_day
+        from engine.adapters.sql_store import SqlStore
+
+        if who.role == "customer":
+            raise Problem(403, "Forbidden", "reports are for agents and supervisors")
+        if not isinstance(store, SqlStore):
+            raise Problem(501, "Not available", "reports need the SQL session store")
+        try:
+            return build_report(
+                store,
+                library,
+                since=parse_day(since) if since else None,
+                until=parse_day(until, end=True) if until else None,
+                motive=motive or None,
+                journey=journey or None,
+                window_days=window,
+                idle_minutes=idle,
+            )
+        except ReportProblem as err:
+            raise Problem(422, "Invalid report request", str(err)) from None
 
     @app.post("/v1/events")
     async def raise_event(body: EventBody, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -495,6 +628,29 @@ def create_app(
         ]
 
     return app
+
+
+def _handed_over(
+    step: dict[str, Any] | None, session: Session, customer: bool
+) -> dict[str, Any] | None:
+    """A step the customer may not answer says so (``waiting_for: agent`` and the contact
+    code); shown to the customer, it is the hand-over message instead of the question."""
+    if step is None or session.status != "waiting" or "customer" in step.get("roles", ()):
+        return step
+    code = session.contact_id or ""
+    if not customer:
+        return {**step, "waiting_for": "agent", "contact": code}
+    language = (session.locale or "en").split("-")[0].lower()
+    message = HANDOVER.get(language, HANDOVER["en"]).format(code=code)
+    return {
+        "node": step["node"],
+        "kind": step["kind"],
+        "text": message,
+        "messages": step["messages"],
+        "roles": step["roles"],
+        "waiting_for": "agent",
+        "contact": code,
+    }
 
 
 def _titles(title: Any) -> list[str]:
