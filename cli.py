@@ -706,6 +706,92 @@ def trigger(
         ctx.exit(1)
 
 
+@main.command()
+@click.option("--since", metavar="DATE", help="Sessions started from this day (YYYY-MM-DD).")
+@click.option("--until", metavar="DATE", help="Sessions started up to this day, included.")
+@click.option("--motive", metavar="MOTIVE", help="Only this motive.")
+@click.option("--journey", metavar="JOURNEY", help="Only this journey.")
+@click.option(
+    "--window",
+    type=click.IntRange(0, 365),
+    default=7,
+    show_default=True,
+    help="Days within which a new contact on the same motive means it was not once and done.",
+)
+@click.option(
+    "--idle",
+    type=click.IntRange(0, 60 * 24 * 365),
+    default=30,
+    show_default=True,
+    help="Minutes after which an unfinished session counts as abandoned.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to this file (default: standard output).",
+)
+@DB_OPTION
+@click.pass_context
+def report(
+    ctx: click.Context,
+    since: str | None,
+    until: str | None,
+    motive: str | None,
+    journey: str | None,
+    window: int,
+    idle: int,
+    fmt: str,
+    out: Path | None,
+    db: str | None,
+) -> None:
+    """First-contact resolution, effort (CES), NPS, funnels and motive prevalence, from the
+    session database. Definitions: docs/insight.md."""
+    import json
+
+    from engine.adapters.reporting import ReportProblem, build_report, open_store, parse_day
+    from engine.adapters.sql_store import default_url
+    from engine.report import as_text
+
+    library = _library_object(ctx)
+    try:
+        store = open_store(db or default_url())
+        try:
+            result = build_report(
+                store,
+                library,
+                since=parse_day(since) if since else None,
+                until=parse_day(until, end=True) if until else None,
+                motive=motive,
+                journey=journey,
+                window_days=window,
+                idle_minutes=idle,
+            )
+            if fmt == "html":
+                from engine.adapters.report_html import render_html
+
+                text = render_html(result, library, store.url)
+            elif fmt == "json":
+                text = json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n"
+            else:
+                text = as_text(result)
+        finally:
+            store.dispose()
+    except ReportProblem as err:
+        raise click.UsageError(str(err)) from None
+    if out:
+        out.write_text(text, encoding="utf-8")
+        click.echo(f"report written to {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 @main.command("test")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @FORMAT_OPTION
@@ -1030,6 +1116,80 @@ def worker() -> None:
 
 
 @main.command()
+@click.option(
+    "--sessions",
+    "count",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="N",
+    help="How many sessions to write (repeat contacts included).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 3650),
+    default=30,
+    show_default=True,
+    help="Spread them over this many days, ending now.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the generator (default: a fixed one, shown in the summary): the same seed "
+    "gives the same sessions (ids, customers, paths, answers), dated back from now.",
+)
+@DB_OPTION
+@click.pass_context
+def simulate(ctx: click.Context, count: int, days: int, seed: int | None, db: str | None) -> None:
+    """Write realistic synthetic traffic through the library into the session database:
+    repeat contacts, channel changes, abandonment, surveys, failing actions. Then see
+    `journeys report`. What is simulated, and how often: docs/insight.md."""
+    import time
+
+    from engine.adapters.sql_store import StoreProblem, shown_url
+    from engine.library import LibraryProblem
+    from engine.simulate import DEFAULT_SEED, SimulationProblem
+    from engine.simulate import simulate as run_simulation
+
+    library = _library_object(ctx)
+    seed = DEFAULT_SEED if seed is None else seed
+    store = _store(db)
+    began = time.perf_counter()
+    try:
+        with (
+            click.progressbar(
+                length=count,
+                label="simulating",
+                file=sys.stderr,
+                update_min_steps=max(1, count // 200),
+            ) as bar,
+            store.batch(),
+        ):
+            summary = run_simulation(
+                library, store, count, days=days, seed=seed, progress=lambda _done: bar.update(1)
+            )
+    except (SimulationProblem, StoreProblem, LibraryProblem) as err:
+        raise click.ClickException(str(err)) from None
+    finally:
+        store.dispose()
+    took = time.perf_counter() - began
+    outcomes = ", ".join(
+        f"{name} {n} ({100 * n / summary.sessions:.0f}%)"
+        for name, n in summary.outcomes.most_common()
+    )
+    motives = ", ".join(f"{name} {n}" for name, n in summary.motives.most_common())
+    click.echo(
+        f"{summary.sessions} sessions, {summary.events} events written to "
+        f"{shown_url(store.url)} in {took:.1f} s ({summary.events / took:.0f} events/s; "
+        f"seed {seed}, over {days} days)\n"
+        f"outcomes: {outcomes}\n"
+        f"repeat contacts {summary.repeats}, channel changes {summary.channel_changes}, "
+        f"failed actions {summary.failures}, surveys answered {summary.surveys}\n"
+        f"motives: {motives}"
+    )
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option(
@@ -1071,3 +1231,102 @@ def serve(
         workers=workers,
         log_level="warning",
     )
+
+
+@main.command()
+@click.argument("journey")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "svg", "html"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid or Graphviz DOT text, or drawn by Graphviz: SVG, or one self-contained HTML page.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the diagram to this file (default: the standard output).",
+)
+@click.option(
+    "--locale", default=None, help="The language of the texts (default: the journey's first)."
+)
+@click.option(
+    "--heat",
+    is_flag=True,
+    help="Colour nodes and arrows by the traffic and drop-off of the sessions in --db.",
+)
+@DB_OPTION
+@click.option(
+    "--since", metavar="DATE", help="With --heat: sessions started from this day (YYYY-MM-DD)."
+)
+@click.option(
+    "--until", metavar="DATE", help="With --heat: sessions started up to this day, included."
+)
+@click.pass_context
+def graph(
+    ctx: click.Context,
+    journey: str,
+    fmt: str,
+    out: Path | None,
+    locale: str | None,
+    heat: bool,
+    db: str | None,
+    since: str | None,
+    until: str | None,
+) -> None:
+    """Draw JOURNEY (an id, a motive, or a journey file) as a diagram.
+
+    Kinds are shown by shape, outcomes by colour, arrows are labelled by their condition or
+    option (docs/diagrams.md). Exit status: 0 drawn, 1 it cannot be drawn here, 2 usage.
+    """
+    from engine.adapters.graphviz_render import RenderProblem, to_html, to_svg
+    from engine.diagram import to_dot, to_mermaid
+    from engine.library import LibraryProblem
+
+    if (since or until) and not heat:
+        raise click.UsageError("--since and --until choose the sessions of --heat: add --heat")
+    library = _library_object(ctx)
+    try:
+        definition = library.find(journey)
+    except LibraryProblem as err:
+        raise click.UsageError(str(err)) from None
+    if locale and definition.locales and locale not in definition.locales:
+        raise click.UsageError(
+            f"the journey {definition.id!r} has no texts in {locale!r}; it has "
+            + ", ".join(repr(x) for x in definition.locales)
+        )
+    traffic = _journey_heat(definition.id, db, since, until) if heat else None
+    render = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg, "html": to_html}[fmt]
+    try:
+        text = render(definition, traffic, locale)
+    except RenderProblem as err:
+        raise click.ClickException(str(err)) from None
+    if out is None:
+        click.echo(text, nl=not text.endswith("\n"))
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise click.ClickException(f"cannot write {str(out)!r}: {err.strerror}") from None
+    click.echo(f"wrote {out}", err=True)
+
+
+def _journey_heat(journey_id: str, db: str | None, since: str | None, until: str | None) -> Any:
+    """The traffic of the journey's sessions (an ``engine.diagram.Heat``), with the days read
+    as `journeys report` reads them."""
+    from engine.adapters.reporting import ReportProblem, journey_heat, parse_day
+    from engine.adapters.sql_store import default_url
+
+    try:
+        start = parse_day(since) if since else None
+        end = parse_day(until, end=True) if until else None
+    except ReportProblem as err:
+        raise click.UsageError(str(err)) from None
+    if start and end and start >= end:
+        raise click.UsageError(f"--since {since} is not before --until {until}: nothing in between")
+    try:
+        return journey_heat(db or default_url(), journey_id, start, end)
+    except ReportProblem as err:
+        raise click.ClickException(str(err)) from None

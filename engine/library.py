@@ -201,8 +201,12 @@ class Library:
         return Bundle.of(journey_id, needed)
 
     def motive_of(self, journey_id: str) -> str | None:
+        """The motive a session of the journey counts for: the journey's first, else the
+        catalogue's first that points at it."""
         journey = self.journeys.get(journey_id)
-        return journey.motives[0] if journey and journey.motives else None
+        if journey and journey.motives:
+            return journey.motives[0]
+        return next((m.id for m in self.motives.values() if m.journey == journey_id), None)
 
 
 def describe(journey: Journey) -> dict[str, Any]:

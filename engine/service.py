@@ -19,7 +19,7 @@ from engine import clock
 from engine.authority import default_role
 from engine.errors import Conflict, InvalidAnswer, UnknownSession
 from engine.library import Bundle, Library
-from engine.model import ROLES
+from engine.model import ROLES, Journey, Node
 from engine.runtime import (
     ActionDone,
     Answer,
@@ -32,6 +32,7 @@ from engine.runtime import (
     Start,
     SurveyAnswer,
     new_session,
+    node_names,
     step,
 )
 
@@ -63,6 +64,10 @@ class SessionStore(Protocol):
     def open_sessions(self, customer_id: str, journey: str) -> list[Session]: ...
     def contact_sessions(self, contact_id: str) -> list[Session]:
         """The sessions of a contact, the newest first."""
+
+    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        """The sessions of ``channel`` waiting at one of ``nodes``, the longest waiting first:
+        ``id, journey, definition, node, contact_id, customer_id, waiting_since`` (ISO text)."""
 
     def record_run(self, run: Mapping[str, Any]) -> None: ...
     def runs(self, session_id: str) -> list[dict[str, Any]]: ...
@@ -326,6 +331,34 @@ class Sessions:
         """Unfinished sessions of this customer on this journey (to offer to resume)."""
         return self.store.open_sessions(customer_id, self.library.find(journey).id)
 
+    def agent_queue(self, channel: str = "selfcare", limit: int = 100) -> list[dict[str, Any]]:
+        """The sessions of ``channel`` waiting at a step the customer may not answer (its
+        ``roles`` exclude ``customer``): handed to an agent, the longest waiting first.
+        Candidates are the sessions at the library's agent-only steps, each then checked
+        against the definitions it is pinned to."""
+        definitions = self.library.journeys
+        staff = sorted(
+            {
+                name
+                for journey in definitions
+                for name in node_names(definitions, journey)
+                if for_staff(node_at(definitions, journey, name))
+            }
+        )
+        if not staff:
+            return []
+        return [
+            row
+            for row in self.store.waiting_at(channel, staff, limit)
+            if for_staff(
+                node_at(
+                    self.store.load_bundle(row["definition"]).definitions,
+                    row["journey"],
+                    row["node"],
+                )
+            )
+        ]
+
     def _follow(
         self, bundle: Bundle, session: Session, effects: list[Effect], actor: str | None
     ) -> tuple[Session, list[tuple[int, dict[str, Any]]], list[dict[str, Any]]]:
@@ -437,6 +470,23 @@ def new_id(prefix: str = "s") -> str:
     return f"{prefix}_{secrets.token_urlsafe(12)}"
 
 
+def node_at(definitions: Mapping[str, Journey], journey: str, qualified: str) -> Node | None:
+    """The node a qualified name (``identify/ask_id``) designates in ``journey``, if any."""
+    *callers, local = qualified.split("/")
+    current = definitions.get(journey)
+    for name in callers:
+        caller = current.nodes.get(name) if current else None
+        if caller is None or caller.kind != "journey" or not caller.journey:
+            return None
+        current = definitions.get(caller.journey)
+    return current.nodes.get(local) if current else None
+
+
+def for_staff(node: Node | None) -> bool:
+    """Whether ``node`` is a step the customer may not answer: it waits for an agent."""
+    return node is not None and node.kind in ("ask", "choose") and "customer" not in node.roles
+
+
 # ---------------------------------------------------------------------- memory store
 
 
@@ -507,6 +557,22 @@ class MemoryStore:
             and s["journey"] == journey
             and s["status"] not in ("ended", "survey")
         ]
+
+    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[dict[str, Any]]:
+        found = [
+            {
+                "id": s["id"],
+                "journey": s["journey"],
+                "definition": s["definition"],
+                "node": s["node"],
+                "contact_id": s["contact_id"],
+                "customer_id": s["customer_id"],
+                "waiting_since": self.logs[s["id"]][-1].get("at"),  # the step that got there
+            }
+            for s in self.sessions.values()
+            if s["status"] == "waiting" and s["channel"] == channel and s["node"] in nodes
+        ]
+        return sorted(found, key=lambda row: row["waiting_since"] or "")[:limit]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.sessions)

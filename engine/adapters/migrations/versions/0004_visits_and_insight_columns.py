@@ -1,6 +1,7 @@
 """Insight: the visits table (one row per node a session passes through, with the time it was
-entered) and the session columns reports group by (start and end in milliseconds, last node,
-nodes visited, survey scores). Existing sessions get their start from created_at; their
+entered, the node before and the time spent there) and the session columns reports group by
+(start and end in milliseconds, last node, nodes visited, survey scores), plus a partial index
+for the agents' queue of self-care sessions. Existing sessions get their start from created_at; their
 visits and end, which were not recorded, stay empty.
 
 Revision ID: 0004
@@ -27,6 +28,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("steps", sa.Integer))
         batch.add_column(sa.Column("ces", sa.SmallInteger))
         batch.add_column(sa.Column("nps", sa.SmallInteger))
+        batch.add_column(sa.Column("visited_ms", sa.BigInteger))
     if op.get_bind().dialect.name == "sqlite":
         since_1970 = "CAST((julianday(created_at) - 2440587.5) * 86400000 AS INTEGER)"
     else:
@@ -35,6 +37,15 @@ def upgrade() -> None:
     op.create_index("ix_sessions_started_ms", "sessions", ["started_ms"])
     # The repeat-contact window: the same customer's later sessions on the same motive.
     op.create_index("ix_sessions_repeat", "sessions", ["customer_id", "motive", "started_ms"])
+    # The agents' queue of self-care sessions waiting for them (partial: only those rows).
+    waiting = sa.text("status = 'waiting' AND channel = 'selfcare'")
+    op.create_index(
+        "ix_sessions_selfcare_waiting",
+        "sessions",
+        ["updated_at"],
+        sqlite_where=waiting,
+        postgresql_where=waiting,
+    )
     op.create_table(
         "visits",
         sa.Column("session_id", sa.String(64), primary_key=True),
@@ -43,15 +54,26 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("motive", sa.String(200)),
         sa.Column("node", sa.String(400), nullable=False),
+        sa.Column("from_node", sa.String(400)),
+        sa.Column("first", sa.SmallInteger, nullable=False),
+        sa.Column("spent_ms", sa.BigInteger),
         sa.Column("entered_ms", sa.BigInteger, nullable=False),
         sa.Column("started_ms", sa.BigInteger, nullable=False),
+        sqlite_with_rowid=False,
+    )
+    # Funnels group by (journey, from_node, node): walked in order, no sort, no table reads.
+    op.create_index(
+        "ix_visits_funnel",
+        "visits",
+        ["journey", "from_node", "node", "started_ms", "motive", "first", "spent_ms"],
     )
 
 
 def downgrade() -> None:
     op.drop_table("visits")
+    op.drop_index("ix_sessions_selfcare_waiting", "sessions")
     op.drop_index("ix_sessions_repeat", "sessions")
     op.drop_index("ix_sessions_started_ms", "sessions")
     with op.batch_alter_table("sessions") as batch:
-        for name in ("nps", "ces", "steps", "last_node", "ended_ms", "started_ms"):
+        for name in ("visited_ms", "nps", "ces", "steps", "last_node", "ended_ms", "started_ms"):
             batch.drop_column(name)

@@ -1,0 +1,492 @@
+"""Synthetic traffic through a library: weeks of plausible contacts written in a minute, so that
+reports have something to show (``journeys simulate``).
+
+Each contact follows one of the scenarios of its journey (``*.test.yaml``: inputs, answers,
+action stubs), for a customer of the simulated population, on a channel and in a locale, at a
+time of day and week a contact centre sees. On the way, with the probabilities of ``Rates``,
+the customer gives up mid-way, moves to another channel (a ``resume``), meets a failing
+back-office action (its ``on_error`` path), answers the survey (scores that follow the
+outcome), skips it or leaves it, and comes back later on the same motive (more often after a
+contact that did not resolve it). Everything is drawn from seeded generators: the same seed
+and the same end time give the same sessions, ids included. The sessions go through
+``Sessions`` like real ones, under ``engine.clock`` set to the simulated time. The rates and
+the resulting figures are in docs/insight.md.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from itertools import accumulate
+from typing import Any
+
+from engine import build, clock
+from engine.errors import RuntimeProblem, UnknownSession
+from engine.library import Library
+from engine.model import Journey, Node, Scenario
+from engine.runtime import SURVEY, WAITING, RunAction, Session, node_names
+from engine.scenarios import AnswerBook, StubExecutor, scenario_files
+from engine.service import ActionOutcome, Sessions, SessionStore
+from engine.yamlsafe import YamlMap, YamlProblem, load
+
+DEFAULT_SEED = 7
+
+
+@dataclass(frozen=True)
+class Rates:
+    """How often each behaviour happens (probabilities per contact)."""
+
+    abandon: float = 0.05  # stops answering mid-way (twice as often in self-care)
+    channel_change: float = 0.07  # goes on with the same session on another channel
+    survey: float = 0.45  # answers the survey an end offers
+    skip: float = 0.2  # says no to it (the others leave it unanswered)
+    failure: float = 0.05  # one back-office action of the contact fails
+    repeat_resolved: float = 0.06  # comes back on the same motive after a resolved contact
+    repeat_unresolved: float = 0.4  # ... after an escalated, unresolved or abandoned one
+    frequent: float = 0.1  # share of contacts made by the 2% of customers who call often
+
+
+#: Relative frequency of the shipped motives (any other motive: 3): a few make most contacts.
+PREVALENCE = {
+    "delivery.late": 24,
+    "delivery.missing": 15,
+    "network.outage": 14,
+    "account.password_reset": 10,
+    "payment.refund_status": 9,
+    "billing.dispute": 7,
+    "order.damaged": 6,
+    "subscription.plan_change": 5,
+    "appointment.reschedule": 4,
+    "subscription.cancel": 4,
+    "account.address_change": 3,
+    "line.lost_sim": 2,
+    "delivery.proactive": 2,
+}
+#: The channel mix (restricted to the channels a journey allows).
+CHANNELS = {"phone": 40, "chat": 24, "selfcare": 22, "email": 8, "social": 3, "store": 2, "sms": 1}
+#: Contacts by hour of the day (UTC), Monday to Friday; nights are self-care and e-mail.
+HOURS = (1, 1, 1, 1, 1, 2, 4, 9, 16, 20, 21, 19, 13, 15, 19, 19, 17, 14, 10, 7, 5, 4, 3, 2)
+#: Contacts by day of the week, Monday first.
+WEEKDAYS = (1.0, 0.95, 0.9, 0.9, 0.85, 0.5, 0.15)
+#: Mean CES and NPS answered after each outcome (others: 2.8 and 3.5).
+SURVEY_MEANS = {"resolved": (6.0, 8.6), "callback": (4.5, 6.5), "escalated": (4.2, 6.0)}
+#: Agents answering the assisted channels (agent-01...); none in self-care and SMS.
+AGENTS = 24
+#: What a failing back-office action answers.
+ERRORS = ("timeout after 30 s", "service unavailable (503)", "connection reset by peer")
+#: Scenario weights by expected outcome: scenario files test every branch, traffic is mostly
+#: the happy path.
+OUTCOME_WEIGHTS = {"resolved": 6.0, "escalated": 1.0, "callback": 1.0, "unresolved": 1.0}
+_ID = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_CODE = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+class SimulationProblem(Exception):
+    """The simulation cannot run as asked: what, and what to do."""
+
+
+@dataclass
+class Summary:
+    """What a simulation wrote."""
+
+    sessions: int = 0
+    events: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # "abandoned" for those waiting
+    motives: Counter[str] = field(default_factory=Counter)
+    repeats: int = 0  # contacts that came back on the same motive
+    channel_changes: int = 0
+    failures: int = 0  # contacts where an action was made to fail
+    surveys: int = 0  # surveys answered
+
+
+@dataclass(frozen=True)
+class _Contact:
+    customer: str
+    motive: str
+    journey: str
+    at: datetime
+    repeat: bool = False
+
+
+@dataclass(frozen=True)
+class _Script:
+    """What one contact will do: a scenario made the customer's, maybe with a failure."""
+
+    stubs: dict[str, Any]
+    inputs: dict[str, Any]
+    answers: dict[str, Any]
+    failing: str | None  # the action made to fail
+    channel: str | None
+    locale: str | None
+    role: str | None
+
+
+class SimClock:
+    """The simulated time: moved by the simulation, never past ``end``."""
+
+    def __init__(self, end: datetime) -> None:
+        self.end = end
+        self.at = end
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def set(self, moment: datetime) -> None:
+        self.at = min(moment, self.end)
+
+    def wait(self, seconds: float) -> None:
+        self.set(self.at + timedelta(seconds=seconds))
+
+
+class _PacedStubs(StubExecutor):
+    """Scenario stubs that take the time a back office takes."""
+
+    def __init__(self, stubs: Mapping[str, Any], sim: _Simulation) -> None:
+        super().__init__(stubs)
+        self.sim = sim
+
+    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
+        self.sim.clock.wait(self.sim.rng.uniform(0.3, 4.0))
+        return super().run(effect, session)
+
+
+def simulate(
+    library: Library,
+    store: SessionStore,
+    sessions: int,
+    *,
+    days: int = 30,
+    seed: int = DEFAULT_SEED,
+    end: datetime | None = None,
+    rates: Rates = Rates(),
+    progress: Callable[[int], None] | None = None,
+) -> Summary:
+    """Write ``sessions`` sessions spread over the ``days`` before ``end`` (default: now);
+    ``progress(n)`` is called after each with the number done."""
+    if sessions <= 0 or days <= 0:
+        raise SimulationProblem("the number of sessions and of days must be positive")
+    sim = _Simulation(library, store, sessions, days, seed, end or clock.now(), rates)
+    with clock.using(sim.clock):
+        while sim.summary.sessions < sessions:
+            contact: _Contact | None = sim.first_contact()
+            while contact is not None and sim.summary.sessions < sessions:
+                session = sim.play(contact)
+                if progress:
+                    progress(sim.summary.sessions)
+                contact = sim.again(contact, session)
+    return sim.summary
+
+
+class _Simulation:
+    def __init__(
+        self,
+        library: Library,
+        store: SessionStore,
+        sessions: int,
+        days: int,
+        seed: int,
+        end: datetime,
+        rates: Rates,
+    ) -> None:
+        self.library, self.store, self.rates = library, store, rates
+        self.rng = random.Random(seed)
+        self.ids = random.Random(f"{seed}/ids")  # the ids alone: the same whatever happens
+        first = _id(random.Random(f"{seed}/ids"))
+        try:
+            store.load(first)
+        except UnknownSession:
+            pass
+        else:
+            raise SimulationProblem(
+                f"the database already holds the sessions of seed {seed}: "
+                "give another --seed or another --db"
+            )
+        self.clock = SimClock(end)
+        self.start = end - timedelta(days=days)
+        # About 3 contacts per customer in the window; the first 2% call often (C001...).
+        self.population = max(50, sessions // 3)
+        self.frequent = max(10, self.population // 50)
+        self.summary = Summary()
+        self.cases = _scenarios(library)
+        self.motives = [
+            m for m in library.motives.values() if self.cases.get(m.journey) and m.journey
+        ]
+        if not self.motives:
+            raise SimulationProblem(
+                f"no motive of the library {str(library.root)!r} has a journey with scenarios "
+                "(*.test.yaml) to simulate"
+            )
+        self.motive_weights = list(accumulate(PREVALENCE.get(m.id, 3) for m in self.motives))
+        self.outbound = {t.journey: t for t in library.triggers}
+        self.weights = {j: list(accumulate(map(_weight, c))) for j, c in self.cases.items()}
+        self.pools = {j: _answer_pool(cases) for j, cases in self.cases.items()}
+        self.names: dict[str, list[str]] = {}
+        self.fallible: dict[str, list[str]] = {}
+
+    # -- who, what, when
+
+    def first_contact(self) -> _Contact:
+        motive = self.rng.choices(self.motives, cum_weights=self.motive_weights)[0]
+        often = self.rng.random() < self.rates.frequent
+        customer = self.rng.randint(1, self.frequent if often else self.population)
+        return _Contact(f"C{customer:03d}", motive.id, motive.journey, self._moment())
+
+    def _moment(self) -> datetime:
+        """A time in the window, as often as the contact centre's week and day have them."""
+        span = (self.clock.end - self.start).total_seconds() - 3600  # the last hour: none
+        while True:
+            moment = self.start + timedelta(seconds=self.rng.uniform(0, span))
+            weight = WEEKDAYS[moment.weekday()] * HOURS[moment.hour] / max(HOURS)
+            if self.rng.random() < weight:
+                return moment
+
+    def again(self, contact: _Contact, session: Session) -> _Contact | None:
+        """The same customer back on the same motive, a few hours or days later, or None."""
+        if contact.journey in self.outbound:
+            return None  # an outbound message is answered, not called back about
+        resolved = session.outcome == "resolved"
+        chance = self.rates.repeat_resolved if resolved else self.rates.repeat_unresolved
+        if self.rng.random() >= chance:
+            return None
+        hours = min(self.rng.lognormvariate(math.log(20), 1.1), 240.0)
+        at = contact.at + timedelta(hours=max(hours, 1.0))
+        if HOURS[at.hour] < 5:  # at night: the next morning
+            at = at.replace(
+                hour=self.rng.randint(8, 10), minute=self.rng.randint(0, 59)
+            ) + timedelta(days=1 if at.hour > 12 else 0)
+        if at > self.clock.end - timedelta(hours=1):
+            return None  # has not happened yet
+        return _Contact(contact.customer, contact.motive, contact.journey, at, repeat=True)
+
+    # -- one contact
+
+    def play(self, contact: _Contact) -> Session:
+        rng = self.rng
+        journey = self.library.journeys[contact.journey]
+        script = self._script(contact, journey)
+        trigger = self.outbound.get(journey.id)
+        channel = script.channel or (trigger.channel if trigger else None) or self._channel(journey)
+        locales = journey.locales or ("en",)
+        locale = script.locale or ("fr" if "fr" in locales and rng.random() < 0.6 else locales[0])
+        executor = _PacedStubs(script.stubs, self)
+        service = Sessions(self.library, self.store, executor)
+        self.clock.set(contact.at)
+        session_id = _id(self.ids)  # first: the check of __init__ knows the first one
+        session = service.start(
+            journey.id,
+            script.inputs,
+            channel=channel,
+            locale=locale,
+            contact_id=_code(self.ids),
+            agent=None if channel in ("selfcare", "sms") else f"agent-{rng.randint(1, AGENTS):02d}",
+            actor=f"trigger {trigger.event}" if trigger else None,
+            session_id=session_id,
+            motive=contact.motive,
+            role=script.role or ("customer" if trigger else None),
+        )
+        session, switched = self._answer(service, session, AnswerBook(script.answers))
+        if session.status == SURVEY:
+            self.clock.wait(rng.uniform(10, 120))
+            draw = rng.random()
+            if draw < self.rates.survey:
+                # Moving channel costs a point; a long journey up to one more.
+                effort = switched + min(1.0, max(0, len(session.path) - 8) / 10)
+                ces, nps = survey_scores(rng, session.outcome, effort)
+                session = service.survey(session.id, ces, nps)
+                self.summary.surveys += 1
+            elif draw < self.rates.survey + self.rates.skip:
+                session = service.skip_survey(session.id)
+        failed = bool(script.failing and any(c[0] == script.failing for c in executor.calls))
+        self._count(contact, session, switched, failed)
+        return session
+
+    def _script(self, contact: _Contact, journey: Journey) -> _Script:
+        """A scenario of the journey, for this customer, perhaps with an action that fails."""
+        cases = self.cases[journey.id]
+        scenario = self.rng.choices(cases, cum_weights=self.weights[journey.id])[0]
+        known = _customer_of(scenario)
+
+        def ours(value: Mapping[str, Any]) -> dict[str, Any]:
+            return dict(_replace(value, known, contact.customer) if known else value)
+
+        stubs = ours(scenario.actions)
+        failing = self._failing(journey, stubs) if self.rng.random() < self.rates.failure else None
+        if failing:
+            stubs[failing] = {"error": self.rng.choice(ERRORS)}
+        inputs = ours(scenario.inputs)
+        if "customer_id" in journey.inputs:  # so that the session records its customer
+            inputs["customer_id"] = contact.customer
+        answers = ours(scenario.answers)
+        return _Script(
+            stubs, inputs, answers, failing, scenario.channel, scenario.locale, scenario.role
+        )
+
+    def _count(self, contact: _Contact, session: Session, switched: bool, failed: bool) -> None:
+        summary = self.summary
+        summary.sessions += 1
+        summary.events += session.seq  # one event per step: seq counts them
+        summary.outcomes[session.outcome or "abandoned"] += 1
+        summary.motives[contact.motive] += 1
+        summary.repeats += contact.repeat
+        summary.channel_changes += switched
+        summary.failures += failed
+
+    def _answer(
+        self, service: Sessions, session: Session, book: AnswerBook
+    ) -> tuple[Session, bool]:
+        """Answer step by step, perhaps moving to another channel or giving up on the way."""
+        rng = self.rng
+        give_up = self.rates.abandon * (2 if session.channel == "selfcare" else 1)
+        stop_at = rng.randint(0, 3) if rng.random() < give_up else None
+        move_at = rng.randint(0, 2) if rng.random() < self.rates.channel_change else None
+        switched = False
+        answered = 0
+        while session.status == WAITING and session.node:
+            node = session.node
+            if answered == move_at and not switched:
+                self.clock.wait(rng.uniform(120, 3 * 3600))
+                journey = self.library.journeys[session.journey]
+                session = service.resume(session.id, self._channel(journey, not_on=session.channel))
+                switched = True
+            if answered == stop_at:
+                break
+            found, value = book.next_for(node, self._names(service, session))
+            if not found:
+                found, value = self._improvise(service, session)
+            if not found:
+                break  # nobody knows what to answer: the contact ends there
+            self.clock.wait(rng.triangular(5, 90, 20))
+            try:
+                session = service.answer(session.id, node, value, seq=session.seq)
+            except RuntimeProblem:
+                break
+            answered += 1
+        return session, switched
+
+    def _names(self, service: Sessions, session: Session) -> list[str]:
+        if session.journey not in self.names:
+            definitions = service.bundle_of(session).definitions
+            self.names[session.journey] = node_names(definitions, session.journey)
+        return self.names[session.journey]
+
+    def _improvise(self, service: Sessions, session: Session) -> tuple[bool, Any]:
+        """An answer for a step the scenario does not reach (after a failure): one that
+        another scenario gives there, or any option of a choice."""
+        node = session.node or ""
+        pool = self.pools.get(session.journey, {})
+        values = pool.get(node) or pool.get(node.rsplit("/", 1)[-1])
+        if values:
+            return True, self.rng.choice(values)
+        found = _node(service.bundle_of(session).definitions, session)
+        if found is not None and found.options:
+            return True, self.rng.choice(found.options).value
+        return False, None
+
+    def _failing(self, journey: Journey, stubs: Mapping[str, Any]) -> str | None:
+        """An action of the contact that has an ``on_error`` path, to make it fail."""
+        if journey.id not in self.fallible:
+            definitions = self.library.bundle(journey.id).definitions
+            self.fallible[journey.id] = sorted(
+                {
+                    n.action
+                    for j in definitions.values()
+                    for n in j.nodes.values()
+                    if n.kind == "action" and n.on_error and n.action
+                }
+            )
+        candidates = [
+            a
+            for a in self.fallible[journey.id]
+            if a in stubs and not (isinstance(stubs[a], Mapping) and "error" in stubs[a])
+        ]
+        return self.rng.choice(candidates) if candidates else None
+
+    def _channel(self, journey: Journey, not_on: str | None = None) -> str:
+        allowed = [c for c in journey.channels or CHANNELS if c != not_on] or [not_on or "phone"]
+        return self.rng.choices(allowed, [CHANNELS.get(c, 1) for c in allowed])[0]
+
+
+def survey_scores(rng: random.Random, outcome: str | None, effort: float) -> tuple[int, int]:
+    """CES (1-7) and NPS (0-10) around the means of the outcome, less ``effort`` points."""
+    ces, nps = SURVEY_MEANS.get(outcome or "", (2.8, 3.5))
+    ces, nps = ces - effort, nps - effort
+    return (
+        max(1, min(7, round(rng.gauss(ces, 0.9)))),
+        max(0, min(10, round(rng.gauss(nps, 1.5)))),
+    )
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+def _scenarios(library: Library) -> dict[str, list[Scenario]]:
+    """The scenarios of each journey of the library, from its ``*.test.yaml`` files."""
+    found: dict[str, list[Scenario]] = {}
+    for path in scenario_files(library):
+        try:
+            data = load(path)
+        except (OSError, YamlProblem):
+            continue  # `journeys test` reports it
+        if isinstance(data, YamlMap):
+            spec = build.build_scenarios(data, str(path))
+            if spec.journey in library.journeys:
+                found.setdefault(spec.journey, []).extend(spec.scenarios)
+    return found
+
+
+def _weight(scenario: Scenario) -> float:
+    failing = any(isinstance(s, Mapping) and "error" in s for s in scenario.actions.values())
+    return OUTCOME_WEIGHTS.get(scenario.outcome or "", 1.0) * (0.5 if failing else 1.0)
+
+
+def _answer_pool(scenarios: list[Scenario]) -> dict[str, list[Any]]:
+    """Every answer the scenarios give at each node (``{each: [...]}`` flattened)."""
+    pool: dict[str, list[Any]] = {}
+    for scenario in scenarios:
+        for node, value in scenario.answers.items():
+            each = value.get("each") if isinstance(value, Mapping) else None
+            pool.setdefault(node, []).extend(each if isinstance(each, list) else [value])
+    return pool
+
+
+def _customer_of(scenario: Scenario) -> str | None:
+    """The customer a scenario is written for: its input, or its answer to the identification."""
+    for value in (
+        scenario.inputs.get("customer_id"),
+        scenario.answers.get("identify/ask_customer_id"),
+        scenario.answers.get("ask_customer_id"),
+    ):
+        if isinstance(value, str):
+            return value
+    return None
+
+
+def _replace(value: Any, old: str, new: str) -> Any:
+    """``value`` with every string equal to ``old`` replaced by ``new``, at any depth."""
+    if isinstance(value, str):
+        return new if value == old else value
+    if isinstance(value, Mapping):
+        return {k: _replace(v, old, new) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace(v, old, new) for v in value]
+    return value
+
+
+def _node(definitions: Mapping[str, Journey], session: Session) -> Node | None:
+    frame = session.stack[-1] if session.stack else None
+    journey = definitions.get(frame.journey if frame else session.journey)
+    local = (session.node or "")[len(frame.prefix) if frame else 0 :]
+    return journey.nodes.get(local) if journey else None
+
+
+def _id(rng: random.Random) -> str:
+    return "s_" + "".join(rng.choices(_ID, k=16))
+
+
+def _code(rng: random.Random) -> str:
+    code = "".join(rng.choices(_CODE, k=8))
+    return f"{code[:4]}-{code[4:]}"
