@@ -96,6 +96,8 @@ class Library:
         self.policy_file: Path | None = None
         self.policy_text: str | None = None  # pinned with every new session
         self.policy_problem: str | None = None  # why no session may start, if any
+        # Bundles by journey: hashing the sources at every session start cost 4% of a step.
+        self._bundles: dict[str, Bundle] = {}
         if not root.is_dir():
             raise LibraryProblem(f"the library folder {str(root)!r} does not exist")
         for rel in library_files(root):
@@ -177,11 +179,17 @@ class Library:
         self.journeys[journey.id] = journey
         self.sources[journey.id] = text
         self.files[journey.id] = path
+        self._bundles.clear()  # a bundle may hold the journey it replaces
         return journey
 
     def bundle(self, journey_id: str) -> Bundle:
         """The journey, every sub-journey it can run and the authority limits, pinned
         together."""
+        if journey_id not in self._bundles:
+            self._bundles[journey_id] = self._make_bundle(journey_id)
+        return self._bundles[journey_id]
+
+    def _make_bundle(self, journey_id: str) -> Bundle:
         needed: dict[str, str] = {}
         todo = [journey_id]
         while todo:

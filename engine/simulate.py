@@ -7,10 +7,10 @@ time of day and week a contact centre sees. On the way, with the probabilities o
 the customer gives up mid-way, moves to another channel (a ``resume``), meets a failing
 back-office action (its ``on_error`` path), answers the survey (scores that follow the
 outcome), skips it or leaves it, and comes back later on the same motive (more often after a
-contact that did not resolve it). Everything is drawn from seeded generators: the same seed
-and the same end time give the same sessions, ids included. The sessions go through
-``Sessions`` like real ones, under ``engine.clock`` set to the simulated time. The rates and
-the resulting figures are in docs/insight.md.
+contact that did not resolve it). Each contact draws from generators of its own, seeded by
+the seed and its number: the same seed gives the same sessions, ids included; another end
+time changes their times (and leaves out the repeats that would come after it). The sessions go through ``Sessions`` like real ones, under
+``engine.clock`` set to the simulated time. The rates and resulting figures: docs/insight.md.
 """
 
 from __future__ import annotations
@@ -109,6 +109,10 @@ class _Contact:
     motive: str
     journey: str
     at: datetime
+    session_id: str
+    contact_code: str
+    draws: random.Random  # the decisions of this contact and of its repeats
+    times: random.Random  # their times: the only draws that depend on the end
     repeat: bool = False
 
 
@@ -150,7 +154,7 @@ class _PacedStubs(StubExecutor):
         self.sim = sim
 
     def run(self, effect: RunAction, session: Session) -> ActionOutcome:
-        self.sim.clock.wait(self.sim.rng.uniform(0.3, 4.0))
+        self.sim.clock.wait(self.sim.times.uniform(0.3, 4.0))
         return super().run(effect, session)
 
 
@@ -192,10 +196,11 @@ class _Simulation:
         end: datetime,
         rates: Rates,
     ) -> None:
-        self.library, self.store, self.rates = library, store, rates
-        self.rng = random.Random(seed)
-        self.ids = random.Random(f"{seed}/ids")  # the ids alone: the same whatever happens
-        first = _id(random.Random(f"{seed}/ids"))
+        self.library, self.store, self.rates, self.seed = library, store, rates, seed
+        self.drawn = 0  # first contacts so far
+        # The generators of the contact being played (see first_contact).
+        self.rng = self.times = random.Random(seed)
+        first = _id(random.Random(f"{seed}/0"))
         try:
             store.load(first)
         except UnknownSession:
@@ -230,18 +235,27 @@ class _Simulation:
     # -- who, what, when
 
     def first_contact(self) -> _Contact:
-        motive = self.rng.choices(self.motives, cum_weights=self.motive_weights)[0]
-        often = self.rng.random() < self.rates.frequent
-        customer = self.rng.randint(1, self.frequent if often else self.population)
-        return _Contact(f"C{customer:03d}", motive.id, motive.journey, self._moment())
+        """A new contact. Each draws from generators of its own, seeded by its number: the
+        n-th contact is the same whatever the end time and whatever came before."""
+        draws = random.Random(f"{self.seed}/{self.drawn}")
+        self.times = random.Random(f"{self.seed}/{self.drawn}/times")
+        self.drawn += 1
+        session_id, code = _id(draws), _code(draws)
+        motive = draws.choices(self.motives, cum_weights=self.motive_weights)[0]
+        often = draws.random() < self.rates.frequent
+        customer = f"C{draws.randint(1, self.frequent if often else self.population):03d}"
+        at = self._moment()
+        return _Contact(
+            customer, motive.id, motive.journey, at, session_id, code, draws, self.times
+        )
 
     def _moment(self) -> datetime:
         """A time in the window, as often as the contact centre's week and day have them."""
         span = (self.clock.end - self.start).total_seconds() - 3600  # the last hour: none
         while True:
-            moment = self.start + timedelta(seconds=self.rng.uniform(0, span))
+            moment = self.start + timedelta(seconds=self.times.uniform(0, span))
             weight = WEEKDAYS[moment.weekday()] * HOURS[moment.hour] / max(HOURS)
-            if self.rng.random() < weight:
+            if self.times.random() < weight:
                 return moment
 
     def again(self, contact: _Contact, session: Session) -> _Contact | None:
@@ -250,22 +264,27 @@ class _Simulation:
             return None  # an outbound message is answered, not called back about
         resolved = session.outcome == "resolved"
         chance = self.rates.repeat_resolved if resolved else self.rates.repeat_unresolved
-        if self.rng.random() >= chance:
+        if contact.draws.random() >= chance:
             return None
-        hours = min(self.rng.lognormvariate(math.log(20), 1.1), 240.0)
+        times = contact.times
+        hours = min(times.lognormvariate(math.log(20), 1.1), 240.0)
         at = contact.at + timedelta(hours=max(hours, 1.0))
         if HOURS[at.hour] < 5:  # at night: the next morning
-            at = at.replace(
-                hour=self.rng.randint(8, 10), minute=self.rng.randint(0, 59)
-            ) + timedelta(days=1 if at.hour > 12 else 0)
+            at = at.replace(hour=times.randint(8, 10), minute=times.randint(0, 59)) + timedelta(
+                days=1 if at.hour > 12 else 0
+            )
         if at > self.clock.end - timedelta(hours=1):
             return None  # has not happened yet
-        return _Contact(contact.customer, contact.motive, contact.journey, at, repeat=True)
+        ids = _id(contact.draws), _code(contact.draws)
+        return _Contact(
+            contact.customer, contact.motive, contact.journey, at, *ids, contact.draws, times, True
+        )
 
     # -- one contact
 
     def play(self, contact: _Contact) -> Session:
-        rng = self.rng
+        rng = self.rng = contact.draws
+        self.times = contact.times
         journey = self.library.journeys[contact.journey]
         script = self._script(contact, journey)
         trigger = self.outbound.get(journey.id)
@@ -275,22 +294,21 @@ class _Simulation:
         executor = _PacedStubs(script.stubs, self)
         service = Sessions(self.library, self.store, executor)
         self.clock.set(contact.at)
-        session_id = _id(self.ids)  # first: the check of __init__ knows the first one
         session = service.start(
             journey.id,
             script.inputs,
             channel=channel,
             locale=locale,
-            contact_id=_code(self.ids),
+            contact_id=contact.contact_code,
             agent=None if channel in ("selfcare", "sms") else f"agent-{rng.randint(1, AGENTS):02d}",
             actor=f"trigger {trigger.event}" if trigger else None,
-            session_id=session_id,
+            session_id=contact.session_id,
             motive=contact.motive,
             role=script.role or ("customer" if trigger else None),
         )
         session, switched = self._answer(service, session, AnswerBook(script.answers))
         if session.status == SURVEY:
-            self.clock.wait(rng.uniform(10, 120))
+            self.clock.wait(self.times.uniform(10, 120))
             draw = rng.random()
             if draw < self.rates.survey:
                 # Moving channel costs a point; a long journey up to one more.
@@ -348,7 +366,7 @@ class _Simulation:
         while session.status == WAITING and session.node:
             node = session.node
             if answered == move_at and not switched:
-                self.clock.wait(rng.uniform(120, 3 * 3600))
+                self.clock.wait(self.times.uniform(120, 3 * 3600))
                 journey = self.library.journeys[session.journey]
                 session = service.resume(session.id, self._channel(journey, not_on=session.channel))
                 switched = True
@@ -359,7 +377,7 @@ class _Simulation:
                 found, value = self._improvise(service, session)
             if not found:
                 break  # nobody knows what to answer: the contact ends there
-            self.clock.wait(rng.triangular(5, 90, 20))
+            self.clock.wait(self.times.triangular(5, 90, 20))
             try:
                 session = service.answer(session.id, node, value, seq=session.seq)
             except RuntimeProblem:
