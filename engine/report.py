@@ -182,6 +182,18 @@ class Report:
             )
         return sorted(rows, key=lambda r: (-r["sessions"], r["motive"]))
 
+    def category_prevalence(self) -> list[dict[str, Any]]:
+        """Categories of motives by share of contacts."""
+        rows = [
+            {
+                "category": category,
+                "sessions": tally.sessions,
+                "share": share(tally.sessions, self.overall.sessions),
+            }
+            for category, tally in self.by.get("category", {}).items()
+        ]
+        return sorted(rows, key=lambda r: (-r["sessions"], r["category"]))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "scope": {
@@ -198,6 +210,7 @@ class Report:
                 for dimension, groups in sorted(self.by.items())
             },
             "prevalence": self.prevalence(),
+            "category_prevalence": self.category_prevalence(),
             "funnels": {
                 journey: [n.as_dict() for n in nodes]
                 for journey, nodes in sorted(self.funnels.items())
@@ -254,6 +267,15 @@ def as_text(report: Report) -> str:
                 num(p["mean_minutes_to_resolution"]),
             ]
             for p in report.prevalence()
+        ],
+    )
+    lines.append("")
+    lines += ["Category prevalence", ""]
+    lines += _rows(
+        ["category", "share", "sessions"],
+        [
+            [c["category"], pct(c["share"]), f"{c['sessions']:,}"]
+            for c in report.category_prevalence()
         ],
     )
     lines.append("")

@@ -169,6 +169,11 @@ def test_once_and_done_effort_and_recommendation(history: tuple[SqlStore, Librar
         ("account.mail", "account", 1),
     ]
     assert prevalence[0]["share"] == pytest.approx(8 / 9)
+    assert [(c["category"], c["sessions"]) for c in report.category_prevalence()] == [
+        ("billing", 8),
+        ("account", 1),
+    ]
+    assert report.category_prevalence()[1]["share"] == pytest.approx(1 / 9)
     assert prevalence[1]["mean_minutes_to_resolution"] == pytest.approx(1.5)
 
 

@@ -367,8 +367,10 @@ def create_app(
         return FileResponse(console / "selfcare.html")
 
     @app.post("/v1/sessions", status_code=201)
-    async def start(body: StartBody, who: Caller = Depends(caller)) -> dict[str, Any]:
-        return await off_loop(_start, body, who)
+    async def start(body: StartBody, who: Caller = Depends(caller)) -> JSONResponse:
+        # The hot endpoints answer their JSON themselves: FastAPI's validation and encoding
+        # of a returned dict cost 0.4 ms a request (a fifth of the server's time).
+        return JSONResponse(await off_loop(_start, body, who), status_code=201)
 
     def _start(body: StartBody, who: Caller) -> dict[str, Any]:
         name = body.journey or body.motive
@@ -400,8 +402,8 @@ def create_app(
     @app.post("/v1/sessions/{session_id}/answers")
     async def answer(
         session_id: str, body: AnswerBody, who: Caller = Depends(caller)
-    ) -> dict[str, Any]:
-        return await off_loop(_answer, session_id, body, who)
+    ) -> JSONResponse:
+        return JSONResponse(await off_loop(_answer, session_id, body, who))
 
     def _answer(session_id: str, body: AnswerBody, who: Caller) -> dict[str, Any]:
         if who.role == "customer":  # an agent's answer needs no extra read: the step checks it
