@@ -755,7 +755,7 @@ def report(
     session database. Definitions: docs/insight.md."""
     import json
 
-    from engine.adapters.reporting import ReportProblem, build_report, open_store, parse_day
+    from engine.adapters.reporting import ReportProblem, open_store, report_for
     from engine.adapters.sql_store import default_url
     from engine.report import as_text
 
@@ -763,11 +763,11 @@ def report(
     try:
         store = open_store(db or default_url())
         try:
-            result = build_report(
+            result = report_for(
                 store,
                 library,
-                since=parse_day(since) if since else None,
-                until=parse_day(until, end=True) if until else None,
+                since=since,
+                until=until,
                 motive=motive,
                 journey=journey,
                 window_days=window,

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.diagram import Heat
+
 #: What a group of sessions counts, as the database gives it.
 COUNTS = (
     "sessions",
@@ -216,6 +218,25 @@ class Report:
                 for journey, nodes in sorted(self.funnels.items())
             },
         }
+
+
+def heat_of(funnel: Iterable[NodeFunnel]) -> Heat:
+    """A journey's funnel as the traffic of its diagram: nodes inside a sub-journey count
+    for the node that calls it (``identify/ask_customer_id`` for ``identify``)."""
+    reached: dict[str, int] = {}
+    dropped: dict[str, int] = {}
+    edges: dict[tuple[str, str], int] = {}
+    for n in funnel:
+        top = n.node.split("/", 1)[0]
+        if "/" not in n.node:
+            reached[top] = reached.get(top, 0) + n.reached
+        if n.abandoned or n.handed_off:
+            dropped[top] = dropped.get(top, 0) + n.abandoned + n.handed_off
+        for target, count in n.exits.items():
+            to = target.split("/", 1)[0]
+            if to != top:
+                edges[(top, to)] = edges.get((top, to), 0) + count
+    return Heat(reached=reached, dropped=dropped, edges=edges)
 
 
 # ------------------------------------------------------------------------------- text

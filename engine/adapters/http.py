@@ -156,6 +156,22 @@ class ResumeBody(BaseModel):
     channel: str | None = Field(None, max_length=40)
 
 
+class ReportQuery:
+    """The filters of a report, as query parameters (the options of `journeys report`)."""
+
+    def __init__(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        motive: str | None = None,
+        journey: str | None = None,
+        window: int = Query(7, ge=0, le=365),
+        idle: int = Query(30, ge=0, le=525_600),
+    ) -> None:
+        self.since, self.until, self.motive, self.journey = since, until, motive, journey
+        self.window, self.idle = window, idle
+
+
 # ------------------------------------------------------------------------ identity
 
 
@@ -501,47 +517,25 @@ def create_app(
         ]
 
     @app.get("/v1/reports/kpis")
-    async def kpis(
-        since: str | None = None,
-        until: str | None = None,
-        motive: str | None = None,
-        journey: str | None = None,
-        window: int = Query(7, ge=0, le=365),
-        idle: int = Query(30, ge=0, le=525_600),
-        who: Caller = Depends(caller),
-    ) -> dict[str, Any]:
+    async def kpis(query: ReportQuery = Depends(), who: Caller = Depends(caller)) -> dict[str, Any]:
         """The insight report (once-and-done rate, CES, NPS, funnels, prevalence) of the
         sessions started in [since, until]: the figures of `journeys report --format json`."""
-        report = await off_loop(_report, since, until, motive, journey, window, idle, who)
+        report = await off_loop(_report, query, who)
         return report.as_dict()
 
     @app.get("/report", include_in_schema=False)
     async def report_page(
-        since: str | None = None,
-        until: str | None = None,
-        motive: str | None = None,
-        journey: str | None = None,
-        window: int = Query(7, ge=0, le=365),
-        idle: int = Query(30, ge=0, le=525_600),
-        who: Caller = Depends(caller),
+        query: ReportQuery = Depends(), who: Caller = Depends(caller)
     ) -> HTMLResponse:
         """The report page of the console: the same page as `journeys report --format html`."""
         from engine.adapters.report_html import render_html
 
-        report = await off_loop(_report, since, until, motive, journey, window, idle, who)
+        report = await off_loop(_report, query, who)
         page = await off_loop(render_html, report, library, "", True)
         return HTMLResponse(page)
 
-    def _report(
-        since: str | None,
-        until: str | None,
-        motive: str | None,
-        journey: str | None,
-        window: int,
-        idle: int,
-        who: Caller,
-    ) -> Report:
-        from engine.adapters.reporting import ReportProblem, build_report, parse_day
+    def _report(query: ReportQuery, who: Caller) -> Report:
+        from engine.adapters.reporting import ReportProblem, report_for
         from engine.adapters.sql_store import SqlStore
 
         if who.role == "customer":
@@ -549,15 +543,15 @@ def create_app(
         if not isinstance(store, SqlStore):
             raise Problem(501, "Not available", "reports need the SQL session store")
         try:
-            return build_report(
+            return report_for(
                 store,
                 library,
-                since=parse_day(since) if since else None,
-                until=parse_day(until, end=True) if until else None,
-                motive=motive or None,
-                journey=journey or None,
-                window_days=window,
-                idle_minutes=idle,
+                since=query.since or None,
+                until=query.until or None,
+                motive=query.motive or None,
+                journey=query.journey or None,
+                window_days=query.window,
+                idle_minutes=query.idle,
             )
         except ReportProblem as err:
             raise Problem(422, "Invalid report request", str(err)) from None

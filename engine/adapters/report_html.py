@@ -11,9 +11,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from engine.diagram import Heat
 from engine.library import Library
-from engine.report import NodeFunnel, Report, num, pct
+from engine.report import NodeFunnel, Report, heat_of, num, pct
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = Environment(
@@ -97,21 +96,8 @@ def _diagram(library: Library | None, journey_id: str, nodes: list[NodeFunnel]) 
         return "(the journey is not in this library: no diagram)"
     from engine.adapters.graphviz_render import RenderProblem, to_svg
 
-    reached: dict[str, int] = {}
-    dropped: dict[str, int] = {}
-    edges: dict[tuple[str, str], int] = {}
-    for n in nodes:
-        top = n.node.split("/", 1)[0]
-        if "/" not in n.node:
-            reached[top] = reached.get(top, 0) + n.reached
-        if n.abandoned or n.handed_off:
-            dropped[top] = dropped.get(top, 0) + n.abandoned + n.handed_off
-        for target, count in n.exits.items():
-            to = target.split("/", 1)[0]
-            if to != top:
-                edges[(top, to)] = edges.get((top, to), 0) + count
     try:
-        drawn = to_svg(library.journeys[journey_id], Heat(reached, dropped, edges))
+        drawn = to_svg(library.journeys[journey_id], heat_of(nodes))
     except RenderProblem as err:
         return str(err)
     start = drawn.find("<svg")

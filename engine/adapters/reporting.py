@@ -22,7 +22,7 @@ from engine.adapters.sql_store import SqlStore, StoreProblem, sessions, visits
 from engine.diagram import Heat
 from engine.findings import did_you_mean
 from engine.library import Library
-from engine.report import NodeFunnel, Report
+from engine.report import NodeFunnel, Report, heat_of
 from engine.runtime import ENDED, SURVEY
 
 DAY_MS = 86_400_000
@@ -93,6 +93,24 @@ def build_report(
     return report
 
 
+def report_for(
+    store: SqlStore,
+    library: Library | None,
+    *,
+    since: str | None,
+    until: str | None,
+    **options: Any,
+) -> Report:
+    """build_report with the period as a person writes it (days, or ISO times)."""
+    return build_report(
+        store,
+        library,
+        since=parse_day(since) if since else None,
+        until=parse_day(until, end=True) if until else None,
+        **options,
+    )
+
+
 def journey_heat(
     url: str, journey: str, since: datetime | None = None, until: datetime | None = None
 ) -> Heat:
@@ -105,20 +123,7 @@ def journey_heat(
             funnel = _funnels(conn, since, until, None, journey, idle_before).get(journey, [])
     finally:
         store.dispose()
-    reached: dict[str, int] = {}
-    dropped: dict[str, int] = {}
-    edges: dict[tuple[str, str], int] = {}
-    for n in funnel:
-        top = n.node.split("/", 1)[0]
-        if "/" not in n.node:
-            reached[top] = reached.get(top, 0) + n.reached
-        if n.abandoned or n.handed_off:
-            dropped[top] = dropped.get(top, 0) + n.abandoned + n.handed_off
-        for target, count in n.exits.items():
-            to = target.split("/", 1)[0]
-            if to != top:
-                edges[(top, to)] = edges.get((top, to), 0) + count
-    return Heat(reached=reached, dropped=dropped, edges=edges)
+    return heat_of(funnel)
 
 
 # ------------------------------------------------------------------------------ queries
