@@ -56,6 +56,9 @@ from engine.service import Records, Runs
 
 DEFAULT_HOME = ".journeys"
 _JSON = JSON().with_variant(JSONB(), "postgresql")
+# Written at every step and only ever read back whole: PostgreSQL's json keeps the text as
+# it is, where jsonb would take it apart at every write (migration 0004).
+_JSON_TEXT = JSON()
 
 metadata = MetaData()
 
@@ -84,7 +87,7 @@ sessions = Table(
     Column("channel", String(40)),
     Column("agent", String(200)),
     Column("motive", String(200)),
-    Column("state", _JSON, nullable=False),
+    Column("state", _JSON_TEXT, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     # What reports group by (migration 0004): times in ms since 1970 (portable arithmetic),
@@ -125,7 +128,8 @@ visits = Table(
     Column("entered_ms", BigInteger, nullable=False),
     Column("started_ms", BigInteger, nullable=False),
     # Funnels group by these: an index in their order, holding the columns they read, lets
-    # the database walk it in order instead of sorting a million rows.
+    # SQLite walk it in order instead of sorting a million rows (created on SQLite only:
+    # PostgreSQL hashes as fast without it; migration 0004).
     Index(
         "ix_visits_funnel",
         "journey",
@@ -151,7 +155,7 @@ events = Table(
     Column("node", String(400)),
     Column("channel", String(40)),
     Column("actor", String(200)),
-    Column("data", _JSON, nullable=False),
+    Column("data", _JSON_TEXT, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("session_id", "seq", name="events_session_seq"),
 )

@@ -29,6 +29,11 @@ def upgrade() -> None:
         batch.add_column(sa.Column("ces", sa.SmallInteger))
         batch.add_column(sa.Column("nps", sa.SmallInteger))
         batch.add_column(sa.Column("visited_ms", sa.BigInteger))
+    if op.get_bind().dialect.name == "postgresql":
+        # A session's state and its events are written at every step and read back whole:
+        # json keeps their text, jsonb would take it apart at every write.
+        op.execute("ALTER TABLE sessions ALTER COLUMN state TYPE json USING state::json")
+        op.execute("ALTER TABLE events ALTER COLUMN data TYPE json USING data::json")
     if op.get_bind().dialect.name == "sqlite":
         since_1970 = "CAST((julianday(created_at) - 2440587.5) * 86400000 AS INTEGER)"
     else:
@@ -61,16 +66,22 @@ def upgrade() -> None:
         sa.Column("started_ms", sa.BigInteger, nullable=False),
         sqlite_with_rowid=False,
     )
-    # Funnels group by (journey, from_node, node): walked in order, no sort, no table reads.
-    op.create_index(
-        "ix_visits_funnel",
-        "visits",
-        ["journey", "from_node", "node", "started_ms", "motive", "first", "spent_ms"],
-    )
+    # Funnels group by (journey, from_node, node). SQLite groups by sorting: walking this
+    # index in order instead takes 2 s off a report on a million events. PostgreSQL groups
+    # by hashing, as fast without it, and would only pay for the index at every step.
+    if op.get_bind().dialect.name == "sqlite":
+        op.create_index(
+            "ix_visits_funnel",
+            "visits",
+            ["journey", "from_node", "node", "started_ms", "motive", "first", "spent_ms"],
+        )
 
 
 def downgrade() -> None:
-    op.drop_table("visits")
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE sessions ALTER COLUMN state TYPE jsonb USING state::jsonb")
+        op.execute("ALTER TABLE events ALTER COLUMN data TYPE jsonb USING data::jsonb")
+    op.drop_table("visits")  # and its index
     op.drop_index("ix_sessions_selfcare_waiting", "sessions")
     op.drop_index("ix_sessions_repeat", "sessions")
     op.drop_index("ix_sessions_started_ms", "sessions")
