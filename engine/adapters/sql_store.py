@@ -44,7 +44,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
 
@@ -273,9 +273,8 @@ _INSERT_RUN = insert(action_runs).values(
         )
     }
 )
-_LOAD_STATE = select(sessions.c.state, sessions.c.visited_ms).where(
-    sessions.c.id == bindparam("w_id")
-)
+_LOAD_STATE = select(sessions.c.state).where(sessions.c.id == bindparam("w_id"))
+_LOAD_VISITED = select(sessions.c.visited_ms).where(sessions.c.id == bindparam("w_id"))
 
 
 #: How SQLAlchemy writes a DateTime in SQLite (naive UTC text); the raw path writes the same.
@@ -326,7 +325,7 @@ def make_engine(url: str) -> Engine:
         )
     except (ArgumentError, NoSuchModuleError) as err:
         raise StoreProblem(
-            f"the database URL {_safe(url)!r} is not usable ({err}); write it like "
+            f"the database URL {shown_url(url)!r} is not usable ({err}); write it like "
             "sqlite:///path/sessions.db or postgresql+psycopg://user@host/dbname"
         ) from None
     if engine.dialect.name == "sqlite":
@@ -350,20 +349,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _safe(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        return (
-            f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}" if ":" in credentials else url
-        )
-    return url
-
-
 def shown_url(url: str) -> str:
     """The URL as shown to people: without its password."""
-    return _safe(url)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
 
 
 def _now() -> datetime:
@@ -397,14 +388,14 @@ class SqlStore:
                 revision = current_revision(conn)
         except OperationalError as err:
             raise StoreProblem(
-                f"cannot open the session database {_safe(self.url)!r}: {err.orig}"
+                f"cannot open the session database {shown_url(self.url)!r}: {err.orig}"
             ) from None
         if not tables - {"alembic_version"} and upgrade:
             upgrade_to_head(self.engine)  # a new database: create the tables
             return
         if revision != head_revision():
             raise StoreProblem(
-                f"the session database {_safe(self.url)!r} is at schema revision {revision!r}, "
+                f"the session database {shown_url(self.url)!r} is at schema revision {revision!r}, "
                 f"this version of journeys needs {head_revision()!r}: run 'journeys db upgrade'"
             )
 
@@ -483,50 +474,19 @@ class SqlStore:
             "nps": survey.get("nps"),
         }
 
-    def _insert_visits(
-        self,
-        cursor: Any,
-        session: Session,
-        first: int,
-        started_ms: int,
-        now_ms: int,
-        last_ms: int | None,
-    ) -> None:
-        """The nodes of the path from index ``first`` on: those this step passed through.
-        ``last_ms``: when the node before them was entered (None: not known)."""
-        sql, order = self._sql["insert_visit"]
-        path = session.path
-        rows = []
-        for idx in range(first, len(path)):
-            node = path[idx]
-            rows.append(
-                {
-                    "v_session_id": session.id,
-                    "v_idx": idx,
-                    "v_journey": session.journey,
-                    "v_version": session.version,
-                    "v_motive": session.motive,
-                    "v_node": node,
-                    "v_from_node": path[idx - 1] if idx else None,
-                    "v_first": 0 if node in path[:idx] else 1,
-                    "v_spent_ms": (now_ms - last_ms if last_ms is not None else None)
-                    if idx == first
-                    else 0,
-                    "v_entered_ms": now_ms,
-                    "v_started_ms": started_ms,
-                }
-            )
+    def _insert_visits(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
         if self._sqlite:
-            cursor.executemany(sql, [[r[n] for n in order] for r in rows] if order else rows)
+            sql, order = self._sql["insert_visit"]  # qmark: the parameters in order
+            cursor.executemany(sql, [[r[n[2:]] for n in order or ()] for r in rows])
             return
         # PostgreSQL: one multi-row INSERT, one round trip (psycopg's executemany pipelines,
         # which costs more than it saves for a few rows).
         values = ", ".join(["(" + ", ".join(["%s"] * len(_VISIT)) + ")"] * len(rows))
         cursor.execute(
             f"INSERT INTO visits ({', '.join(_VISIT)}) VALUES {values}",
-            [r[f"v_{c}"] for r in rows for c in _VISIT],
+            [r[c] for r in rows for c in _VISIT],
         )
 
     def _event(self, session: Session, seq: int, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -553,6 +513,7 @@ class SqlStore:
             ("update", _UPDATE_SESSION),
             ("insert_event", _INSERT_EVENT),
             ("load", _LOAD_STATE),
+            ("visited", _LOAD_VISITED),
             ("insert_run", _INSERT_RUN),
             ("insert_visit", _INSERT_VISIT),
             ("insert_definition", _INSERT_DEFINITION),
@@ -698,7 +659,7 @@ class SqlStore:
                     *self._args("insert_event", _params(self._event(session, seq, record)))
                 )
             self._insert_runs(cursor, runs)
-            self._insert_visits(cursor, session, 0, now_ms, now_ms, None)
+            self._insert_visits(cursor, _visit_rows(session, 0, now_ms, None, now_ms))
 
     def append(
         self,
@@ -728,15 +689,18 @@ class SqlStore:
                     raise _Moved()
                 return
             with self._raw() as cursor:
+                if visited_from is not None:  # when it reached the node it waited at
+                    cursor.execute(*self._args("visited", {"w_id": session.id}))
+                    last = cursor.fetchone()
                 cursor.execute(*self._args("update", params))
                 found = cursor.fetchone()  # RETURNING started_ms: none if someone moved first
                 if found is None:
                     raise _Moved()
                 if visited_from is not None:
                     started = found[0] if found[0] is not None else now_ms
-                    self._insert_visits(
-                        cursor, session, visited_from, started, now_ms, self._visited(session.id)
-                    )
+                    last_ms = last[0] if last else None
+                    rows = _visit_rows(session, visited_from, now_ms, last_ms, started)
+                    self._insert_visits(cursor, rows)
                 for seq, record in records:
                     cursor.execute(
                         *self._args("insert_event", _params(self._event(session, seq, record)))
@@ -788,25 +752,12 @@ class SqlStore:
         for i, (seq, record) in enumerate(records):
             insert("events", f"e{i}", self._event(session, seq, record), {})
         if visited_from is not None:
-            path = session.path
-            for idx in range(visited_from, len(path)):
-                row = {
-                    "session_id": session.id,
-                    "idx": idx,
-                    "journey": session.journey,
-                    "version": session.version,
-                    "motive": session.motive,
-                    "node": path[idx],
-                    "from_node": path[idx - 1] if idx else None,
-                    "first": 0 if path[idx] in path[:idx] else 1,
-                    "spent_ms": 0,
-                    "entered_ms": now_ms,
-                    "started_ms": None,
-                }
+            for row in _visit_rows(session, visited_from, now_ms, None, None):
+                # The start and the time it reached the node it waited at come from the row.
                 computed = {"started_ms": f"COALESCE(u.started_ms, {int(now_ms)})"}
-                if idx == visited_from:  # time spent where it waited: since it got there
+                if row["idx"] == visited_from:
                     computed["spent_ms"] = f"{int(now_ms)} - old.visited_ms"
-                insert("visits", f"v{idx}", row, computed)
+                insert("visits", f"v{row['idx']}", row, computed)
         for i, run in enumerate(runs):
             result = run.get("result")
             row = {**run, "result": _to_json(result) if result is not None else None}
@@ -833,15 +784,8 @@ class SqlStore:
         cursor.close()
         if row is None:
             raise UnknownSession(f"no session {session_id!r}")
-        # Kept for the step that follows in this thread: the time spent at the node it waits at.
-        self._local.visited = (session_id, row[1])
         state = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
         return Session.from_dict(state, copy=False)
-
-    def _visited(self, session_id: str) -> int | None:
-        """When the session's last node was entered, as read with it by load() (else None)."""
-        read = getattr(self._local, "visited", None)
-        return read[1] if read and read[0] == session_id else None
 
     def events(self, session_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -1008,6 +952,32 @@ def _aware(moment: datetime) -> datetime:
 
 # Built once: json.dumps with options builds an encoder per call (3% of a simulated step).
 _ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
+def _visit_rows(
+    session: Session, first: int, now_ms: int, last_ms: int | None, started_ms: int | None
+) -> list[dict[str, Any]]:
+    """The visits of the nodes of the path from index ``first`` on (those a step passed
+    through, all entered now); ``last_ms``: when the node before them was entered."""
+    path = session.path
+    return [
+        {
+            "session_id": session.id,
+            "idx": idx,
+            "journey": session.journey,
+            "version": session.version,
+            "motive": session.motive,
+            "node": path[idx],
+            "from_node": path[idx - 1] if idx else None,
+            "first": 0 if path[idx] in path[:idx] else 1,
+            # Time at the node before: where the session waited, then none for the nodes
+            # the step went through at once.
+            "spent_ms": (None if last_ms is None else now_ms - last_ms) if idx == first else 0,
+            "entered_ms": now_ms,
+            "started_ms": started_ms,
+        }
+        for idx in range(first, len(path))
+    ]
 
 
 def _to_json(data: Any) -> str:
