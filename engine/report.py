@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from engine.diagram import Heat
@@ -157,6 +157,11 @@ class Report:
     by: dict[str, dict[str, Tally]] = field(default_factory=dict)  # dimension -> key -> tally
     categories: dict[str, str] = field(default_factory=dict)  # motive -> category
     funnels: dict[str, list[NodeFunnel]] = field(default_factory=dict)  # journey -> nodes
+
+    @property
+    def last_day(self) -> date | None:
+        """The last day of the period (``until`` is the moment just after it)."""
+        return (self.until - timedelta(microseconds=1)).date() if self.until else None
 
     def add_group(self, keys: Mapping[str, str], counts: Mapping[str, Any]) -> None:
         """One row of the database's grouping: its keys (motive, journey, version, channel)."""
@@ -323,7 +328,7 @@ def as_text(report: Report) -> str:
 
 def _scope_line(report: Report) -> str:
     since = report.since.date().isoformat() if report.since else "the beginning"
-    until = report.until.date().isoformat() if report.until else "now"
+    until = report.last_day.isoformat() if report.last_day else "now"
     motive = f", motive {report.motive}" if report.motive else ""
     return f"Report: sessions started from {since} to {until}{motive}"
 

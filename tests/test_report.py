@@ -215,6 +215,7 @@ def test_scope_by_dates_and_motive(history: tuple[SqlStore, Library]) -> None:
         store, library, since=T0 + timedelta(days=1), until=parse_day("2026-10-31", end=True)
     )
     assert later.overall.sessions == 2  # sessions 2 and 3; the open one is after --until
+    assert "to 2026-10-31" in as_text(later)  # --until's own day, included
     assert later.overall.open == 0
     one = build_report(store, library, motive="account.mail")
     assert set(one.by["motive"]) == {"account.mail"} and one.overall.sessions == 1

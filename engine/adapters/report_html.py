@@ -4,7 +4,6 @@ the diagrams come from Graphviz (engine/adapters/graphviz_render.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,6 @@ def render_html(
         db_label=db_label,
         colours=OUTCOME_COLOURS,
         form=form,
-        day=timedelta(days=1),
         motives=sorted(library.motives) if library else [],
     )
 
