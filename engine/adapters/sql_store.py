@@ -44,6 +44,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.pool import NullPool
@@ -424,16 +426,16 @@ class SqlStore:
             with self._raw() as cursor:
                 cursor.execute(*self._args("insert_definition", _params(values)))
         elif found is None:
-            # Another process may store the same bundle at the same moment: same content.
-            with contextlib.suppress(IntegrityError), self._tx() as conn:
-                conn.execute(
-                    insert(definitions).values(
-                        hash=bundle.hash,
-                        journey=bundle.journey,
-                        sources=dict(bundle.sources),
-                        created_at=_now(),
-                    )
-                )
+            # Another process may store the same bundle at the same moment: same content, kept
+            # once (ON CONFLICT DO NOTHING: PostgreSQL's log gets no error line per server).
+            statement = (pg_insert if not self._sqlite else sqlite_insert)(definitions).values(
+                hash=bundle.hash,
+                journey=bundle.journey,
+                sources=dict(bundle.sources),
+                created_at=_now(),
+            )
+            with self._tx() as conn:
+                conn.execute(statement.on_conflict_do_nothing(index_elements=["hash"]))
         self._bundles[bundle.hash] = bundle
 
     def load_bundle(self, digest: str) -> Bundle:
@@ -652,6 +654,9 @@ class SqlStore:
             **self._row(session, now_ms),
             "visited_ms": now_ms,
         }
+        if not self._sqlite and not self._in_batch():
+            self._create_at_once(session, row, records, runs, now_ms)
+            return
         with self._raw() as cursor:
             cursor.execute(*self._args("insert_session", _params(row)))
             for seq, record in records:
@@ -734,38 +739,84 @@ class SqlStore:
             f"u AS ({self._sql['update'][0]})",
         ]
         values: dict[str, Any] = dict(params)
-
-        def insert(table: str, name: str, row: Mapping[str, Any], sql: Mapping[str, str]) -> None:
-            columns = list(row)
-            selected = []
-            for c in columns:
-                if c in sql:
-                    selected.append(sql[c])
-                else:
-                    values[f"{name}_{c}"] = row[c]
-                    selected.append(f"CAST(%({name}_{c})s AS {self._casts[table][c]})")
-            ctes.append(
-                f"{name} AS (INSERT INTO {table} ({', '.join(columns)}) "
-                f"SELECT {', '.join(selected)} FROM u, old)"
-            )
-
         for i, (seq, record) in enumerate(records):
-            insert("events", f"e{i}", self._event(session, seq, record), {})
+            ctes.append(
+                self._cte_insert(
+                    "events", f"e{i}", self._event(session, seq, record), values, "u, old"
+                )
+            )
         if visited_from is not None:
             for row in _visit_rows(session, visited_from, now_ms, None, None):
                 # The start and the time it reached the node it waited at come from the row.
                 computed = {"started_ms": f"COALESCE(u.started_ms, {int(now_ms)})"}
                 if row["idx"] == visited_from:
                     computed["spent_ms"] = f"{int(now_ms)} - old.visited_ms"
-                insert("visits", f"v{row['idx']}", row, computed)
-        for i, run in enumerate(runs):
-            result = run.get("result")
-            row = {**run, "result": _to_json(result) if result is not None else None}
-            insert("action_runs", f"r{i}", {**row, "at": self._stamp()}, {})
+                ctes.append(
+                    self._cte_insert("visits", f"v{row['idx']}", row, values, "u, old", computed)
+                )
+        ctes += self._cte_runs(runs, values, "u, old")
         sql = f"WITH {', '.join(ctes)} SELECT u.started_ms FROM u"
         cursor = self._connection().driver_connection.cursor()  # autocommit: one transaction
         cursor.execute(sql, values)
         return cursor.fetchone() is not None
+
+    def _create_at_once(
+        self,
+        session: Session,
+        row: Mapping[str, Any],
+        records: Records,
+        runs: Runs,
+        now_ms: int,
+    ) -> None:
+        """A new session on PostgreSQL in one statement, as a step is (see _append_at_once):
+        the session's INSERT, then its first events, visits and action runs selected from it."""
+        values: dict[str, Any] = _params(row)
+        ctes = [f"s AS ({self._sql['insert_session'][0]} RETURNING id)"]
+        for i, (seq, record) in enumerate(records):
+            ctes.append(
+                self._cte_insert("events", f"e{i}", self._event(session, seq, record), values, "s")
+            )
+        for visit in _visit_rows(session, 0, now_ms, None, now_ms):
+            ctes.append(self._cte_insert("visits", f"v{visit['idx']}", visit, values, "s"))
+        ctes += self._cte_runs(runs, values, "s")
+        cursor = self._connection().driver_connection.cursor()  # autocommit: one transaction
+        cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM s", values)
+
+    def _cte_insert(
+        self,
+        table: str,
+        name: str,
+        row: Mapping[str, Any],
+        values: dict[str, Any],
+        source: str,
+        computed: Mapping[str, str] = {},
+    ) -> str:
+        """An INSERT of ``row`` as a WITH query named ``name``, selected from ``source`` (so
+        that nothing is written when the source has no row); its parameters go in ``values``,
+        ``computed`` columns are SQL over the source."""
+        selected = []
+        for c in row:
+            if c in computed:
+                selected.append(computed[c])
+            else:
+                values[f"{name}_{c}"] = row[c]
+                selected.append(f"CAST(%({name}_{c})s AS {self._casts[table][c]})")
+        return (
+            f"{name} AS (INSERT INTO {table} ({', '.join(row)}) "
+            f"SELECT {', '.join(selected)} FROM {source})"
+        )
+
+    def _cte_runs(self, runs: Runs, values: dict[str, Any], source: str) -> list[str]:
+        ctes = []
+        for i, run in enumerate(runs):
+            result = run.get("result")
+            row = {**run, "result": _to_json(result) if result is not None else None}
+            ctes.append(
+                self._cte_insert(
+                    "action_runs", f"r{i}", {**row, "at": self._stamp()}, values, source
+                )
+            )
+        return ctes
 
     def _conflict(self, conn: Connection, session_id: str, expected: int) -> Exception:
         row = conn.execute(select(sessions.c.seq).where(sessions.c.id == session_id)).first()
