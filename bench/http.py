@@ -121,18 +121,31 @@ def start_server(
 
 @dataclass
 class Run:
-    """What one load run measured."""
+    """What one load run measured: per step, when it was sent, how long it took as the client
+    saw it, and the server's own time (its Server-Timing header)."""
 
-    elapsed: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    server: list[float] = field(default_factory=list)  # the server's own time (Server-Timing)
+    # The window measured: from when all users have arrived until the deadline.
+    steady: tuple[float, float] = (0.0, 0.0)
+    steps: list[tuple[float, float, float | None]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
 
+    def measured(self) -> list[tuple[float, float, float | None]]:
+        """The steps sent in the steady window: not while users were still arriving, nor
+        after the deadline, when sessions finish with fewer and fewer users."""
+        begin, end = self.steady
+        return [s for s in self.steps if begin <= s[0] < end]
+
     def figures(self) -> tuple[float, float, float]:
-        """Steps per second, p50 and p99 in milliseconds, as the client saw them."""
-        rate = len(self.latencies) / self.elapsed if self.elapsed else 0.0
-        return rate, *percentiles(self.latencies)
+        """Steps per second sent in the steady window, p50 and p99 in milliseconds, as the
+        client saw them."""
+        begin, end = self.steady
+        steps = self.measured()
+        rate = len(steps) / (end - begin) if end > begin else 0.0
+        return rate, *percentiles([s[1] for s in steps])
+
+    def server(self) -> tuple[float, float]:
+        return percentiles([s[2] for s in self.measured() if s[2] is not None])
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -158,6 +171,8 @@ async def one_user(
                 await asyncio.sleep(max(0.0, next_send - time.perf_counter()))
                 next_send += rng.uniform(0.5 * pause, 1.5 * pause)
             began = time.perf_counter()
+            if began >= deadline and not node:
+                return  # no new session after the deadline
             if not node:
                 request = client.post(
                     url + "/v1/sessions",
@@ -174,10 +189,11 @@ async def one_user(
             except (aiohttp.ClientError, TimeoutError) as err:
                 run.errors.append(f"{node or 'start'}: {err!r}")
                 return
-            run.latencies.append(time.perf_counter() - began)
             timing = r.headers.get("server-timing", "")
-            if timing.startswith("app;dur="):
-                run.server.append(float(timing[len("app;dur=") :]) / 1000)
+            server = (
+                float(timing[len("app;dur=") :]) / 1000 if timing.startswith("app;dur=") else None
+            )
+            run.steps.append((began, time.perf_counter() - began, server))
             if r.status not in (200, 201):
                 run.errors.append(f"{node or 'start'} {r.status}: {str(body)[:120]}")
                 return
@@ -199,8 +215,10 @@ async def drive(url: str, users: int, seconds: float, rate: float) -> Run:
     ) as client:
         began = time.perf_counter()
         deadline = began + seconds
+        # Users arrive over the first pause (and flat out, connections open in the first
+        # moments): the figures count the steps sent from then on until the deadline.
+        run.steady = (began + min(max(pause, 0.5), seconds / 4), deadline)
         await asyncio.gather(*(one_user(client, url, run, deadline, pause) for _ in range(users)))
-        run.elapsed = time.perf_counter() - began
     return run
 
 
@@ -306,7 +324,7 @@ def main() -> None:
         check = check_database(db, [i for run in runs.values() for i in run.ids])
         for mode, run in runs.items():
             rate, p50, p99 = run.figures()
-            server = "{:6.1f} /{:6.1f}".format(*percentiles(run.server))
+            server = "{:6.1f} /{:6.1f}".format(*run.server())
             print(
                 f"{label if mode == 'flat out' else '':26s} {mode:9s} {rate:8.0f} {p50:8.1f} "
                 f"{p99:8.1f} {server:>15s} {len(run.errors):7d}  {check if mode == 'paced' else ''}"
