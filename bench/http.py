@@ -1,6 +1,7 @@
 """Benchmark of `journeys serve` over loopback: many concurrent sessions driven to the end.
 
-Starts the real server (uvicorn, 1 or 2 processes) on SQLite or PostgreSQL, runs N concurrent
+Starts the real server (uvicorn) on a SQLite file and on PostgreSQL, each with 1 and with 2
+processes (two processes share the database), runs N concurrent
 sessions of a journey with three questions and a branch (start + 3 answers each) through the
 HTTP API, and prints steps per second, p50/p99 latency and the error count per configuration.
 Afterwards it checks the database: every session has exactly its steps, none lost, none
@@ -299,6 +300,7 @@ def main() -> None:
     )
     configs: list[tuple[str, str, int, str | None]] = [
         ("SQLite file, 1 process", f"sqlite:///{args.out / 'sessions.db'}", 1, None),
+        ("SQLite file, 2 processes", f"sqlite:///{args.out / 'sessions2.db'}", 2, None),
     ]
     for workers in (1, 2):
         name = pg_database()
