@@ -209,6 +209,31 @@ def test_malformed_and_huge_bodies(api: httpx.Client) -> None:
     assert r.status_code == 413
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"value": 1}', "node: Field required"),
+        (b'{"node": "ask_order", "seq": "first"}', "seq: Input should be a valid integer"),
+        (b'{"node": "ask_order", "colour": 1}', "colour: Extra inputs are not permitted"),
+        (b'["ask_order"]', "Input should be an object"),
+        (b"", "Invalid JSON"),
+    ],
+)
+def test_a_bad_answer_body_says_what_is_wrong_and_changes_nothing(
+    api: httpx.Client, body: bytes, detail: str
+) -> None:
+    started = api.post("/v1/sessions", json={"journey": "delivery-missing"}).json()
+    r = api.post(
+        f"/v1/sessions/{started['id']}/answers",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert problem["title"] == "Invalid request" and detail in problem["detail"], problem
+    assert api.get(f"/v1/sessions/{started['id']}").json()["seq"] == started["seq"]
+
+
 def test_catalogue_endpoints(api: httpx.Client) -> None:
     journeys = api.get("/v1/journeys").json()
     assert any(j["id"] == "delivery-missing" for j in journeys)

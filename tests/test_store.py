@@ -312,3 +312,35 @@ def test_every_action_run_is_recorded_with_the_session(crash_library: Path, db_u
         ("refund", "payments.refund", "wait", "succeeded"),
     ]
     assert runs[1]["key"] == f"{s.id}:refund:1" and runs[1]["result"]["refund_id"] == "R1"
+
+
+def test_a_start_that_runs_an_action_saves_everything_at_once(tmp_path: Path, db_url: str) -> None:
+    """A session whose first node is an action: its start writes the session, its events, the
+    action run and a visit per node it passed, all in one write (one statement on PostgreSQL)."""
+    folder = tmp_path / "lib"
+    folder.mkdir()
+    (folder / "eager.yaml").write_text(
+        JOURNEY.replace("journey: crash", "journey: eager")
+        .replace("start: ask_order", "start: track")
+        .replace("input: {order_id: =order_id}", "input: {order_id: '10000001'}")
+    )
+    sessions = service(folder, db_url)
+    s = sessions.start("eager", {"customer_id": "C001"}, channel="chat")
+    assert s.path == ["track", "offer"] and s.node == "offer"
+    store = store_at(db_url)  # another process's view
+    assert store.load(s.id).to_dict() == s.to_dict()
+    assert [e["type"] for e in store.events(s.id)] == ["start", "action"]
+    [run] = store.runs(s.id)
+    assert (run["node"], run["status"], run["result"]["order_id"]) == (
+        "track",
+        "succeeded",
+        "10000001",
+    )
+    with store.engine.connect() as conn:
+        visits = conn.exec_driver_sql(
+            f"SELECT idx, node, from_node FROM visits WHERE session_id = '{s.id}' ORDER BY idx"
+        ).all()
+    assert [tuple(v) for v in visits] == [(0, "track", None), (1, "offer", "track")]
+    # And it goes on from there as any session.
+    s = sessions.answer(s.id, "offer", "nothing", seq=s.seq)
+    assert store.load(s.id).node == "ask_note"
