@@ -209,6 +209,23 @@ def test_malformed_and_huge_bodies(api: httpx.Client) -> None:
     assert r.status_code == 413
 
 
+def test_a_huge_body_without_a_length_is_refused_too(api: httpx.Client) -> None:
+    """Chunked transfer says no length beforehand: the body is read up to the limit only."""
+
+    def chunks(total: int) -> Iterator[bytes]:
+        yield b'{"journey": "delivery-missing", "inputs": {"note": "'
+        for _ in range(total // 1000):
+            yield b"x" * 1000
+        yield b'"}}'
+
+    r = api.post("/v1/sessions", content=chunks(200_000))
+    assert r.status_code == 413 and "the limit is 64000" in r.json()["detail"]
+    # A small chunked body goes through, read whole.
+    small = api.post("/v1/sessions", content=iter([b'{"journey": ', b'"delivery-missing"}']))
+    assert small.status_code == 201, small.text
+    assert small.json()["journey"] == "delivery-missing"
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [

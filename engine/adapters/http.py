@@ -103,15 +103,19 @@ class Edge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
-                response = _problem(
-                    413,
-                    "Body too large",
-                    f"the body is {value.decode()} bytes; the limit is {MAX_BODY}",
-                )
-                await response(scope, receive, send)
+                await _too_large(f"{value.decode()} bytes")(scope, receive, send)
                 return
+            if name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:  # no length said beforehand: read up to the limit, then hand it on
+            body = await _read_at_most(receive, MAX_BODY)
+            if body is None:
+                await _too_large(f"more than {MAX_BODY} bytes")(scope, receive, send)
+                return
+            receive = _replay(body, receive)
         began = time.perf_counter()
 
         async def timed(message: Message) -> None:
@@ -142,6 +146,38 @@ def _problem_of(errors: Sequence[Any]) -> str:
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     what = str(first.get("msg", "invalid body"))
     return f"{where}: {what}" if where else what
+
+
+def _too_large(size: str) -> JSONResponse:
+    return _problem(413, "Body too large", f"the body is {size}; the limit is {MAX_BODY}")
+
+
+async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit`` bytes."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return bytes(body)  # the client left: the app sees the disconnect next
+        body += message.get("body", b"")
+        if len(body) > limit:
+            return None
+        if not message.get("more_body"):
+            return bytes(body)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives ``body`` (already read) first, then what the client sends next."""
+    given = False
+
+    async def again() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
 
 
 # ------------------------------------------------------------------------ bodies
