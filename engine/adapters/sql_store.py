@@ -746,14 +746,16 @@ class SqlStore:
                 )
             )
         if visited_from is not None:
-            for row in _visit_rows(session, visited_from, now_ms, None, None):
+            # The text of the statement depends on the step's shape only (how many events,
+            # visits and runs; the times are parameters): PostgreSQL prepares it once and
+            # reuses its plan, where a text that changed every step was planned every step.
+            values["now_ms"] = now_ms
+            for i, row in enumerate(_visit_rows(session, visited_from, now_ms, None, None)):
                 # The start and the time it reached the node it waited at come from the row.
-                computed = {"started_ms": f"COALESCE(u.started_ms, {int(now_ms)})"}
+                computed = {"started_ms": "COALESCE(u.started_ms, CAST(%(now_ms)s AS BIGINT))"}
                 if row["idx"] == visited_from:
-                    computed["spent_ms"] = f"{int(now_ms)} - old.visited_ms"
-                ctes.append(
-                    self._cte_insert("visits", f"v{row['idx']}", row, values, "u, old", computed)
-                )
+                    computed["spent_ms"] = "CAST(%(now_ms)s AS BIGINT) - old.visited_ms"
+                ctes.append(self._cte_insert("visits", f"v{i}", row, values, "u, old", computed))
         ctes += self._cte_runs(runs, values, "u, old")
         sql = f"WITH {', '.join(ctes)} SELECT u.started_ms FROM u"
         cursor = self._connection().driver_connection.cursor()  # autocommit: one transaction
@@ -776,8 +778,8 @@ class SqlStore:
             ctes.append(
                 self._cte_insert("events", f"e{i}", self._event(session, seq, record), values, "s")
             )
-        for visit in _visit_rows(session, 0, now_ms, None, now_ms):
-            ctes.append(self._cte_insert("visits", f"v{visit['idx']}", visit, values, "s"))
+        for i, visit in enumerate(_visit_rows(session, 0, now_ms, None, now_ms)):
+            ctes.append(self._cte_insert("visits", f"v{i}", visit, values, "s"))
         ctes += self._cte_runs(runs, values, "s")
         cursor = self._connection().driver_connection.cursor()  # autocommit: one transaction
         cursor.execute(f"WITH {', '.join(ctes)} SELECT id FROM s", values)
