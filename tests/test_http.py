@@ -218,12 +218,43 @@ def test_a_huge_body_without_a_length_is_refused_too(api: httpx.Client) -> None:
             yield b"x" * 1000
         yield b'"}}'
 
-    r = api.post("/v1/sessions", content=chunks(200_000))
+    json = {"Content-Type": "application/json"}
+    r = api.post("/v1/sessions", content=chunks(200_000), headers=json)
     assert r.status_code == 413 and "the limit is 64000" in r.json()["detail"]
     # A small chunked body goes through, read whole.
-    small = api.post("/v1/sessions", content=iter([b'{"journey": ', b'"delivery-missing"}']))
+    small = api.post(
+        "/v1/sessions", content=iter([b'{"journey": ', b'"delivery-missing"}']), headers=json
+    )
     assert small.status_code == 201, small.text
     assert small.json()["journey"] == "delivery-missing"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain"},  # what a web page elsewhere can make a browser send
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {},
+    ],
+)
+def test_a_body_that_is_not_said_to_be_json_is_refused(
+    api: httpx.Client, headers: dict[str, str]
+) -> None:
+    """No agent key set, this machine is an agent: a page on another site that the agent opens
+    must not start or answer sessions through the browser (it cannot send a JSON content type
+    to another origin without the server's leave, which is never given)."""
+    started = api.post("/v1/sessions", json={"journey": "delivery-missing"}).json()
+    for path, body in (
+        ("/v1/sessions", b'{"journey": "delivery-missing"}'),
+        (
+            f"/v1/sessions/{started['id']}/answers",
+            b'{"node": "identify/ask_customer_id", "value": "C001"}',
+        ),
+    ):
+        r = api.post(path, content=body, headers=headers)
+        assert r.status_code == 415, r.text
+        assert "Content-Type: application/json" in r.json()["detail"]
+    assert api.get(f"/v1/sessions/{started['id']}").json()["seq"] == started["seq"]
 
 
 @pytest.mark.parametrize(

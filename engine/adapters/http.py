@@ -104,12 +104,26 @@ class Edge:
             await self.app(scope, receive, send)
             return
         chunked = False
+        kind = b""
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
                 await _too_large(f"{value.decode()} bytes")(scope, receive, send)
                 return
             if name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
+            elif name == b"content-type":
+                kind = value.split(b";")[0].strip().lower()
+        # A body is JSON, said so: a web page elsewhere cannot make a browser send a JSON
+        # content type without asking the server first (CORS), but it can send text/plain or
+        # a form. Refused, they cannot act as the agent of this machine (no agent key set).
+        if scope["method"] in ("POST", "PUT", "PATCH") and not _is_json(kind):
+            await _problem(
+                415,
+                "Unsupported media type",
+                f"the body must be JSON, sent with Content-Type: application/json "
+                f"(it was {kind.decode(errors='replace') or 'not said'})",
+            )(scope, receive, send)
+            return
         if chunked:  # no length said beforehand: read up to the limit, then hand it on
             body = await _read_at_most(receive, MAX_BODY)
             if body is None:
@@ -146,6 +160,12 @@ def _problem_of(errors: Sequence[Any]) -> str:
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     what = str(first.get("msg", "invalid body"))
     return f"{where}: {what}" if where else what
+
+
+def _is_json(kind: bytes) -> bool:
+    return kind == b"application/json" or (
+        kind.startswith(b"application/") and kind.endswith(b"+json")
+    )
 
 
 def _too_large(size: str) -> JSONResponse:
