@@ -257,6 +257,18 @@ def test_a_body_that_is_not_said_to_be_json_is_refused(
     assert api.get(f"/v1/sessions/{started['id']}").json()["seq"] == started["seq"]
 
 
+@pytest.mark.parametrize("host", ["evil.example:8000", "evil.example", "127.0.0.1.evil.example"])
+def test_with_no_agent_key_a_request_for_another_name_is_refused(
+    api: httpx.Client, host: str
+) -> None:
+    """DNS rebinding: a site's name pointed at 127.0.0.1 makes its pages the same origin as
+    the server in the browser; with no agent key, the Host header must name this machine."""
+    r = api.post("/v1/sessions", json={"journey": "delivery-missing"}, headers={"Host": host})
+    assert r.status_code == 403 and "JOURNEYS_AGENT_KEYS" in r.json()["detail"]
+    for name in ("localhost", "127.0.0.1", "[::1]:8000", "LOCALHOST:1"):
+        assert api.get("/v1/journeys", headers={"Host": name}).status_code == 200, name
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [

@@ -295,7 +295,7 @@ def test_the_report_over_http(history: tuple[SqlStore, Library], tmp_path: Path)
 
     async def calls() -> dict[str, httpx.Response]:
         transport = httpx.ASGITransport(app=app)  # a loopback client: an agent
-        async with httpx.AsyncClient(transport=transport, base_url="http://journeys") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             started = await client.post(
                 "/v1/sessions", json={"journey": "quiz", "channel": "selfcare"}
             )

@@ -162,6 +162,18 @@ def _problem_of(errors: Sequence[Any]) -> str:
     return f"{where}: {what}" if where else what
 
 
+#: The names of this machine on loopback, as a client address or in a Host header.
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _host_name(host: str) -> str:
+    """The name of a Host header, without its port: ``[::1]:8000`` -> ``::1``."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if ":" in host else host
+
+
 def _is_json(kind: bytes) -> bool:
     return kind == b"application/json" or (
         kind.startswith(b"application/") and kind.endswith(b"+json")
@@ -429,11 +441,22 @@ def create_app(
                 "give an agent key or a session token: Authorization: Bearer ...",
             )
         host = request.client.host if request.client else ""
-        if host not in ("127.0.0.1", "::1", "localhost", "testclient"):
+        if host not in (*LOOPBACK, "testclient"):
             raise Problem(
                 403,
                 "Forbidden",
                 "no agent key is configured, so only this machine may call the API",
+            )
+        # DNS rebinding: a site whose name is pointed at 127.0.0.1 makes its pages the same
+        # origin as this server in the browser; its name is still in the Host header.
+        name = request.headers.get("host", "")
+        if _host_name(name) not in (*LOOPBACK, "testserver"):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"no agent key is configured, so only requests addressed to this machine by a "
+                f"loopback name are served (Host 127.0.0.1, localhost or [::1], not {name!r}); "
+                "set JOURNEYS_AGENT_KEYS to serve under other names",
             )
         return Caller("agent", "local agent")
 
