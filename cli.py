@@ -22,7 +22,29 @@ def _library(ctx: click.Context) -> Path:
     return Path(ctx.obj["library"])
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Journeys(click.Group):
+    """The `journeys` command group. `--library DIR` is one of its options, written before the
+    command; written after it (`journeys serve --library DIR`), as people do, it is the same."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        hoisted: list[str] = []
+        rest: list[str] = []
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--":  # what follows is for the command as it is
+                rest += args[i:]
+                break
+            if arg == "--library" and i + 1 < len(args):
+                hoisted += args[i : i + 2]
+                i += 2
+                continue
+            (hoisted if arg.startswith("--library=") else rest).append(arg)
+            i += 1
+        return super().parse_args(ctx, hoisted + rest)
+
+
+@click.group(cls=_Journeys, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--library",
     envvar="JOURNEYS_LIBRARY",
@@ -309,21 +331,11 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
 def _check_runnable(ctx: click.Context, library: Any, journey_id: str) -> None:
     """Refuse to start a journey that `journeys validate` finds errors in."""
     from actions.registry import catalogue
-    from engine.validate import Options, validate
+    from engine.library import journey_errors, not_runnable
 
-    bundle_files = {
-        library.files[j].resolve() for j in library.bundle(journey_id).sources if j in library.files
-    }
-    if library.policy_file is not None:  # the authority limits the session will run under
-        bundle_files.add(library.policy_file.resolve())
-    report = validate([library.root], library.root, catalogue(), Options())
-    errors = [f for f in report.errors if (library.root / f.file).resolve() in bundle_files]
+    errors = journey_errors(library, catalogue()).get(journey_id)
     if errors:
-        first = errors[0]
-        raise click.ClickException(
-            f"the journey {journey_id!r} has {len(errors)} error(s), e.g. {first.file}:{first.line}: "
-            f"{first.code} {first.message}; run 'journeys validate'"
-        )
+        raise click.ClickException(not_runnable(journey_id, errors))
 
 
 def _result(session: Any) -> dict[str, Any]:
@@ -1210,13 +1222,18 @@ def serve(
 
     import uvicorn
 
+    from actions.registry import catalogue
     from engine.adapters.http import agent_keys
+    from engine.library import journey_errors, not_runnable
 
-    os.environ["JOURNEYS_LIBRARY"] = str(_library(ctx).resolve())
+    library = _library_object(ctx)  # a clear error now for a missing folder
+    os.environ["JOURNEYS_LIBRARY"] = str(library.root.resolve())
     if db:
         os.environ["JOURNEYS_DB"] = db
     os.environ["JOURNEYS_EXECUTOR"] = executor_kind
     _store(db).dispose()  # a clear error now for a bad URL, and the tables created once
+    for journey_id, errors in sorted(journey_errors(library, catalogue()).items()):
+        click.echo(f"not served: {not_runnable(journey_id, errors)}", err=True)
     if not agent_keys():
         click.echo(
             "no agent key configured (JOURNEYS_AGENT_KEYS): only this machine may call the API",

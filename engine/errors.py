@@ -37,3 +37,10 @@ class Conflict(RuntimeProblem):
 
 class UnknownSession(RuntimeProblem):
     status = 404
+
+
+class JourneyHasErrors(RuntimeProblem):
+    """The journey may not start: `journeys validate` finds errors in it (see
+    ``engine.library.journey_errors``)."""
+
+    status = 409

@@ -18,10 +18,11 @@ from typing import Any
 
 from engine import build
 from engine.analyse import JOURNEY, MOTIVES, POLICIES, role_of
+from engine.checks.actions import Catalogue
 from engine.checks.schema import check_document
-from engine.findings import did_you_mean
-from engine.model import Journey, Motive, Policy, Trigger
-from engine.validate import library_files
+from engine.findings import Finding, did_you_mean, finding
+from engine.model import Journey, Loc, Motive, Policy, Trigger
+from engine.validate import Options, library_files, validate
 from engine.yamlsafe import YamlMap, YamlProblem, parse
 
 
@@ -219,3 +220,38 @@ class Library:
 
 def describe(journey: Journey) -> dict[str, Any]:
     return {"id": journey.id, "version": journey.version, "title": journey.title}
+
+
+def journey_errors(library: Library, catalogue: Catalogue) -> dict[str, list[Finding]]:
+    """The journeys of ``library`` that must not start: for each, the errors `journeys
+    validate` finds in the files it runs with (its own, its sub-journeys', the authority
+    limits). A journey whose sub-journey is missing has that as its error."""
+    report = validate([library.root], library.root, catalogue, Options())
+    by_file: dict[Path, list[Finding]] = {}
+    for f in report.errors:
+        by_file.setdefault((library.root / f.file).resolve(), []).append(f)
+    broken: dict[str, list[Finding]] = {}
+    for journey_id, path in library.files.items():
+        try:
+            bundle = library.bundle(journey_id)
+        except LibraryProblem as err:  # a sub-journey it calls is missing
+            own = by_file.get(path.resolve())
+            rel = str(path.relative_to(library.root) if path.is_relative_to(library.root) else path)
+            broken[journey_id] = own or [finding("J003", Loc(rel, 1, 1), str(err), journey_id)]
+            continue
+        files = {library.files[j].resolve() for j in bundle.sources if j in library.files}
+        if library.policy_file is not None:  # the authority limits the session runs under
+            files.add(library.policy_file.resolve())
+        errors = [f for file in sorted(files) for f in by_file.get(file, ())]
+        if errors:
+            broken[journey_id] = errors
+    return broken
+
+
+def not_runnable(journey_id: str, errors: list[Finding]) -> str:
+    """Why a journey with errors does not start, for a person: the count and the first."""
+    first = errors[0]
+    return (
+        f"the journey {journey_id!r} has {len(errors)} error(s), e.g. {first.file}:{first.line}: "
+        f"{first.code} {first.message}; run 'journeys validate'"
+    )

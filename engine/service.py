@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from engine import clock
 from engine.authority import default_role
-from engine.errors import Conflict, InvalidAnswer, UnknownSession
+from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownSession
 from engine.library import Bundle, Library
 from engine.model import ROLES, Journey, Node
 from engine.runtime import (
@@ -184,10 +184,19 @@ def replay(bundle: Bundle, header: Mapping[str, Any], records: list[dict[str, An
 
 
 class Sessions:
-    def __init__(self, library: Library, store: SessionStore, executor: ActionExecutor) -> None:
+    def __init__(
+        self,
+        library: Library,
+        store: SessionStore,
+        executor: ActionExecutor,
+        refused: Mapping[str, str] | None = None,
+    ) -> None:
         self.library = library
         self.store = store
         self.executor = executor
+        # Journeys that may not start, with the reason: a server fills it from the validator
+        # (engine.library.journey_errors), so that no entry point starts a journey with errors.
+        self.refused: Mapping[str, str] = refused or {}
         self._recording: list[threading.Event] = []
 
     def start(
@@ -208,6 +217,8 @@ class Sessions:
         """A new session of ``journey``; ``motive`` (default: the journey's first) is the
         motive it counts for, e.g. the one a proactive trigger names."""
         definition = self.library.find(journey)
+        if definition.id in self.refused:
+            raise JourneyHasErrors(self.refused[definition.id])
         self.library.usable_policy()
         bundle = self.library.bundle(definition.id)
         self.store.save_bundle(bundle)

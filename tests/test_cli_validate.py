@@ -102,6 +102,9 @@ def test_library_option_and_environment(
     runner: CliRunner, broken_library: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert run(runner, "--library", str(broken_library), "validate", "--no-cache")[0] == 1
+    # After the command too, as people write it: the same option.
+    assert run(runner, "validate", "--library", str(broken_library), "--no-cache")[0] == 1
+    assert run(runner, "validate", "--no-cache", f"--library={broken_library}")[0] == 1
     monkeypatch.setenv("JOURNEYS_LIBRARY", str(broken_library))
     assert run(runner, "validate", "--no-cache")[0] == 1
 
@@ -112,6 +115,7 @@ def test_library_option_and_environment(
         (["validate", "no/such/path"], "does not exist"),
         (["validate", "--format", "xml"], "'xml' is not one of"),
         (["--library", "no/such/library", "validate"], "does not exist"),
+        (["serve", "--library", "no/such/library"], "does not exist"),  # before any server
         (["validate", "--max-file-size", "big"], "is not a size"),
     ],
 )

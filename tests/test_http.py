@@ -416,3 +416,45 @@ def test_agents_take_handed_over_sessions_from_the_queue(handover: httpx.Client)
     )
     assert r.status_code == 200, r.text
     assert (r.json()["status"], r.json()["outcome"]) == ("ended", "resolved")
+
+
+def test_a_journey_with_errors_is_not_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As `journeys run` refuses it: the server names the first error; the rest still runs."""
+    import shutil
+
+    library = tmp_path / "library"
+    shutil.copytree(SHIPPED, library, ignore=shutil.ignore_patterns(".journeys_cache"))
+    lines = {}
+    for name in ("delivery-missing", "delivery-delay-proactive"):
+        path = next(library.rglob(f"{name}.yaml"))
+        text = path.read_text(encoding="utf-8")
+        at = text.index("next: ") + len("next: ")
+        path.write_text(text[:at] + "nowhere_" + text[at:], encoding="utf-8")
+        lines[name] = text[:at].count("\n") + 1
+    with (
+        serving(library, tmp_path, monkeypatch) as url,
+        httpx.Client(base_url=url, timeout=30) as api,
+    ):
+        for body in ({"journey": "delivery-missing"}, {"motive": "delivery.missing"}):
+            r = api.post("/v1/sessions", json=body)
+            assert r.status_code == 409, r.text
+            detail = r.json()["detail"]
+            assert f"delivery-missing.yaml:{lines['delivery-missing']}: J003" in detail
+            assert "journeys validate" in detail
+        # A proactive event cannot start one either.
+        event = api.post(
+            "/v1/events",
+            json={
+                "event": "order.delayed",
+                "data": {"customer_id": "C001", "order_id": "10000001", "days_late": 7},
+            },
+        )
+        assert event.status_code == 422, event.text
+        assert (
+            f"delivery-delay-proactive.yaml:{lines['delivery-delay-proactive']}"
+            in (event.json()["detail"])
+        )
+        # The other journeys still run.
+        assert api.post("/v1/sessions", json={"journey": "damaged-item"}).status_code == 201

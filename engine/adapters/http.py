@@ -37,9 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actions.registry import catalogue
 from engine.adapters.sql_store import SERVER_THREADS
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
-from engine.library import Library, LibraryProblem
+from engine.library import Library, LibraryProblem, journey_errors, not_runnable
 from engine.report import Report
 from engine.runtime import Session, current_step
 from engine.service import ActionExecutor, Sessions, SessionStore
@@ -356,7 +357,10 @@ def create_app(
     home: Path,
     on_close: Callable[[], None] | None = None,
 ) -> FastAPI:
-    sessions = Sessions(library, store, executor)
+    # Journeys that `journeys validate` finds errors in are not started, as `journeys run`
+    # refuses them (409, with the first error); `journeys serve` names them when it starts.
+    refused = {j: not_runnable(j, e) for j, e in journey_errors(library, catalogue()).items()}
+    sessions = Sessions(library, store, executor, refused)
     tokens = Tokens(server_secret(home))
     keys = agent_keys()
 
