@@ -92,10 +92,12 @@ def _problem(
 
 
 class Edge:
-    """Every request passes here first. Refuses a body larger than MAX_BODY (413): before it
-    is read when it says its length, after MAX_BODY bytes when it comes in chunks. Tells how long the server spent on the answer (Server-Timing: app;dur=ms),
-    for operators and load tests telling the server's time from the network's. Plain ASGI:
-    Starlette's BaseHTTPMiddleware would add a task and two streams to every request."""
+    """Every request passes here first. Refuses a body that is not said to be JSON (415), or
+    larger than MAX_BODY (413): before it is read when it says its length, after MAX_BODY
+    bytes when it comes in chunks. Tells how long the server spent on the answer
+    (Server-Timing: app;dur=ms), for operators and load tests telling the server's time from
+    the network's. Plain ASGI: Starlette's BaseHTTPMiddleware would add a task and two
+    streams to every request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
