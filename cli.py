@@ -328,6 +328,14 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
     return inputs
 
 
+def _refused(library: Any) -> dict[str, str]:
+    """The journeys of the library that may not start (validation errors), with the reason."""
+    from actions.registry import catalogue
+    from engine.library import journey_errors, not_runnable
+
+    return {j: not_runnable(j, e) for j, e in journey_errors(library, catalogue()).items()}
+
+
 def _check_runnable(ctx: click.Context, library: Any, journey_id: str) -> None:
     """Refuse to start a journey that `journeys validate` finds errors in."""
     from actions.registry import catalogue
@@ -697,7 +705,7 @@ def trigger(
     data = _parse_data(pairs)
     library = _library_object(ctx)
     executor = LazyExecutor(executor_kind)
-    sessions = Sessions(library, _store(db), executor)
+    sessions = Sessions(library, _store(db), executor, _refused(library))
     try:
         started, nothing = _raise_event(ctx, sessions, event, data, as_text=True, locale=locale)
     except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
@@ -1028,7 +1036,7 @@ def backoffice_scan(
 
     library = _library_object(ctx)
     executor = LazyExecutor(executor_kind)
-    sessions = Sessions(library, _store(db), executor)
+    sessions = Sessions(library, _store(db), executor, _refused(library))
     try:
         late = delayed_orders(min_days)
     except BackofficeUnavailable as err:

@@ -372,3 +372,23 @@ def test_backoffice_scan_reaches_out_once_per_late_order(shipped: Path) -> None:
     again = invoke("backoffice", "scan")
     assert again.exit_code == 0
     assert "0 order(s) 3 or more days late not alerted yet" in again.output
+
+
+def test_a_proactive_journey_with_errors_is_not_started(
+    shipped: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    library = shipped / "library"
+    shutil.copytree(SHIPPED, library, ignore=shutil.ignore_patterns(".journeys_cache"))
+    path = next(library.rglob("delivery-delay-proactive.yaml"))
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("next: route", "next: nowhere", 1), encoding="utf-8")
+    line = text[: text.index("next: route")].count("\n") + 1
+    monkeypatch.setenv("JOURNEYS_LIBRARY", str(library))
+    result = CliRunner().invoke(main, ["trigger", "order.delayed", *DELAYED])
+    assert result.exit_code == 1, result.output
+    assert "the journey 'delivery-delay-proactive' has" in result.output
+    assert f"delivery-delay-proactive.yaml:{line}: J003" in result.output
+    assert "'nowhere'" in result.output and "Traceback" not in result.output
+    assert rows("vouchers") == [] and rows("contact_log") == []
