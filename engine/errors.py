@@ -44,3 +44,10 @@ class JourneyHasErrors(RuntimeProblem):
     ``engine.library.journey_errors``)."""
 
     status = 409
+
+
+class StoreUnavailable(RuntimeProblem):
+    """The session database cannot be reached or used just now (restarted, locked, full):
+    try again. Says whether what was asked may have been saved."""
+
+    status = 503

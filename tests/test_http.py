@@ -81,11 +81,14 @@ def handover_library(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def serving(library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """``library`` served on a free loopback port (no agent key: this machine is an agent)."""
+def serving(
+    library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: str | None = None
+) -> Iterator[str]:
+    """``library`` served on a free loopback port (no agent key: this machine is an agent),
+    on a SQLite file or the database ``db``."""
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
     monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)
-    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    store = SqlStore(db or f"sqlite:///{tmp_path / 'sessions.db'}")
     app = create_app(Library(library), store, LocalExecutor(), tmp_path / "home")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
@@ -458,3 +461,47 @@ def test_a_journey_with_errors_is_not_started(
         )
         # The other journeys still run.
         assert api.post("/v1/sessions", json={"journey": "damaged-item"}).status_code == 201
+
+
+def test_a_database_that_cannot_be_reached_is_a_503_and_the_server_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uuid
+
+    import psycopg
+
+    name = f"journeys_http_{uuid.uuid4().hex[:8]}"
+    admin = psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+
+    def cut_off(allow: bool) -> None:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allow).lower()}')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+        )
+
+    try:
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        with (
+            serving(SHIPPED, tmp_path, monkeypatch, url) as base,
+            httpx.Client(base_url=base, timeout=30) as api,
+        ):
+            started = api.post("/v1/sessions", json={"journey": "delivery-missing"}).json()
+            cut_off(allow=False)
+            for r in (
+                api.get(f"/v1/sessions/{started['id']}"),
+                api.post("/v1/sessions", json={"journey": "delivery-missing"}),
+                api.post(
+                    f"/v1/sessions/{started['id']}/answers",
+                    json={"node": "identify/ask_customer_id", "value": "C001"},
+                ),
+            ):
+                assert r.status_code == 503, r.text
+                assert "cannot be used just now" in r.json()["detail"]
+            cut_off(allow=True)  # as after a restart: every connection the server had is gone
+            again = api.get(f"/v1/sessions/{started['id']}")
+            assert again.status_code == 200 and again.json()["seq"] == started["seq"]
+            assert api.post("/v1/sessions", json={"journey": "delivery-missing"}).status_code == 201
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from engine.adapters.sql_store import SqlStore, StoreProblem
-from engine.errors import Conflict, UnknownSession
+from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.library import Library
 from engine.scenarios import StubExecutor
 from engine.service import Sessions, replay
@@ -105,7 +105,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'sessions.db'}"
         return
-    base = request.getfixturevalue("pg_server")
+    yield from _pg_database(request.getfixturevalue("pg_server"))
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database of its own, for the tests of PostgreSQL alone."""
+    yield from _pg_database(pg_server)
+
+
+def _pg_database(base: str) -> Iterator[str]:
     schema_db = f"{base}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(
         "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
@@ -344,3 +353,49 @@ def test_a_start_that_runs_an_action_saves_everything_at_once(tmp_path: Path, db
     # And it goes on from there as any session.
     s = sessions.answer(s.id, "offer", "nothing", seq=s.seq)
     assert store.load(s.id).node == "ask_note"
+
+
+def _cut_off(db: str, allow: bool | None = None) -> None:
+    """Drop every connection to the database ``db``, as a PostgreSQL restart does; with
+    ``allow`` False, refuse new ones too (a database that cannot be reached)."""
+    with psycopg.connect(
+        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
+    ) as admin:
+        if allow is not None:
+            admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {str(allow).lower()}')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [db],
+        )
+
+
+def test_connections_lost_under_a_running_store_are_made_again(
+    crash_library: Path, pg_url: str
+) -> None:
+    """PostgreSQL restarted under a server: the next steps work on new connections; while
+    it cannot be reached, a clear StoreUnavailable (503), and nothing half done."""
+    db = pg_url.rsplit("/", 1)[1]
+    sessions = service(crash_library, pg_url)
+    first = sessions.start("crash", {"customer_id": "C001"})
+    _cut_off(db)
+    second = sessions.start("crash", {"customer_id": "C002"})  # a write first
+    _cut_off(db)
+    first = sessions.answer(first.id, "ask_order", "10000001", seq=first.seq)  # a read first
+    assert first.node == "offer" and sessions.get(second.id).node == "ask_order"
+
+    _cut_off(db, allow=False)
+    try:
+        with pytest.raises(StoreUnavailable, match=r"cannot be used just now.*try again"):
+            sessions.get(first.id)
+        with pytest.raises(StoreUnavailable, match="the session was not started"):
+            sessions.start("crash", {"customer_id": "C003"})
+    finally:
+        _cut_off(db, allow=True)
+    assert sessions.answer(first.id, "offer", "nothing", seq=first.seq).node == "ask_note"
+    assert [e["type"] for e in sessions.store.events(first.id)] == [
+        "start",
+        "answer",
+        "action",
+        "answer",
+    ]

@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -400,6 +401,22 @@ def create_app(
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
         return _problem(exc.status, exc.title, exc.detail, str(request.url.path), exc.extra)
+
+    @app.exception_handler(RuntimeProblem)
+    async def on_runtime(request: Request, exc: RuntimeProblem) -> JSONResponse:
+        # Those an endpoint does not name itself, e.g. the database unavailable (503).
+        title = "Service unavailable" if exc.status == 503 else "Cannot do this"
+        return _problem(exc.status, title, exc.message, str(request.url.path))
+
+    @app.exception_handler(OperationalError)
+    async def on_database(request: Request, exc: OperationalError) -> JSONResponse:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "no reason given"
+        return _problem(
+            503,
+            "Service unavailable",
+            f"the session database cannot be used just now ({reason}); try again",
+            str(request.url.path),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -51,7 +51,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from sqlalchemy.pool import NullPool
 
 from engine import clock
-from engine.errors import Conflict, UnknownSession
+from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.library import Bundle
 from engine.runtime import Session
 from engine.service import Records, Runs
@@ -322,7 +322,13 @@ def make_engine(url: str) -> Engine:
             **(
                 {"poolclass": NullPool}
                 if url == "sqlite:///:memory:"
-                else {"pool_size": SERVER_THREADS + 4, "max_overflow": 8}
+                else {
+                    "pool_size": SERVER_THREADS + 4,
+                    "max_overflow": 8,
+                    # A connection taken from the pool is checked first (one round trip, off
+                    # the hot path): after PostgreSQL restarts, the pool opens new ones.
+                    "pool_pre_ping": not url.startswith("sqlite"),
+                }
             ),
         )
     except (ArgumentError, NoSuchModuleError) as err:
@@ -530,6 +536,7 @@ class SqlStore:
         }
         self._stamped: tuple[datetime | None, str] = (None, "")
         self._integrity_error = dialect.loaded_dbapi.IntegrityError
+        self._operational_error = dialect.loaded_dbapi.OperationalError
 
     def _args(self, name: str, params: Mapping[str, Any]) -> tuple[str, Any]:
         sql, order = self._sql[name]
@@ -550,6 +557,9 @@ class SqlStore:
         """This thread's DBAPI connection, kept for its life: checking one out of the pool
         and back at every call cost more than the statements of a step."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._lost(conn):  # the server restarted, say: a new one
+            self._forget(conn)
+            conn = None
         if conn is None or self._local.pid != os.getpid():  # a forked child gets its own
             conn = self.engine.raw_connection()
             if not self._sqlite:
@@ -560,6 +570,25 @@ class SqlStore:
             with self._opened_lock:
                 self._opened.append(conn)
         return conn
+
+    def _lost(self, conn: Any) -> bool:
+        """Whether this thread's connection was lost (PostgreSQL restarted or dropped it)."""
+        return conn is not None and not self._sqlite and bool(conn.driver_connection.closed)
+
+    def _forget(self, conn: Any) -> None:
+        self._local.conn = None
+        with self._opened_lock:
+            if conn in self._opened:
+                self._opened.remove(conn)
+        with contextlib.suppress(Exception):
+            conn.invalidate()  # the pool makes a new one rather than reuse it
+
+    def _unavailable(self, err: Exception, saved: str) -> StoreUnavailable:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return StoreUnavailable(
+            f"the session database {shown_url(self.url)!r} cannot be used just now ({reason}); "
+            f"{saved}"
+        )
 
     @contextmanager
     def _raw(self) -> Iterator[Any]:
@@ -655,7 +684,21 @@ class SqlStore:
             "visited_ms": now_ms,
         }
         if not self._sqlite and not self._in_batch():
-            self._create_at_once(session, row, records, runs, now_ms)
+            try:
+                self._create_at_once(session, row, records, runs, now_ms)
+            except self._operational_error as err:
+                if not self._lost(self._connection_or_none()):
+                    raise self._unavailable(err, "the session was not started: try again") from None
+                # Lost since the last step: once more on a new connection. Should the first
+                # attempt have been saved after all, its id is taken: then it was saved.
+                try:
+                    self._create_at_once(session, row, records, runs, now_ms)
+                except self._integrity_error:
+                    return
+                except self._operational_error as again:
+                    raise self._unavailable(
+                        again, "the session was not started: try again"
+                    ) from None
             return
         with self._raw() as cursor:
             cursor.execute(*self._args("insert_session", _params(row)))
@@ -714,6 +757,12 @@ class SqlStore:
         except _Moved:
             with self.engine.connect() as conn:
                 raise self._conflict(conn, session.id, expected_seq) from None
+        except self._operational_error as err:
+            raise self._unavailable(
+                err,
+                "the answer may not have been saved: read the session again, and answer again "
+                "if it still waits at the same step",
+            ) from None
         except self._integrity_error:
             raise Conflict(
                 f"session {session.id!r} was changed by someone else at the same moment; reload it"
@@ -830,15 +879,31 @@ class SqlStore:
         )
 
     def load(self, session_id: str) -> Session:
-        conn = self._connection()
-        cursor = conn.cursor()
-        cursor.execute(*self._args("load", {"w_id": session_id}))
-        row = cursor.fetchone()
-        cursor.close()
+        try:
+            row = self._load_row(session_id)
+        except self._operational_error as err:
+            if not self._lost(self._connection_or_none()):
+                raise self._unavailable(err, "nothing was changed: try again") from None
+            try:  # the connection was lost since the last step: once more on a new one
+                row = self._load_row(session_id)
+            except self._operational_error as again:
+                raise self._unavailable(again, "nothing was changed: try again") from None
         if row is None:
             raise UnknownSession(f"no session {session_id!r}")
         state = json.loads(row[0]) if isinstance(row[0], str | bytes) else row[0]
         return Session.from_dict(state, copy=False)
+
+    def _load_row(self, session_id: str) -> Any:
+        cursor = self._connection().cursor()
+        try:
+            cursor.execute(*self._args("load", {"w_id": session_id}))
+            return cursor.fetchone()
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+
+    def _connection_or_none(self) -> Any:
+        return getattr(self._local, "conn", None)
 
     def events(self, session_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
