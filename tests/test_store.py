@@ -399,3 +399,25 @@ def test_connections_lost_under_a_running_store_are_made_again(
         "action",
         "answer",
     ]
+
+
+def test_a_sqlite_database_that_refuses_writes_is_a_clear_error(
+    crash_library: Path, tmp_path: Path
+) -> None:
+    """SQLite locked for longer than its timeout, or its disk full, is an OperationalError:
+    a StoreUnavailable (503) that says what was saved, never a traceback."""
+    sessions = service(crash_library, f"sqlite:///{tmp_path / 'sessions.db'}")
+    first = sessions.start("crash", {"customer_id": "C001"})
+    store = sessions.store
+    assert isinstance(store, SqlStore)
+    connection = store._connection()  # this thread's: made read-only, as a full disk refuses
+    connection.execute("PRAGMA query_only = 1")
+    try:
+        with pytest.raises(StoreUnavailable, match=r"readonly.*the session was not started"):
+            sessions.start("crash", {"customer_id": "C002"})
+        with pytest.raises(StoreUnavailable, match="the answer may not have been saved"):
+            sessions.answer(first.id, "ask_order", "10000001", seq=first.seq)
+    finally:
+        connection.execute("PRAGMA query_only = 0")
+    assert sessions.get(first.id).seq == first.seq  # nothing half done
+    assert sessions.answer(first.id, "ask_order", "10000001", seq=first.seq).node == "offer"

@@ -700,14 +700,17 @@ class SqlStore:
                         again, "the session was not started: try again"
                     ) from None
             return
-        with self._raw() as cursor:
-            cursor.execute(*self._args("insert_session", _params(row)))
-            for seq, record in records:
-                cursor.execute(
-                    *self._args("insert_event", _params(self._event(session, seq, record)))
-                )
-            self._insert_runs(cursor, runs)
-            self._insert_visits(cursor, _visit_rows(session, 0, now_ms, None, now_ms))
+        try:
+            with self._raw() as cursor:  # one transaction: all of it or nothing
+                cursor.execute(*self._args("insert_session", _params(row)))
+                for seq, record in records:
+                    cursor.execute(
+                        *self._args("insert_event", _params(self._event(session, seq, record)))
+                    )
+                self._insert_runs(cursor, runs)
+                self._insert_visits(cursor, _visit_rows(session, 0, now_ms, None, now_ms))
+        except self._operational_error as err:  # SQLite locked too long, the disk full...
+            raise self._unavailable(err, "the session was not started: try again") from None
 
     def append(
         self,
