@@ -331,19 +331,16 @@ def _parse_inputs(pairs: tuple[str, ...]) -> dict[str, str]:
 def _refused(library: Any) -> dict[str, str]:
     """The journeys of the library that may not start (validation errors), with the reason."""
     from actions.registry import catalogue
-    from engine.library import journey_errors, not_runnable
+    from engine.library import refusals
 
-    return {j: not_runnable(j, e) for j, e in journey_errors(library, catalogue()).items()}
+    return refusals(library, catalogue())
 
 
 def _check_runnable(ctx: click.Context, library: Any, journey_id: str) -> None:
     """Refuse to start a journey that `journeys validate` finds errors in."""
-    from actions.registry import catalogue
-    from engine.library import journey_errors, not_runnable
-
-    errors = journey_errors(library, catalogue()).get(journey_id)
-    if errors:
-        raise click.ClickException(not_runnable(journey_id, errors))
+    reason = _refused(library).get(journey_id)
+    if reason:
+        raise click.ClickException(reason)
 
 
 def _result(session: Any) -> dict[str, Any]:
@@ -1230,9 +1227,7 @@ def serve(
 
     import uvicorn
 
-    from actions.registry import catalogue
     from engine.adapters.http import agent_keys
-    from engine.library import journey_errors, not_runnable
 
     library = _library_object(ctx)  # a clear error now for a missing folder
     os.environ["JOURNEYS_LIBRARY"] = str(library.root.resolve())
@@ -1240,8 +1235,8 @@ def serve(
         os.environ["JOURNEYS_DB"] = db
     os.environ["JOURNEYS_EXECUTOR"] = executor_kind
     _store(db).dispose()  # a clear error now for a bad URL, and the tables created once
-    for journey_id, errors in sorted(journey_errors(library, catalogue()).items()):
-        click.echo(f"not served: {not_runnable(journey_id, errors)}", err=True)
+    for _journey, reason in sorted(_refused(library).items()):
+        click.echo(f"not served: {reason}", err=True)
     if not agent_keys():
         click.echo(
             "no agent key configured (JOURNEYS_AGENT_KEYS): only this machine may call the API",

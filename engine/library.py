@@ -248,10 +248,14 @@ def journey_errors(library: Library, catalogue: Catalogue) -> dict[str, list[Fin
     return broken
 
 
-def not_runnable(journey_id: str, errors: list[Finding]) -> str:
-    """Why a journey with errors does not start, for a person: the count and the first."""
-    first = errors[0]
-    return (
-        f"the journey {journey_id!r} has {len(errors)} error(s), e.g. {first.file}:{first.line}: "
-        f"{first.code} {first.message}; run 'journeys validate'"
-    )
+def refusals(library: Library, catalogue: Catalogue) -> dict[str, str]:
+    """Why each journey with errors may not start, for a person: how many errors, and the
+    first (file:line, code, message)."""
+    reasons = {}
+    for journey_id, errors in journey_errors(library, catalogue).items():
+        first = errors[0]
+        reasons[journey_id] = (
+            f"the journey {journey_id!r} has {len(errors)} error(s), e.g. "
+            f"{first.file}:{first.line}: {first.code} {first.message}; run 'journeys validate'"
+        )
+    return reasons

@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actions.registry import catalogue
 from engine.adapters.sql_store import SERVER_THREADS
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
-from engine.library import Library, LibraryProblem, journey_errors, not_runnable
+from engine.library import Library, LibraryProblem, refusals
 from engine.report import Report
 from engine.runtime import Session, current_step
 from engine.service import ActionExecutor, Sessions, SessionStore
@@ -362,8 +362,7 @@ def create_app(
 ) -> FastAPI:
     # Journeys that `journeys validate` finds errors in are not started, as `journeys run`
     # refuses them (409, with the first error); `journeys serve` names them when it starts.
-    refused = {j: not_runnable(j, e) for j, e in journey_errors(library, catalogue()).items()}
-    sessions = Sessions(library, store, executor, refused)
+    sessions = Sessions(library, store, executor, refusals(library, catalogue()))
     tokens = Tokens(server_secret(home))
     keys = agent_keys()
 
