@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.registry import action
+from actions.registry import Forbidden, NotFound, Refused, action
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -32,11 +32,18 @@ def _account(conn: Connection, customer_id: str) -> Row[Any]:
     bo.customer_row(conn, customer_id)
     row = conn.execute(select(bo.accounts).where(bo.accounts.c.customer_id == customer_id)).first()
     if row is None:
-        raise LookupError(f"customer {customer_id!r} has no online account")
+        raise NotFound(f"customer {customer_id!r} has no online account")
     return row
 
 
-@action("accounts.send_reset_link")
+@action(
+    "accounts.send_reset_link",
+    errors={
+        "forbidden": "the back office refuses it for this customer",
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def send_reset_link(customer_id: str, channel: str) -> ResetLink:
     """Send a one-time password reset link by ``sms`` or ``email``."""
     from sqlalchemy import update
@@ -44,11 +51,11 @@ def send_reset_link(customer_id: str, channel: str) -> ResetLink:
     from actions import backoffice as bo
 
     if channel not in ("sms", "email"):
-        raise ValueError(f"a reset link goes by sms or email, not {channel!r}")
+        raise Refused(f"a reset link goes by sms or email, not {channel!r}")
     with bo.transaction() as conn:
         account = _account(conn, customer_id)
         if account.locked and account.lock_reason not in UNLOCKABLE:
-            raise PermissionError(
+            raise Forbidden(
                 f"the account of {customer_id!r} is locked for a security review: "
                 "no reset link can be sent"
             )
@@ -74,7 +81,10 @@ def send_reset_link(customer_id: str, channel: str) -> ResetLink:
     return {"message_id": message_id, "expires_minutes": RESET_LINK_MINUTES}
 
 
-@action("accounts.unlock")
+@action(
+    "accounts.unlock",
+    errors={"not_found": "the customer or what was asked for is not in the back office"},
+)
 def unlock(customer_id: str) -> Unlocked:
     """Unlock an account locked after too many failed sign-ins."""
     from sqlalchemy import update

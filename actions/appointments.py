@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import TypedDict
 
-from actions.registry import action
+from actions.registry import NotFound, Refused, action
 
 PERIODS = ("morning", "afternoon")
 #: How far ahead a visit can be booked.
@@ -27,7 +27,10 @@ def _when(day: date, period: str) -> str:
     return f"{day.isoformat()} {period}"
 
 
-@action("appointments.get_current")
+@action(
+    "appointments.get_current",
+    errors={"not_found": "the customer or what was asked for is not in the back office"},
+)
 def get_current(customer_id: str) -> Appointment:
     """The customer's next technician appointment, if any (status ``none`` otherwise)."""
     from sqlalchemy import select
@@ -62,22 +65,28 @@ def parse_slot(slot: str) -> tuple[date, str]:
     except (IndexError, ValueError):
         day = None
     if day is None or len(parts) != 2 or parts[1] not in PERIODS:
-        raise ValueError(
+        raise Refused(
             f"slot {slot!r} is not a day and a period, like '2025-06-12 morning' or "
             "'2025-06-12 afternoon'"
         )
     first, last = bo.today() + timedelta(days=1), bo.today() + timedelta(days=BOOKING_DAYS)
     if not first <= day <= last:
-        raise ValueError(
+        raise Refused(
             f"no technician slot on {day.isoformat()}: visits are booked from "
             f"{first.isoformat()} to {last.isoformat()}"
         )
     if day.weekday() == 6:
-        raise ValueError(f"no technician slot on {day.isoformat()}: it is a Sunday")
+        raise Refused(f"no technician slot on {day.isoformat()}: it is a Sunday")
     return day, parts[1]
 
 
-@action("appointments.reschedule")
+@action(
+    "appointments.reschedule",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def reschedule(appointment_id: str, slot: str) -> Rescheduled:
     """Move an appointment to another slot (``morning``/``afternoon`` of a date)."""
     from sqlalchemy import select, update
@@ -89,9 +98,9 @@ def reschedule(appointment_id: str, slot: str) -> Rescheduled:
     with bo.transaction() as conn:
         row = conn.execute(select(a).where(a.c.appointment_id == appointment_id)).first()
         if row is None:
-            raise LookupError(f"no appointment {appointment_id!r} in the back office")
+            raise NotFound(f"no appointment {appointment_id!r} in the back office")
         if row.status != "booked":
-            raise ValueError(f"appointment {appointment_id!r} is {row.status}, it cannot be moved")
+            raise Refused(f"appointment {appointment_id!r} is {row.status}, it cannot be moved")
         conn.execute(
             update(a)
             .where(a.c.id == row.id)

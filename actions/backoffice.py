@@ -61,6 +61,8 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import NullPool, StaticPool
 
+from actions.registry import NotFound, Refused
+
 DEFAULT_HOME = ".journeys"
 
 metadata = MetaData()
@@ -655,7 +657,7 @@ def money(value: float) -> float:
     """An amount in euros, rounded to the cent (never NaN or infinite)."""
     amount = float(value)
     if not math.isfinite(amount):
-        raise ValueError(f"{value!r} is not an amount")
+        raise Refused(f"{value!r} is not an amount")
     return round(amount, 2)
 
 
@@ -679,7 +681,7 @@ def add_with_code(
 def customer_row(conn: Connection, customer_id: str) -> Row[Any]:
     row = conn.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
     if row is None:
-        raise LookupError(f"no customer {customer_id!r} in the back office")
+        raise NotFound(f"no customer {customer_id!r} in the back office")
     return row
 
 
@@ -689,7 +691,7 @@ def order_row(conn: Connection, order_id: str, *, for_update: bool = False) -> R
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
-        raise LookupError(f"no order {order_id!r} in the back office")
+        raise NotFound(f"no order {order_id!r} in the back office")
     return row
 
 
@@ -701,7 +703,7 @@ def required_text(name: str, value: str) -> str:
     """A text input that must not be blank, stripped."""
     text = (value or "").strip()
     if not text:
-        raise ValueError(f"{name} must not be empty")
+        raise Refused(f"{name} must not be empty")
     return text
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.registry import action
+from actions.registry import NotFound, Refused, action
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -43,7 +43,13 @@ def _invoices(conn: Connection, customer_id: str) -> list[Row[Any]]:
     )
 
 
-@action("billing.get_last_invoice")
+@action(
+    "billing.get_last_invoice",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def get_last_invoice(customer_id: str) -> Invoice:
     """The customer's latest invoice, with the previous amount for comparison."""
     from actions import backoffice as bo
@@ -51,7 +57,7 @@ def get_last_invoice(customer_id: str) -> Invoice:
     with bo.transaction() as conn:
         found = _invoices(conn, customer_id)
     if not found:
-        raise LookupError(f"customer {customer_id!r} has no invoice yet")
+        raise NotFound(f"customer {customer_id!r} has no invoice yet")
     latest = found[0]
     # A first invoice has nothing to compare with: its previous amount is 0.
     previous = bo.money(found[1].amount) if len(found) > 1 else 0.0
@@ -63,20 +69,26 @@ def get_last_invoice(customer_id: str) -> Invoice:
     }
 
 
-@action("billing.credit")
+@action(
+    "billing.credit",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def credit(customer_id: str, amount: float, reason: str) -> Credit:
     """Credit an amount on the next invoice."""
     from actions import backoffice as bo
 
     amount = bo.money(amount)
     if amount <= 0:
-        raise ValueError(f"a credit must be more than 0 EUR, not {amount}")
+        raise Refused(f"a credit must be more than 0 EUR, not {amount}")
     reason = bo.required_text("reason", reason)
     with bo.transaction() as conn:
         found = _invoices(conn, customer_id)
         ceiling = bo.money(found[0].amount) if found else 0.0
         if amount > ceiling:
-            raise ValueError(
+            raise Refused(
                 f"a credit of {amount} EUR is more than the latest invoice ({ceiling} EUR): "
                 "it needs the billing team"
             )
@@ -90,7 +102,13 @@ def credit(customer_id: str, amount: float, reason: str) -> Credit:
     return {"credit_id": credit_id, "amount": amount}
 
 
-@action("billing.open_dispute")
+@action(
+    "billing.open_dispute",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def open_dispute(customer_id: str, invoice_id: str, reason: str) -> Dispute:
     """Put an invoice in dispute: collection is paused until billing decides."""
     from sqlalchemy import select, update
@@ -103,12 +121,12 @@ def open_dispute(customer_id: str, invoice_id: str, reason: str) -> Dispute:
         bo.customer_row(conn, customer_id)
         invoice = conn.execute(select(i).where(i.c.invoice_id == invoice_id)).first()
         if invoice is None or invoice.customer_id != customer_id:
-            raise LookupError(f"no invoice {invoice_id!r} for customer {customer_id!r}")
+            raise NotFound(f"no invoice {invoice_id!r} for customer {customer_id!r}")
         already = conn.execute(
             select(d.c.dispute_id).where(d.c.invoice_id == invoice_id, d.c.status == "open")
         ).first()
         if already is not None:
-            raise ValueError(f"invoice {invoice_id!r} is already in dispute ({already[0]})")
+            raise Refused(f"invoice {invoice_id!r} is already in dispute ({already[0]})")
         dispute_id = bo.add_with_code(
             conn,
             d,

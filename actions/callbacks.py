@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TypedDict
 
-from actions.registry import action
+from actions.registry import Refused, action
 
 #: Named slots: name -> (days from today, hours).
 SLOTS = {
@@ -40,16 +40,19 @@ def resolve(when: str) -> str:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(
+        raise Refused(
             f"callback time {when!r} is neither a date-time (2025-06-10T17:30) nor one of "
             f"{', '.join([*SLOTS, 'next_business_day'])}"
         ) from None
     if moment.date() < today:
-        raise ValueError(f"callback time {when!r} is in the past")
+        raise Refused(f"callback time {when!r} is in the past")
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-@action("callbacks.schedule")
+@action(
+    "callbacks.schedule",
+    errors={"not_found": "the customer or what was asked for is not in the back office"},
+)
 def schedule(customer_id: str, when: str) -> Callback:
     """Book a call back to the customer (``when``: an ISO date-time or a slot name)."""
     from actions import backoffice as bo

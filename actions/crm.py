@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from actions.registry import action
+from actions.registry import Refused, action
 
 OUTCOMES = ("resolved", "unresolved", "escalated", "callback", "abandoned")
 
@@ -31,7 +31,10 @@ class AddressChanged(TypedDict):
     address: str
 
 
-@action("crm.get_customer")
+@action(
+    "crm.get_customer",
+    errors={"not_found": "the customer or what was asked for is not in the back office"},
+)
 def get_customer(customer_id: str) -> Customer:
     """Read the customer's record: name, tier (standard or premium), phone, email, postcode."""
     from actions import backoffice as bo
@@ -48,7 +51,10 @@ def get_customer(customer_id: str) -> Customer:
     }
 
 
-@action("crm.verify_identity")
+@action(
+    "crm.verify_identity",
+    errors={"not_found": "the customer or what was asked for is not in the back office"},
+)
 def verify_identity(customer_id: str, postcode: str) -> Verification:
     """Check a security answer (the postcode on file) before account changes."""
     from actions import backoffice as bo
@@ -62,7 +68,13 @@ def _postcode(text: str) -> str:
     return "".join((text or "").split()).upper()
 
 
-@action("crm.log_contact")
+@action(
+    "crm.log_contact",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def log_contact(
     customer_id: str, motive: str, outcome: str, note: str | None = None
 ) -> ContactLogged:
@@ -71,7 +83,7 @@ def log_contact(
 
     motive = bo.required_text("motive", motive)
     if outcome not in OUTCOMES:
-        raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+        raise Refused(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     with bo.transaction() as conn:
         bo.customer_row(conn, customer_id)
         contact_id = bo.add_with_code(
@@ -84,7 +96,13 @@ def log_contact(
     return {"contact_id": contact_id}
 
 
-@action("crm.update_address")
+@action(
+    "crm.update_address",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def update_address(customer_id: str, street: str, postcode: str, city: str) -> AddressChanged:
     """Replace the customer's postal address; open orders not yet shipped follow it."""
     from sqlalchemy import update

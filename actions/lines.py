@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.registry import action
+from actions.registry import NotFound, action
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -35,11 +35,14 @@ def mobile_line(conn: Connection, customer_id: str) -> Row[Any]:
         .order_by(bo.lines.c.line_id)
     ).first()
     if line is None:
-        raise LookupError(f"customer {customer_id!r} has no mobile line")
+        raise NotFound(f"customer {customer_id!r} has no mobile line")
     return line
 
 
-@action("lines.suspend")
+@action(
+    "lines.suspend",
+    errors={"refused": "the request cannot be granted as asked (the message says why)"},
+)
 def suspend(customer_id: str, reason: str) -> Suspended:
     """Suspend the mobile line at once (lost or stolen SIM or phone)."""
     from sqlalchemy import update
@@ -58,7 +61,13 @@ def suspend(customer_id: str, reason: str) -> Suspended:
     return {"line_id": line.line_id, "suspended": True}
 
 
-@action("lines.order_sim")
+@action(
+    "lines.order_sim",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def order_sim(customer_id: str, reason: str) -> SimOrder:
     """Send a replacement SIM with the same number to the address on file."""
     from actions import backoffice as bo

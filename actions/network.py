@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.registry import action
+from actions.registry import NotFound, action
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -38,7 +38,7 @@ def fibre_line(conn: Connection, customer_id: str) -> Row[Any]:
         .order_by(bo.lines.c.line_id)
     ).first()
     if line is None:
-        raise LookupError(f"customer {customer_id!r} has no internet line")
+        raise NotFound(f"customer {customer_id!r} has no internet line")
     return line
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.registry import action
+from actions.registry import Refused, action
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
@@ -44,7 +44,13 @@ def days_late(order: Row[Any]) -> int:
     return max(0, (end - expected).days)
 
 
-@action("orders.get_tracking")
+@action(
+    "orders.get_tracking",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def get_tracking(order_id: str) -> Tracking:
     """Where the parcel is: status, days late, carrier, shipping cost and order amount."""
     from actions import backoffice as bo
@@ -61,7 +67,13 @@ def get_tracking(order_id: str) -> Tracking:
     }
 
 
-@action("orders.create_return")
+@action(
+    "orders.create_return",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def create_return(order_id: str, reason: str) -> ReturnCreated:
     """Open a return and produce a prepaid return label."""
     from sqlalchemy import select
@@ -73,7 +85,7 @@ def create_return(order_id: str, reason: str) -> ReturnCreated:
     with bo.transaction() as conn:
         order = bo.order_row(conn, order_id)
         if order.status != "delivered":
-            raise ValueError(
+            raise Refused(
                 f"order {order_id!r} is {order.status.replace('_', ' ')}, not delivered: "
                 "there is nothing to send back yet"
             )
@@ -96,7 +108,13 @@ def create_return(order_id: str, reason: str) -> ReturnCreated:
     return {"return_id": return_id, "label_url": label_url}
 
 
-@action("orders.reship")
+@action(
+    "orders.reship",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def reship(order_id: str, reason: str) -> Reshipped:
     """Send the same items again at no cost (lost or damaged parcel)."""
     from actions import backoffice as bo
@@ -105,7 +123,7 @@ def reship(order_id: str, reason: str) -> Reshipped:
     with bo.transaction() as conn:
         order = bo.order_row(conn, order_id)
         if order.status == "ordered":
-            raise ValueError(f"order {order_id!r} has not been shipped yet: nothing to send again")
+            raise Refused(f"order {order_id!r} has not been shipped yet: nothing to send again")
         shipment_id = bo.add_with_code(
             conn,
             bo.shipments,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TypedDict
 
-from actions.registry import action
+from actions.registry import Refused, action
 
 #: The largest voucher an action may issue without a supervisor.
 VOUCHER_MAX = 100.0
@@ -29,7 +29,13 @@ class Voucher(TypedDict):
     amount: float
 
 
-@action("payments.refund")
+@action(
+    "payments.refund",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def refund(order_id: str, amount: float, reason: str) -> Refund:
     """Refund an amount on an order to the original means of payment."""
     from sqlalchemy import func, select
@@ -38,7 +44,7 @@ def refund(order_id: str, amount: float, reason: str) -> Refund:
 
     amount = bo.money(amount)
     if amount <= 0:
-        raise ValueError(f"a refund must be more than 0 EUR, not {amount}")
+        raise Refused(f"a refund must be more than 0 EUR, not {amount}")
     reason = bo.required_text("reason", reason)
     r = bo.refunds
     with bo.transaction() as conn:
@@ -50,7 +56,7 @@ def refund(order_id: str, amount: float, reason: str) -> Refund:
         ).scalar_one()
         left = bo.money(order.amount - float(already))
         if amount > left:
-            raise ValueError(
+            raise Refused(
                 f"a refund of {amount} EUR is more than what is left to refund on order "
                 f"{order_id!r} ({left} EUR of {bo.money(order.amount)} EUR)"
             )
@@ -70,7 +76,13 @@ def refund(order_id: str, amount: float, reason: str) -> Refund:
     return {"refund_id": refund_id, "amount": amount}
 
 
-@action("payments.get_refund_status")
+@action(
+    "payments.get_refund_status",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def get_refund_status(order_id: str) -> RefundStatus:
     """The latest refund on an order: none, pending, paid or rejected, and since when."""
     from sqlalchemy import select
@@ -94,16 +106,20 @@ def get_refund_status(order_id: str) -> RefundStatus:
     }
 
 
-@action("payments.issue_voucher")
+@action(
+    "payments.issue_voucher",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def issue_voucher(customer_id: str, amount: float) -> Voucher:
     """Issue a purchase voucher to the customer."""
     from actions import backoffice as bo
 
     amount = bo.money(amount)
     if not 0 < amount <= VOUCHER_MAX:
-        raise ValueError(
-            f"a voucher is worth more than 0 and at most {VOUCHER_MAX} EUR, not {amount}"
-        )
+        raise Refused(f"a voucher is worth more than 0 and at most {VOUCHER_MAX} EUR, not {amount}")
     with bo.transaction() as conn:
         bo.customer_row(conn, customer_id)
         code = bo.add_with_code(

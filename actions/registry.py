@@ -64,6 +64,8 @@ class ActionSpec:
     params: tuple[Param, ...]
     output: tuple[str, ...]
     function: Callable[..., Any]
+    #: The business errors this action answers (code -> when), from ``@action(errors=...)``.
+    errors: tuple[tuple[str, str], ...] = ()
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -75,6 +77,50 @@ class ActionSpec:
             "params": [[p.name, p.type, p.required, p.nullable] for p in self.params],
             "output": list(self.output),
         }
+
+
+class BusinessError(Exception):
+    """The back office's answer, not a failure: no such customer, order not refundable.
+
+    An action raises it (or one of the kinds below) when the request itself cannot be granted.
+    It is never retried, and the journey takes the node's ``on_error`` path with
+    ``last_error.code``. Anything else an action raises is a technical failure (the system is
+    down, timed out, returned nonsense): retried, then an incident, never a business path.
+    """
+
+    code = "refused"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class NotFound(BusinessError, LookupError):
+    """What was asked for does not exist in the back office (customer, order, invoice)."""
+
+    code = "not_found"
+
+
+class Refused(BusinessError, ValueError):
+    """The request exists but cannot be granted as asked (over a cap, wrong state, bad value)."""
+
+    code = "refused"
+
+
+class Forbidden(BusinessError, PermissionError):
+    """The back office refuses the request for this customer (a lock, a security review)."""
+
+    code = "forbidden"
+
+
+#: Business error codes every action may answer, with what they mean.
+BUSINESS_CODES = {
+    NotFound.code: "what was asked for does not exist",
+    Refused.code: "the request cannot be granted as asked",
+    Forbidden.code: "the back office refuses it for this customer",
+}
 
 
 _REGISTRY: dict[str, ActionSpec] = {}
@@ -98,8 +144,17 @@ def _json_type(annotation: Any) -> tuple[str, bool]:
     return _JSON_TYPES[base], nullable
 
 
-def action(name: str) -> Callable[[F], F]:
-    """Declare a function as the back-office action ``name`` (``domain.verb``)."""
+def action(name: str, errors: dict[str, str] | None = None) -> Callable[[F], F]:
+    """Declare a function as the back-office action ``name`` (``domain.verb``); ``errors``
+    names the business errors it answers (code -> when), e.g. ``{"not_found": "no such
+    customer"}``: the catalogue a process expert reads to plan the ``on_error`` path."""
+    declared = tuple(sorted((errors or {}).items()))
+    unknown = [code for code, _ in declared if code not in BUSINESS_CODES]
+    if unknown:
+        raise ValueError(
+            f"action {name!r} declares unknown business error codes {unknown}; "
+            f"use {', '.join(BUSINESS_CODES)}"
+        )
 
     def register(function: F) -> F:
         hints = get_type_hints(function)
@@ -111,7 +166,7 @@ def action(name: str) -> Callable[[F], F]:
         summary = (inspect.getdoc(function) or "").split("\n\n")[0].replace("\n", " ")
         if name in _REGISTRY and _REGISTRY[name].function is not function:
             raise ValueError(f"action {name!r} is declared twice")
-        _REGISTRY[name] = ActionSpec(name, summary, tuple(params), output, function)
+        _REGISTRY[name] = ActionSpec(name, summary, tuple(params), output, function, declared)
         return function
 
     return register

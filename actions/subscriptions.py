@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from actions.registry import action
+from actions.registry import NotFound, Refused, action
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Row
@@ -49,9 +49,9 @@ def _subscription(conn: Connection, customer_id: str, *, active: bool = False) -
     s = bo.subscriptions
     row = conn.execute(select(s).where(s.c.customer_id == customer_id)).first()
     if row is None:
-        raise LookupError(f"customer {customer_id!r} has no internet subscription")
+        raise NotFound(f"customer {customer_id!r} has no internet subscription")
     if active and row.status != "active":
-        raise ValueError(f"the subscription of {customer_id!r} is already {row.status}")
+        raise Refused(f"the subscription of {customer_id!r} is already {row.status}")
     return row
 
 
@@ -71,7 +71,7 @@ def _plan(conn: Connection, plan: str) -> Row[Any]:
     row = conn.execute(select(bo.plans).where(bo.plans.c.plan == plan)).first()
     if row is None:
         known = conn.execute(select(bo.plans.c.plan).order_by(bo.plans.c.rank)).scalars().all()
-        raise LookupError(f"no plan {plan!r}; the plans are: {', '.join(known)}")
+        raise NotFound(f"no plan {plan!r}; the plans are: {', '.join(known)}")
     return row
 
 
@@ -82,7 +82,13 @@ def _next_cycle() -> str:
     return bo.add_months(bo.today().replace(day=1), 1).isoformat()
 
 
-@action("subscriptions.get")
+@action(
+    "subscriptions.get",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def get(customer_id: str) -> Subscription:
     """The customer's plan, price, tenure and months left in the commitment."""
     from actions import backoffice as bo
@@ -98,7 +104,13 @@ def get(customer_id: str) -> Subscription:
     }
 
 
-@action("subscriptions.change_plan")
+@action(
+    "subscriptions.change_plan",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def change_plan(customer_id: str, plan: str) -> PlanChanged:
     """Move the customer to another plan from the next billing cycle."""
     from sqlalchemy import update
@@ -109,7 +121,7 @@ def change_plan(customer_id: str, plan: str) -> PlanChanged:
         row = _subscription(conn, customer_id, active=True)
         target = _plan(conn, plan)
         if row.plan == plan:
-            raise ValueError(f"customer {customer_id!r} is already on {plan!r}")
+            raise Refused(f"customer {customer_id!r} is already on {plan!r}")
         price, effective = bo.money(target.monthly_price), _next_cycle()
         conn.execute(
             update(bo.subscriptions)
@@ -129,7 +141,13 @@ def change_plan(customer_id: str, plan: str) -> PlanChanged:
     return {"plan": plan, "monthly_price": price, "effective_date": effective}
 
 
-@action("subscriptions.apply_offer")
+@action(
+    "subscriptions.apply_offer",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def apply_offer(customer_id: str, offer: str) -> OfferApplied:
     """Apply a retention offer (``discount_20``, ``free_upgrade``)."""
     from sqlalchemy import select, update
@@ -137,7 +155,7 @@ def apply_offer(customer_id: str, offer: str) -> OfferApplied:
     from actions import backoffice as bo
 
     if offer not in OFFERS:
-        raise ValueError(f"offer {offer!r} is not one of {', '.join(OFFERS)}")
+        raise Refused(f"offer {offer!r} is not one of {', '.join(OFFERS)}")
     o = bo.offers
     with bo.transaction() as conn:
         row = _subscription(conn, customer_id, active=True)
@@ -147,7 +165,7 @@ def apply_offer(customer_id: str, offer: str) -> OfferApplied:
             )
         ).first()
         if running is not None:
-            raise ValueError(
+            raise Refused(
                 f"customer {customer_id!r} already has the offer {running.offer!r} "
                 f"until {running.ends_on.isoformat()}"
             )
@@ -160,7 +178,7 @@ def apply_offer(customer_id: str, offer: str) -> OfferApplied:
                 select(bo.plans).where(bo.plans.c.rank > current.rank).order_by(bo.plans.c.rank)
             ).first()
             if upper is None:
-                raise ValueError(f"{row.plan!r} is the top of the range: no free upgrade")
+                raise Refused(f"{row.plan!r} is the top of the range: no free upgrade")
             # The next plan at the current price: the discount is the difference.
             discount = bo.money(upper.monthly_price - price)
             conn.execute(
@@ -181,7 +199,13 @@ def apply_offer(customer_id: str, offer: str) -> OfferApplied:
     return {"offer": offer, "monthly_discount": discount, "months": OFFER_MONTHS}
 
 
-@action("subscriptions.cancel")
+@action(
+    "subscriptions.cancel",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def cancel(customer_id: str, reason: str) -> Cancelled:
     """Cancel the subscription at the end of the notice period; the fee is what is still due."""
     from sqlalchemy import update

@@ -11,7 +11,13 @@ class Ticket(TypedDict):
     ticket_id: str
 
 
-@action("tickets.create")
+@action(
+    "tickets.create",
+    errors={
+        "not_found": "the customer or what was asked for is not in the back office",
+        "refused": "the request cannot be granted as asked (the message says why)",
+    },
+)
 def create(queue: str, summary: str, customer_id: str | None = None) -> Ticket:
     """Open a ticket in a back-office queue (logistics, billing, network, ...)."""
     from actions import backoffice as bo

@@ -51,7 +51,17 @@ NODE_KEYS: Mapping[str, frozenset[str]] = {
     "decide": frozenset(_COMMON - {"next"} | {"branches", "else"}),
     "action": frozenset(
         _COMMON
-        | {"action", "input", "output", "wait", "retries", "timeout", "on_error", "on_denied"}
+        | {
+            "action",
+            "input",
+            "output",
+            "wait",
+            "retries",
+            "timeout",
+            "on_error",
+            "on_denied",
+            "on_failure",
+        }
     ),
     "journey": frozenset(_COMMON | {"journey", "input"}),
     "handoff": frozenset(_COMMON - {"next", "set"} | {"queue", "reason"}),
@@ -173,6 +183,7 @@ def build_node(node_id: str, data: YamlMap, file: str, pos: tuple[int, int] | No
         else None,
         on_error=_str(get("on_error")),
         on_denied=_str(get("on_denied")),
+        on_failure=_str(get("on_failure")),
         journey=_str(get("journey")),
         queue=_str(get("queue")),
         reason=_str(get("reason")),

@@ -175,7 +175,12 @@ def _way(node: Node, via: str) -> list[str]:
     if via.startswith("option "):
         value = next(o.value for o in node.options if f"option {o.value!r}" == via)
         return [_short(value if isinstance(value, str) else json.dumps(value))]
-    return {"next": [], "on_error": ["error"], "on_denied": ["denied"]}.get(via, [via])
+    return {
+        "next": [],
+        "on_error": ["error"],
+        "on_failure": ["failure"],
+        "on_denied": ["denied"],
+    }.get(via, [via])
 
 
 def text(value: Text | None, locale: str | None) -> str | None:

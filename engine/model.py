@@ -71,7 +71,9 @@ class Edge:
 
     source: str
     target: str
-    via: str  # "next", "option 'voucher'", "branch 1", "else", "on_error", "on_denied"
+    via: (
+        str  # "next", "option 'voucher'", "branch 1", "else", "on_error", "on_denied", "on_failure"
+    )
     loc: Loc
 
 
@@ -105,6 +107,7 @@ class Node:
     timeout: float | None = None
     on_error: str | None = None
     on_denied: str | None = None  # where to go when the policy refuses the action to the role
+    on_failure: str | None = None  # where to go on a technical failure (else: an incident)
     # journey
     journey: str | None = None
     # handoff
@@ -142,6 +145,8 @@ class Node:
             out.append(Edge(self.id, self.on_error, "on_error", self.at("on_error")))
         if self.on_denied:
             out.append(Edge(self.id, self.on_denied, "on_denied", self.at("on_denied")))
+        if self.on_failure:
+            out.append(Edge(self.id, self.on_failure, "on_failure", self.at("on_failure")))
         return out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.authority import SUPERVISOR_QUEUE, decide, default_role
@@ -25,6 +26,14 @@ WAITING = "waiting"  # for an answer at `node`
 RUNNING = "running"  # for the result of the action at `node`
 SURVEY = "survey"  # the end is reached (outcome final); the survey is offered
 ENDED = "ended"
+#: The action at `node` failed technically after its retries: the session holds there, an
+#: incident, retried by itself (``incident.retry_at``) or by an agent, or handed off.
+INCIDENT = "incident"
+
+#: Queue of a session handed off from an incident: the back office finishes it.
+INCIDENT_QUEUE = "backoffice"
+#: Automatic retries of an incident: 30 s, then twice as long each time, at most 30 min.
+RETRY_FIRST_S, RETRY_MAX_S = 30, 1800
 
 MAX_STEPS = 10_000  # nodes passed in one step before a loop is declared runaway
 
@@ -62,6 +71,8 @@ class Session:
     survey: dict[str, Any] = field(default_factory=dict)
     handoff: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
+    #: While the session is an incident: {node, action, message, since, tries, retry_at}.
+    incident: dict[str, Any] | None = None
     #: Who performs the steps now (agent, supervisor, customer), set by Start and Answer, and
     #: who that is when known: the authority limits of policies.yaml are the role's.
     role: str | None = None
@@ -125,11 +136,32 @@ class Answer:
 
 @dataclass(frozen=True)
 class ActionDone:
+    """An action's outcome: its result, a business ``error`` (with its ``code``) or a
+    technical ``failure``; ``at`` (ISO date-time) dates an incident and its next retry."""
+
     node: str
     result: Mapping[str, Any] | None = None
     error: str | None = None
     attempts: int = 1
     run_id: str | None = None
+    code: str | None = None
+    failure: str | None = None
+    at: str | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Run the failed action of an incident again (an agent, or the retry loop)."""
+
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """Give up on an incident for this contact: the session goes to a queue, escalated."""
+
+    queue: str = INCIDENT_QUEUE
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +175,7 @@ class SkipSurvey:
     pass
 
 
-Event = Start | Answer | ActionDone | SurveyAnswer | SkipSurvey
+Event = Start | Answer | ActionDone | Retry | HandOff | SurveyAnswer | SkipSurvey
 
 
 # --------------------------------------------------------------------------- effects
@@ -209,6 +241,12 @@ def step(
             _answer(definitions, s, event)
         elif isinstance(event, ActionDone):
             _action_done(definitions, s, event)
+        elif isinstance(event, Retry):
+            _retry(definitions, s, event, effects)
+            return _bump(s), effects
+        elif isinstance(event, HandOff):
+            _hand_off(s, event, effects)
+            return _bump(s), effects
         _advance(definitions, s, effects, policy)
     except (Conflict, InvalidAnswer, MissingInput):
         raise  # the event is refused; the session is unchanged
@@ -347,13 +385,22 @@ def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> Non
         raise Conflict(f"the action running is at {s.node!r}, not at {event.node!r}", s.node)
     journey, _frame = _current(definitions, s)
     node = journey.nodes[_local(s)]
+    if event.failure is not None:
+        _failed(s, node, event)
+        return
+    s.incident = None
     if event.error is None:
         if node.output:
             s.context[node.output] = dict(event.result or {})
         _complete(s, node)
         _go(s, node.next)
         return
-    s.context["last_error"] = {"node": s.node, "action": node.action, "message": event.error}
+    s.context["last_error"] = {
+        "node": s.node,
+        "action": node.action,
+        "code": event.code or "refused",
+        "message": event.error,
+    }
     if node.on_error:
         _go(s, node.on_error)
         return
@@ -362,6 +409,67 @@ def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> Non
     s.outcome = "unresolved"
     s.status = ENDED
     s.node = None
+
+
+def _failed(s: Session, node: Node, event: ActionDone) -> None:
+    """A technical failure after the node's retries: never a business path. The journey's
+    ``on_failure`` if it has one; otherwise the session holds at the node, an incident."""
+    if node.on_failure:
+        s.incident = None
+        s.context["last_error"] = {
+            "node": s.node,
+            "action": node.action,
+            "code": "failure",
+            "message": event.failure,
+        }
+        _go(s, node.on_failure)
+        return
+    before = s.incident or {}
+    tries = int(before.get("tries", 0)) + 1
+    since = before.get("since") or event.at
+    s.incident = {
+        "node": s.node,
+        "action": node.action,
+        "message": event.failure,
+        "since": since,
+        "tries": tries,
+        "retry_at": retry_time(event.at, tries),
+    }
+    s.status = INCIDENT
+
+
+def retry_time(at: str | None, tries: int) -> str | None:
+    """When an incident is retried by itself after ``tries`` failed runs (back-off)."""
+    if at is None:
+        return None
+    delay = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** min(tries - 1, 16))
+    return (datetime.fromisoformat(at) + timedelta(seconds=delay)).isoformat()
+
+
+def _retry(definitions: Definitions, s: Session, event: Retry, effects: list[Effect]) -> None:
+    if s.status != INCIDENT or s.node is None:
+        raise Conflict(f"there is no incident to retry (the session is {s.status})", s.node)
+    if event.node is not None and resolve_node(definitions, s, event.node) != s.node:
+        raise Conflict(f"the incident is at {s.node!r}, not at {event.node!r}", s.node)
+    journey, _frame = _current(definitions, s)
+    node = journey.nodes[_local(s)]
+    qualified = s.node
+    inputs = {k: _value(s, node, v, f"input {k!r}") for k, v in node.input.items()}
+    # The same visit, so the same idempotency key: the back office never acts twice.
+    key = f"{s.id}:{qualified}:{s.visits.get(qualified, 1)}"
+    effects.append(
+        RunAction(qualified, node.action or "", inputs, True, node.retries, node.timeout, key)
+    )
+    s.status = RUNNING
+
+
+def _hand_off(s: Session, event: HandOff, effects: list[Effect]) -> None:
+    if s.status != INCIDENT or s.node is None:
+        raise Conflict(f"there is no incident to hand off (the session is {s.status})", s.node)
+    incident = s.incident or {}
+    reason = event.reason or f"{incident.get('action')}: {incident.get('message')}"
+    s.handoff = {"queue": event.queue, "reason": reason, "node": s.node}
+    _finish(s, "escalated", effects)
 
 
 def _survey(definitions: Definitions, s: Session, event: SurveyAnswer | SkipSurvey) -> None:
@@ -393,6 +501,12 @@ def _offered_surveys(definitions: Definitions, s: Session) -> tuple[str, ...]:
 def _not_waiting(s: Session) -> str:
     if s.status in (ENDED, SURVEY):
         return f"the session has ended (outcome {s.outcome!r}); start a new one"
+    if s.status == INCIDENT:
+        action = (s.incident or {}).get("action")
+        return (
+            f"the session is held by an incident: the back-office action {action!r} could "
+            "not run; retry it or hand the contact off"
+        )
     return f"the session is not waiting for an answer: the action at {s.node!r} is running"
 
 
@@ -613,6 +727,18 @@ def current_step(definitions: Definitions, s: Session) -> dict[str, Any] | None:
             "kind": "survey",
             "messages": list(s.messages),
             "surveys": list(node.survey) if node else ["ces", "nps"],
+        }
+    if s.status == INCIDENT and s.node is not None:
+        incident = dict(s.incident or {})
+        return {
+            "node": s.node,
+            "kind": "incident",
+            "messages": list(s.messages),
+            "action": incident.get("action"),
+            "message": incident.get("message"),
+            "since": incident.get("since"),
+            "tries": incident.get("tries"),
+            "retry_at": incident.get("retry_at"),
         }
     if s.status not in (WAITING, RUNNING) or s.node is None:
         return None

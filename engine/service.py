@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from engine import clock
@@ -21,10 +22,13 @@ from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownSess
 from engine.library import Bundle, Library
 from engine.model import ROLES, Journey, Node
 from engine.runtime import (
+    INCIDENT,
     ActionDone,
     Answer,
     Effect,
     Event,
+    HandOff,
+    Retry,
     RunAction,
     RunAfter,
     Session,
@@ -69,14 +73,22 @@ class SessionStore(Protocol):
         """The sessions of ``channel`` waiting at one of ``nodes``, the longest waiting first:
         ``id, journey, definition, node, contact_id, customer_id, waiting_since`` (ISO text)."""
 
+    def due(self, now_ms: int, limit: int) -> list[str]:
+        """The ids of the sessions due to go on by themselves (an incident's next retry)."""
+
     def record_run(self, run: Mapping[str, Any]) -> None: ...
     def runs(self, session_id: str) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True)
 class ActionOutcome:
+    """What an action run came to: a result, a business error (``error`` with its ``code``:
+    the back office's answer), or a technical ``failure`` (down, timed out, crashed)."""
+
     result: Mapping[str, Any] | None = None
     error: str | None = None
+    code: str | None = None
+    failure: str | None = None
     attempts: int = 1
     run_id: str | None = None
     #: A run still going on in the background (wait: false, post-contact): it resolves to
@@ -119,6 +131,15 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
             "attempts": event.attempts,
             "run_id": event.run_id,
         }
+        if event.code is not None:
+            data["code"] = event.code
+        if event.failure is not None:
+            data["failure"] = event.failure
+            data["failed_at"] = event.at
+    elif isinstance(event, Retry):
+        data = {"type": "retry", "node": event.node}
+    elif isinstance(event, HandOff):
+        data = {"type": "handoff", "queue": event.queue, "reason": event.reason}
     elif isinstance(event, SurveyAnswer):
         data = {"type": "survey", "ces": event.ces, "nps": event.nps}
     else:
@@ -152,7 +173,14 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
             record.get("error"),
             record.get("attempts", 1),
             record.get("run_id"),
+            record.get("code"),
+            record.get("failure"),
+            record.get("failed_at"),
         )
+    if kind == "retry":
+        return Retry(record.get("node"))
+    if kind == "handoff":
+        return HandOff(record.get("queue") or HandOff.queue, record.get("reason"))
     if kind == "survey":
         return SurveyAnswer(record.get("ces"), record.get("nps"))
     if kind == "skip_survey":
@@ -284,6 +312,29 @@ class Sessions:
     def skip_survey(self, session_id: str, actor: str | None = None) -> Session:
         return self.apply(session_id, SkipSurvey(), actor=actor)
 
+    def retry(self, session_id: str, actor: str | None = None) -> Session:
+        """Run an incident's failed action again (same idempotency key): the session goes on
+        where it was if it succeeds, or stays an incident with its next automatic retry."""
+        return self.apply(session_id, Retry(), actor=actor)
+
+    def hand_off(
+        self, session_id: str, actor: str | None = None, queue: str | None = None
+    ) -> Session:
+        """Hand an incident's contact to a queue (default: the back office's) to finish."""
+        event = HandOff(queue) if queue else HandOff()
+        return self.apply(session_id, event, actor=actor)
+
+    def retry_due(self, limit: int = 20) -> list[Session]:
+        """Retry the incidents whose automatic retry is due (the server's loop calls this).
+        A retry another process did first is skipped."""
+        retried = []
+        for session_id in self.store.due(clock.now_ms(), limit):
+            try:
+                retried.append(self.retry(session_id, actor="system"))
+            except Conflict:
+                continue  # another process retried it, or it moved on meanwhile
+        return retried
+
     def apply(self, session_id: str, event: Event, actor: str | None = None) -> Session:
         session = self.store.load(session_id)  # ours alone: stepped in place
         expected, channel, visited = session.seq, session.channel, len(session.path)
@@ -395,9 +446,18 @@ class Sessions:
                         session.id, effect.node, effect.action, effect.key, mode, outcome, runs
                     )
                     continue
-                runs.append(_run(session.id, effect.node, effect.action, effect.key, mode, outcome))
+                tries = int((session.incident or {}).get("tries", 0))
+                record_key = effect.key if not tries else f"{effect.key}~{tries + 1}"
+                runs.append(_run(session.id, effect.node, effect.action, record_key, mode, outcome))
                 event = ActionDone(
-                    effect.node, outcome.result, outcome.error, outcome.attempts, outcome.run_id
+                    effect.node,
+                    outcome.result,
+                    outcome.error,
+                    outcome.attempts,
+                    outcome.run_id,
+                    outcome.code,
+                    outcome.failure,
+                    clock.now().isoformat() if outcome.failure is not None else None,
                 )
                 session, more = step(
                     bundle.definitions, session, event, in_place=True, policy=bundle.policy
@@ -432,7 +492,8 @@ class Sessions:
 
         def done(f: Future[ActionOutcome]) -> None:
             try:
-                final = f.result() if not f.exception() else ActionOutcome(error=str(f.exception()))
+                error = f.exception()
+                final = f.result() if error is None else ActionOutcome(failure=str(error))
                 store.record_run(_run(session_id, node, action, key, mode, final))
             finally:
                 recorded.set()
@@ -449,6 +510,17 @@ class Sessions:
         return outcomes
 
 
+#: What an action run came to, as recorded: succeeded, refused (a business error: the back
+#: office's answer) or failed (a technical failure: an incident, or a background run to redo).
+RUN_STATUSES = ("succeeded", "refused", "failed")
+
+
+def run_status(outcome: ActionOutcome) -> str:
+    if outcome.failure is not None:
+        return "failed"
+    return "refused" if outcome.error is not None else "succeeded"
+
+
 def _run(
     session_id: str, node: str, action: str, key: str, mode: str, outcome: ActionOutcome
 ) -> dict[str, Any]:
@@ -458,10 +530,10 @@ def _run(
         "action": action,
         "key": key,
         "mode": mode,
-        "status": "failed" if outcome.error else "succeeded",
+        "status": run_status(outcome),
         "attempts": outcome.attempts,
         "run_id": outcome.run_id,
-        "error": outcome.error,
+        "error": outcome.failure or outcome.error,
         "result": dict(outcome.result) if outcome.result is not None else None,
     }
 
@@ -568,6 +640,15 @@ class MemoryStore:
             and s["journey"] == journey
             and s["status"] not in ("ended", "survey")
         ]
+
+    def due(self, now_ms: int, limit: int) -> list[str]:
+        due = []
+        for session_id in self.sessions:
+            s = self.load(session_id)
+            at = (s.incident or {}).get("retry_at") if s.status == INCIDENT else None
+            if at and clock.to_ms(datetime.fromisoformat(at)) <= now_ms:
+                due.append((at, session_id))
+        return [session_id for _at, session_id in sorted(due)[:limit]]
 
     def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[dict[str, Any]]:
         found = [

@@ -788,13 +788,15 @@ def test_the_same_idempotency_key_never_refunds_twice() -> None:
 
 
 def test_an_error_becomes_the_action_error_and_writes_nothing() -> None:
-    """Through the executor, as a journey sees it: the message, nothing half-written."""
+    """Through the executor, as a journey sees it: the message and its code, nothing
+    half-written, and not tried again (the back office's answer would be the same)."""
     executor = LocalExecutor()
     outcome = executor._call(
         "payments.refund", {"order_id": "10000001", "amount": 100, "reason": "x"}, 2, "s_t:refund:1"
     )
     assert outcome.error is not None and "more than what is left to refund" in outcome.error
-    assert outcome.attempts == 2 and count("refunds") == 4
+    assert (outcome.code, outcome.failure) == ("refused", None)
+    assert outcome.attempts == 1 and count("refunds") == 4
 
 
 # ------------------------------------------------ every shipped journey, for real, no stubs

@@ -71,8 +71,10 @@ def test_a_journey_runs_its_actions_as_prefect_flows(prefect_api: str, backoffic
     assert f"session:{s.id}" in run.tags and "motive:delivery.missing" in run.tags  # type: ignore[attr-defined]
 
 
-def test_retries_and_the_error_path(prefect_api: str, backoffice: str, tmp_path: Path) -> None:
-    """An action that keeps failing is tried 1 + retries times, then on_error is taken."""
+def test_a_business_error_is_not_retried_and_takes_on_error(
+    prefect_api: str, backoffice: str, tmp_path: Path
+) -> None:
+    """The back office's answer (no such order) is final: one run, then on_error."""
     from engine.adapters.prefect_actions import PrefectExecutor
 
     library = tmp_path / "lib"
@@ -88,8 +90,39 @@ def test_retries_and_the_error_path(prefect_api: str, backoffice: str, tmp_path:
     s = sessions.start("fails", {})
     assert s.outcome == "escalated"
     assert "no order '99999999'" in s.messages[-1]
+    assert s.context["last_error"]["code"] == "not_found"
     [run] = [r for r in sessions.store.events(s.id) if r["type"] == "action"]
-    assert run["attempts"] == 3 and run["error"]
+    assert run["attempts"] == 1 and run["error"] and run["code"] == "not_found"
+    assert flow_run(run["run_id"]).run_count == 1  # type: ignore[attr-defined]
+
+
+def test_a_technical_failure_is_retried_then_an_incident(prefect_api: str, tmp_path: Path) -> None:
+    """A system that keeps failing: 1 + retries flow runs, then the session holds as an
+    incident at the node; the journey's on_error (a business path) is not taken."""
+    from actions.registry import ActionSpec, Param
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    def down(order_id: str) -> dict[str, str]:
+        raise ConnectionError("the carrier's system is unreachable")
+
+    spec = ActionSpec("test.down", "down", (Param("order_id", "string", True),), ("status",), down)
+    executor = PrefectExecutor(
+        actions={"test.down": spec}, ledger=lambda key, action, run: (dict(run()), False)
+    )
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "down.yaml").write_text(
+        "journey: down\nversion: 1\ntitle: A back office that is down\nstart: act\nnodes:\n"
+        "  act:\n    kind: action\n    action: test.down\n    input: {order_id: '10000001'}\n"
+        "    output: result\n    retries: 2\n    on_error: sorry\n    next: done\n"
+        "  sorry: {kind: handoff, queue: support}\n  done: {kind: end, outcome: resolved}\n"
+    )
+    sessions = Sessions(Library(library), MemoryStore(), executor)
+    s = sessions.start("down", {})
+    assert (s.status, s.node, s.outcome) == ("incident", "act", None)
+    assert s.incident is not None and "unreachable" in s.incident["message"]
+    [run] = [r for r in sessions.store.events(s.id) if r["type"] == "action"]
+    assert run["attempts"] == 3 and run["failure"]
     assert flow_run(run["run_id"]).run_count == 3  # type: ignore[attr-defined]
 
 
@@ -114,7 +147,7 @@ def test_a_second_command_reuses_the_embedded_server(prefect_api: str, tmp_path:
     print(f"connect in a new process: {time.perf_counter() - started:.2f} s")
 
 
-def test_an_unreachable_prefect_server_is_an_error_on_the_session(
+def test_an_unreachable_prefect_server_is_an_incident_never_customer_not_found(
     backoffice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from engine.adapters.prefect_actions import PrefectExecutor
@@ -123,9 +156,9 @@ def test_an_unreachable_prefect_server_is_an_error_on_the_session(
     executor = PrefectExecutor()
     sessions = Sessions(Library(SHIPPED), MemoryStore(), executor)
     s = sessions.start("delivery-missing", {"customer_id": "C001"})
-    assert s.status in ("waiting", "ended")  # the journey's error path, never stuck
-    errors = [r["error"] for r in sessions.store.events(s.id) if r["type"] == "action"]
-    assert errors and "could not be run through Prefect" in errors[0]
+    assert s.status == "incident" and s.incident is not None  # held, not a business path
+    assert "could not be run through Prefect" in s.incident["message"]
+    assert "last_error" not in s.context and s.outcome is None
 
 
 def test_journeys_run_uses_prefect_by_default(
@@ -192,7 +225,7 @@ def _run_twice(
 
 
 def test_an_action_hanging_past_its_timeout_fails(prefect_api: str, tmp_path: Path) -> None:
-    """`timeout: 1` on the node becomes the flow's timeout: the session goes to on_error."""
+    """`timeout: 1` on the node becomes the flow's timeout: a technical failure, an incident."""
     import time as clock
 
     from actions.registry import ActionSpec, Param
@@ -217,10 +250,9 @@ def test_an_action_hanging_past_its_timeout_fails(prefect_api: str, tmp_path: Pa
         "  sorry: {kind: handoff, queue: support}\n  done: {kind: end, outcome: resolved}\n"
     )
     s = Sessions(Library(library), MemoryStore(), executor).start("slow", {})
-    assert s.outcome == "escalated"
+    assert s.status == "incident" and s.incident is not None
     assert (
-        "timed out" in s.context["last_error"]["message"].lower()
-        or "timeout" in s.context["last_error"]["message"].lower()
+        "timed out" in s.incident["message"].lower() or "timeout" in s.incident["message"].lower()
     )
 
 

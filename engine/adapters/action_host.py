@@ -94,6 +94,8 @@ def serve(port: int, token: str) -> None:
                 {
                     "result": outcome.result,
                     "error": outcome.error,
+                    "code": outcome.code,
+                    "failure": outcome.failure,
                     "attempts": outcome.attempts,
                     "run_id": outcome.run_id,
                 },
@@ -220,10 +222,12 @@ class HostExecutor:
             with urllib.request.urlopen(request, timeout=wait) as response:
                 data = json.loads(response.read())
         except (urllib.error.URLError, OSError, ValueError) as err:
-            return ActionOutcome(error=f"the action host at {self.url} did not answer: {err}")
+            return ActionOutcome(failure=f"the action host at {self.url} did not answer: {err}")
         return ActionOutcome(
             result=data["result"],
             error=data["error"],
+            code=data.get("code"),
+            failure=data.get("failure"),
             attempts=int(data["attempts"]),
             run_id=data["run_id"],
         )

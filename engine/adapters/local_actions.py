@@ -1,7 +1,9 @@
 """Run back-office actions in this process: the plain Python functions of the catalogue.
 
-Retries follow the node's ``retries``; a failure after the last attempt becomes the action's
-error message, which sends the session to ``on_error``. Each run goes through the back
+A business error (:class:`actions.registry.BusinessError`: no such customer, not refundable)
+is the back office's answer: never retried, it sends the session to ``on_error``. Anything
+else is a technical failure: retried per the node's ``retries``, then reported as a
+``failure`` (the session becomes an incident, never a business path). Each run goes through the back
 office's idempotency ledger under the effect's key (session, node, visit), so a step repeated
 after a crash never refunds twice. (Running them as Prefect flows is a drop-in replacement of
 this executor.)
@@ -12,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from actions.registry import ActionSpec, catalogue
+from actions.registry import ActionSpec, BusinessError, catalogue
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
@@ -37,6 +39,19 @@ def checked(spec: ActionSpec, result: Any) -> dict[str, Any]:
     return dict(result)
 
 
+def outcome_of(err: BaseException, attempts: int = 1, run_id: str | None = None) -> ActionOutcome:
+    """An exception raised by an action, as its outcome: a business error or a failure."""
+    if isinstance(err, BusinessError):
+        return ActionOutcome(error=err.message, code=err.code, attempts=attempts, run_id=run_id)
+    return ActionOutcome(failure=describe(err), attempts=attempts, run_id=run_id)
+
+
+def describe(err: BaseException) -> str:
+    """A technical failure in one line: its message, else its kind."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def _backoffice_ledger() -> Ledger:
     from actions.backoffice import once
 
@@ -53,18 +68,20 @@ class LocalExecutor:
     def _call(self, name: str, inputs: Mapping[str, Any], attempts: int, key: str) -> ActionOutcome:
         spec = self.actions.get(name)
         if spec is None:
-            return ActionOutcome(error=f"{name!r} is not a back-office action of the catalogue")
-        error = ""
+            return ActionOutcome(failure=f"{name!r} is not a back-office action of the catalogue")
+        failure = ActionOutcome(failure="not run", attempts=0)
         for attempt in range(1, attempts + 1):
             try:
                 result, _repeated = self.ledger(
                     key, name, lambda: checked(spec, spec.function(**inputs))
                 )
-            except Exception as err:  # any failure of the back office is the action's error
-                error = str(err) or type(err).__name__
+            except BusinessError as err:  # the back office's answer: never retried
+                return outcome_of(err, attempt)
+            except Exception as err:  # a technical failure: tried again, then reported
+                failure = outcome_of(err, attempt)
                 continue
             return ActionOutcome(result=result, attempts=attempt)
-        return ActionOutcome(error=error, attempts=attempts)
+        return failure
 
     def run(self, effect: RunAction, session: Session) -> ActionOutcome:
         return self._call(effect.action, effect.input, effect.retries + 1, effect.key)

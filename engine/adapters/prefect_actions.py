@@ -18,13 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
-from actions.registry import ActionSpec, catalogue
-from engine.adapters.local_actions import Ledger, _backoffice_ledger, checked
+from actions.registry import ActionSpec, BusinessError, catalogue
+from engine.adapters.local_actions import Ledger, _backoffice_ledger, checked, describe
 from engine.adapters.prefect_server import ensure_api
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
 _background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="journeys-action")
+# What a flow run returns: the action's result, or the business error it answered.
+RESULT, BUSINESS = "result", "business_error"
 
 
 class PrefectExecutor:
@@ -47,10 +49,15 @@ class PrefectExecutor:
                 ledger = self.ledger
 
                 def body(key: str, inputs: dict[str, Any]) -> dict[str, Any]:
-                    result, _repeated = ledger(
-                        key, spec.name, lambda: checked(spec, spec.function(**inputs))
-                    )
-                    return result
+                    try:
+                        result, _repeated = ledger(
+                            key, spec.name, lambda: checked(spec, spec.function(**inputs))
+                        )
+                    except BusinessError as err:
+                        # The back office's answer: the run completes (never retried) and
+                        # carries the error for the journey's on_error path.
+                        return {BUSINESS: {"code": err.code, "message": err.message}}
+                    return {RESULT: result}
 
                 self._flows[key] = flow(
                     name=spec.name,
@@ -88,8 +95,14 @@ class PrefectExecutor:
         run_id = str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None
         attempts = self._attempts(run_id) if retries else 1
         if state.is_completed():
-            return ActionOutcome(result=dict(state.result()), attempts=attempts, run_id=run_id)
-        return ActionOutcome(error=_reason(state), attempts=attempts, run_id=run_id)
+            data = state.result()
+            if BUSINESS in data:
+                answer = data[BUSINESS]
+                return ActionOutcome(
+                    error=answer["message"], code=answer["code"], attempts=attempts, run_id=run_id
+                )
+            return ActionOutcome(result=dict(data[RESULT]), attempts=attempts, run_id=run_id)
+        return ActionOutcome(failure=_reason(state), attempts=attempts, run_id=run_id)
 
     def _attempts(self, run_id: str | None) -> int:
         if run_id is None:
@@ -115,7 +128,7 @@ class PrefectExecutor:
     ) -> ActionOutcome:
         spec = self.actions.get(name)
         if spec is None:
-            return ActionOutcome(error=f"{name!r} is not a back-office action of the catalogue")
+            return ActionOutcome(failure=f"{name!r} is not a back-office action of the catalogue")
         labels = [f"session:{session.id}", f"node:{node}"] + (
             [f"motive:{session.motive}"] if session.motive else []
         )
@@ -123,7 +136,7 @@ class PrefectExecutor:
             return self._run(spec, key, inputs, retries, timeout, labels)
         except Exception as err:  # Prefect unreachable, or the run could not be created
             return ActionOutcome(
-                error=f"the action could not be run through Prefect at {self.api}: {err}"
+                failure=f"the action could not be run through Prefect at {self.api}: {describe(err)}"
             )
 
     def run(self, effect: RunAction, session: Session) -> ActionOutcome:

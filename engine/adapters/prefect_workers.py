@@ -33,7 +33,13 @@ def run_action(action: str, key: str, inputs: dict[str, Any], retries: int = 0) 
     from engine.adapters.local_actions import LocalExecutor
 
     outcome = LocalExecutor(catalogue())._call(action, inputs, retries + 1, key)
-    return {"result": outcome.result, "error": outcome.error, "attempts": outcome.attempts}
+    return {
+        "result": outcome.result,
+        "error": outcome.error,
+        "code": outcome.code,
+        "failure": outcome.failure,
+        "attempts": outcome.attempts,
+    }
 
 
 def serve_forever() -> None:
@@ -73,23 +79,25 @@ class WorkerExecutor:
                         break
                     if time.monotonic() > deadline:
                         return ActionOutcome(
-                            error=f"no worker finished {action} within {timeout or DEFAULT_TIMEOUT:.0f} s "
+                            failure=f"no worker finished {action} within {timeout or DEFAULT_TIMEOUT:.0f} s "
                             "(is `journeys worker` running?)",
                             run_id=run_id,
                         )
                     time.sleep(POLL_SECONDS)
                 if not run.state.is_completed():
                     return ActionOutcome(
-                        error=str(run.state.message or run.state.type), run_id=run_id
+                        failure=str(run.state.message or run.state.type), run_id=run_id
                     )
                 data = run.state.result()
         except Exception as err:  # the Prefect API unreachable, or the result unreadable
             return ActionOutcome(
-                error=f"the action could not be run through Prefect workers at {self.api}: {err}"
+                failure=f"the action could not be run through Prefect workers at {self.api}: {err}"
             )
         return ActionOutcome(
             result=data["result"],
             error=data["error"],
+            code=data.get("code"),
+            failure=data.get("failure"),
             attempts=int(data["attempts"]),
             run_id=run_id,
         )

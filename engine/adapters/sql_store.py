@@ -51,9 +51,10 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from sqlalchemy.pool import NullPool
 
 from engine import clock
+from engine.clock import to_ms
 from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.library import Bundle
-from engine.runtime import Session
+from engine.runtime import INCIDENT, Session
 from engine.service import Records, Runs
 
 DEFAULT_HOME = ".journeys"
@@ -101,7 +102,16 @@ sessions = Table(
     Column("ces", SmallInteger),
     Column("nps", SmallInteger),
     Column("visited_ms", BigInteger),  # when its last node was entered
+    # When the session goes on by itself (an incident's next retry): the retry loop reads the
+    # due rows through a partial index, so its cost does not grow with the sessions stored.
+    Column("due_ms", BigInteger),
     Index("ix_sessions_started_ms", "started_ms"),
+    Index(
+        "ix_sessions_due",
+        "due_ms",
+        sqlite_where=text("due_ms IS NOT NULL"),
+        postgresql_where=text("due_ms IS NOT NULL"),
+    ),
     Index("ix_sessions_repeat", "customer_id", "motive", "started_ms"),
     # The agents' queue (self-care sessions waiting): a partial index holds those rows only,
     # so the steps of all other sessions never write to it.
@@ -205,6 +215,7 @@ _ROW = (
     "steps",
     "ces",
     "nps",
+    "due_ms",
 )
 # A step changes only these: the indexed columns (journey, customer, contact) stay as they
 # were at the start, so SQLite need not rewrite their index entries at every step.
@@ -221,6 +232,7 @@ _STEP = (
     "steps",
     "ces",
     "nps",
+    "due_ms",
 )
 _EVENT = ("session_id", "seq", "type", "node", "channel", "actor", "data", "at")
 _UPDATE_SESSION = (
@@ -480,6 +492,7 @@ class SqlStore:
             "steps": len(session.path),
             "ces": survey.get("ces"),
             "nps": survey.get("nps"),
+            "due_ms": _due_ms(session),
         }
 
     def _insert_visits(self, cursor: Any, rows: list[dict[str, Any]]) -> None:
@@ -939,6 +952,18 @@ class SqlStore:
             ).all()
         return [Session.from_dict(r.state) for r in rows]
 
+    def due(self, now_ms: int, limit: int) -> list[str]:
+        """The sessions due to go on by themselves (an incident's retry), the most overdue
+        first (the partial index on ``due_ms``: only such rows are read)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(sessions.c.id)
+                .where(sessions.c.due_ms.is_not(None), sessions.c.due_ms <= now_ms)
+                .order_by(sessions.c.due_ms)
+                .limit(limit)
+            ).all()
+        return [r.id for r in rows]
+
     def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[dict[str, Any]]:
         """The sessions of ``channel`` waiting at one of ``nodes``, the longest waiting first
         (the row's columns only: no state is read)."""
@@ -1103,3 +1128,11 @@ def _visit_rows(
 
 def _to_json(data: Any) -> str:
     return _ENCODE(data)
+
+
+def _due_ms(session: Session) -> int | None:
+    """When the session goes on by itself: an incident's next automatic retry."""
+    if session.status != INCIDENT or not session.incident:
+        return None
+    retry_at = session.incident.get("retry_at")
+    return to_ms(datetime.fromisoformat(retry_at)) if retry_at else None

@@ -2,7 +2,7 @@
 
 A forward "definitely set" analysis: what is set when a node starts is the intersection, over
 every edge into it, of what is set when that edge is taken. Edges differ: an action's
-``output`` and ``set`` exist on its success edges, not on ``on_error`` nor ``on_denied``; a
+``output`` and ``set`` exist on its success edges, not on ``on_error``, ``on_failure`` nor ``on_denied``; a
 ``journey`` node adds what the sub-journey sets on every path to one of its ends (its
 *exports*).
 
@@ -100,7 +100,11 @@ class FlowProblem:
         return {n.call for n in self.nodes.values() if n.call}
 
 
-_FAILURE_DEFS = {"on_error": ["last_error"], "on_denied": ["last_denial"]}
+_FAILURE_DEFS = {
+    "on_error": ["last_error"],
+    "on_failure": ["last_error"],
+    "on_denied": ["last_denial"],
+}
 
 
 def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
@@ -273,7 +277,8 @@ def _path_without(
         node_id, via = step
         steps.append(
             f"{node_id} ({via})"
-            if via in ("on_error", "on_denied", "else") or via.startswith(("branch", "option"))
+            if via in ("on_error", "on_failure", "on_denied", "else")
+            or via.startswith(("branch", "option"))
             else node_id
         )
         step = previous[node_id]
