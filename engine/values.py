@@ -8,6 +8,7 @@ are. Messages say what was expected, in the words of the schema.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from engine.errors import MissingInput
 from engine.findings import did_you_mean
 from engine.model import Journey, Node
+from engine.patterns import PatternProblem, matches
 
 _TRUE = {"true", "yes", "y", "oui", "o", "1"}
 _FALSE = {"false", "no", "n", "non", "0"}
@@ -48,6 +50,8 @@ def from_text(value: Any, schema: Mapping[str, Any] | None) -> Any:
                 number = float(text.replace(",", ".")) if text else None
             except ValueError:
                 continue
+            if number is not None and not math.isfinite(number):
+                continue  # "nan", "inf", "1e999": not a number; the check then says so
             if number is not None:
                 return int(number) if number.is_integer() and "." not in text else number
         if kind == "boolean":
@@ -69,15 +73,85 @@ def from_text(value: Any, schema: Mapping[str, Any] | None) -> Any:
 
 @lru_cache(maxsize=4096)
 def _validator(schema_json: str) -> Any:
-    from jsonschema import Draft202012Validator
+    return _safe_validator_class()(json.loads(schema_json))
 
-    return Draft202012Validator(json.loads(schema_json))
+
+@lru_cache(maxsize=1)
+def _safe_validator_class() -> Any:
+    """JSON Schema 2020-12 whose patterns run on RE2 (engine/patterns.py), never on ``re``:
+    ``pattern``, ``patternProperties`` and the ``additionalProperties`` that depends on them.
+    ``unevaluatedProperties`` beside ``patternProperties`` would match with ``re``: refused."""
+    from jsonschema import Draft202012Validator, ValidationError, validators
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not matches(patrn, instance):
+            yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    def pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        for patrn, subschema in patterns.items():
+            for k, v in instance.items():
+                if matches(patrn, k):
+                    yield from validator.descend(v, subschema, path=k, schema_path=patrn)
+
+    plain = Draft202012Validator.VALIDATORS
+
+    def additional_properties(validator: Any, ap: Any, instance: Any, schema: Any) -> Any:
+        patterns = list(schema.get("patternProperties", {}))
+        if not patterns or not validator.is_type(instance, "object"):
+            yield from plain["additionalProperties"](validator, ap, instance, schema)
+            return
+        kept = {
+            k: v
+            for k, v in instance.items()
+            if k in schema.get("properties", {}) or not any(matches(p, k) for p in patterns)
+        }
+        rest = {k: v for k, v in schema.items() if k != "patternProperties"}
+        yield from plain["additionalProperties"](validator, ap, kept, rest)
+
+    def unevaluated_properties(validator: Any, up: Any, instance: Any, schema: Any) -> Any:
+        if "patternProperties" in json.dumps(schema):
+            raise PatternProblem(
+                "this answer cannot be checked: its schema uses 'unevaluatedProperties' with "
+                "'patternProperties'; use 'additionalProperties' instead"
+            )
+        yield from plain["unevaluatedProperties"](validator, up, instance, schema)
+
+    return validators.extend(  # type: ignore[no-untyped-call]
+        Draft202012Validator,
+        {
+            "pattern": pattern,
+            "patternProperties": pattern_properties,
+            "additionalProperties": additional_properties,
+            "unevaluatedProperties": unevaluated_properties,
+        },
+    )
+
+
+def _not_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_not_finite(v) for v in value)
+    if isinstance(value, Mapping):
+        return any(_not_finite(v) for v in value.values())
+    return False
 
 
 def schema_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
     """Why ``value`` does not fit ``schema``, in words, or None when it fits."""
+    if _not_finite(value):
+        # NaN passes every minimum and maximum and is saved as null; infinities are no amount.
+        return (
+            f"{value!r} is not a number that can be used (not-a-number and infinity are "
+            "refused); give a number such as 12 or 4.5"
+        )
     validator = _validator(json.dumps(schema, sort_keys=True, default=str))
-    error = next(iter(validator.iter_errors(value)), None)
+    try:
+        error = next(iter(validator.iter_errors(value)), None)
+    except PatternProblem as problem:  # never run on a backtracking engine instead
+        return f"{problem}; the journey must be corrected (journeys validate reports it)"
     if error is None:
         return None
     hint = schema.get("description") or schema.get("title")

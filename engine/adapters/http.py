@@ -305,7 +305,11 @@ class Tokens:
 
     def check(self, token: str, session_id: str, now: float | None = None) -> bool:
         expires_text, _, signature = token.partition(".")
-        if not expires_text.isdigit() or int(expires_text) < (now or time.time()):
+        # ASCII only: "²".isdigit() is true but int("²") fails, and compare_digest refuses
+        # non-ASCII text; a malformed token is simply not valid (401/403), never a 500.
+        if not (Tokens.looks_like(token) and len(expires_text) <= 12):
+            return False
+        if int(expires_text) < (now or time.time()):
             return False
         return hmac.compare_digest(signature, self._sign(session_id, int(expires_text)))
 
@@ -314,7 +318,12 @@ class Tokens:
         """Whether a credential has the shape of a session token (which it opens, if any,
         only the path can tell)."""
         expires, _, signature = credential.partition(".")
-        return expires.isdigit() and len(signature) == 40 and signature.isalnum()
+        return (
+            credential.isascii()
+            and expires.isdigit()
+            and len(signature) == 40
+            and signature.isalnum()
+        )
 
     def _sign(self, session_id: str, expires: int) -> str:
         return hmac.new(

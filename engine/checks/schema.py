@@ -122,9 +122,40 @@ def check_embedded_schema(
     """J002 when an answer or input schema is not itself a valid JSON Schema."""
     key = json.dumps(schema, sort_keys=True, default=str)
     problem = _embedded_problem(key)
-    if problem is None:
-        return []
-    return [finding("J002", loc, f"{what} is not a valid JSON Schema: {problem}", journey, node)]
+    if problem is not None:
+        return [
+            finding("J002", loc, f"{what} is not a valid JSON Schema: {problem}", journey, node)
+        ]
+    return [
+        finding("J002", loc, f"{what}: {why}", journey, node) for why in _pattern_problems(schema)
+    ]
+
+
+def _pattern_problems(schema: Any) -> Iterator[str]:
+    """Why each ``pattern`` (or ``patternProperties`` key) cannot check answers on RE2."""
+    from engine.patterns import pattern_problem
+
+    stack = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+            continue
+        if not isinstance(item, Mapping):
+            continue
+        patterns = [item["pattern"]] if isinstance(item.get("pattern"), str) else []
+        if isinstance(item.get("patternProperties"), Mapping):
+            patterns += [str(k) for k in item["patternProperties"]]
+            if "unevaluatedProperties" in item:
+                yield (
+                    "'unevaluatedProperties' beside 'patternProperties' cannot be checked "
+                    "safely; use 'additionalProperties' instead"
+                )
+        for pattern in patterns:
+            why = pattern_problem(pattern)
+            if why:
+                yield why
+        stack.extend(v for k, v in item.items() if k != "pattern")
 
 
 @cache
