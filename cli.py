@@ -249,10 +249,6 @@ def schema(name: str | None, out_dir: Path | None) -> None:
     click.echo(schema_path(name or "journey").read_text(encoding="utf-8"), nl=False)
 
 
-if __name__ == "__main__":
-    main()
-
-
 # --------------------------------------------------------------------------- sessions
 
 FORMAT_OPTION = click.option(
@@ -1350,3 +1346,8 @@ def _journey_heat(journey_id: str, db: str | None, since: str | None, until: str
         return journey_heat(db or default_url(), journey_id, start, end)
     except ReportProblem as err:
         raise click.ClickException(str(err)) from None
+
+
+# Last, after every command is registered: `python cli.py serve` works like `journeys serve`.
+if __name__ == "__main__":
+    main()

@@ -107,6 +107,8 @@ def parse(text: str) -> Any:
             _refuse_deep_flow(text)
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as err:
+        if _LIBYAML_NESTING in (err.problem or ""):
+            raise _deep_problem(text, err) from None
         raise _syntax_problem(err, text) from None
     except yaml.YAMLError as err:  # unmarked errors are rare: report at the top
         raise YamlProblem(f"YAML error: {err}") from None
@@ -151,6 +153,31 @@ def _refuse_deep_flow(text: str) -> None:
                 raise _too_deep(_pos(event.start_mark))
         elif isinstance(event, yaml.CollectionEndEvent):
             depth -= 1
+
+
+# libyaml 0.2.6 (bundled with PyYAML 6.0.4) refuses more than 1,000 levels with its own error,
+# raised by its scanner, which reads ahead of the parser: a document far past our limit fails
+# there before _refuse_deep_flow or _Converter sees level MAX_DEPTH + 1. Older libyaml has no
+# such limit.
+_LIBYAML_NESTING = "exceeded maximum nesting depth"
+
+
+def _deep_problem(text: str, err: yaml.MarkedYAMLError) -> YamlProblem:
+    """Our own finding for a document libyaml found too deep: the same message and position
+    as with a libyaml without a limit, found by PyYAML's Python parser (no limit, lazy: it
+    stops at level MAX_DEPTH + 1)."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return _too_deep(_pos(event.start_mark))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return _too_deep(_pos(err.context_mark or err.problem_mark))
 
 
 def _too_deep(pos: Pos) -> YamlProblem:

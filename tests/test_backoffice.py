@@ -22,7 +22,7 @@ from engine.library import Library
 from engine.runtime import Session
 from engine.scenarios import AnswerBook, answer_until_stuck
 from engine.service import MemoryStore, Sessions
-from tests.conftest import ROOT, SHIPPED
+from tests.conftest import PG_DSN, ROOT, SHIPPED, requires
 
 #: The back office's "today" in these tests: a Wednesday. Seed dates are relative to it.
 TODAY = date(2025, 6, 11)
@@ -133,13 +133,9 @@ def test_processes_seeding_at_once_seed_once(backoffice: Path) -> None:
 def test_postgresql_url(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any SQLAlchemy URL: PostgreSQL, seeded by three processes at once (.ci/run starts it)."""
     psycopg = pytest.importorskip("psycopg")
+    requires("postgresql")
     name = f"journeys_backoffice_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
-        )
-    except psycopg.OperationalError as err:
-        pytest.fail(f"PostgreSQL must run on 127.0.0.1:5432 for this test: {err}")
+    admin = psycopg.connect(PG_DSN, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", url)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from tests.conftest import ROOT, SHIPPED
+from tests.conftest import ROOT, SHIPPED, requires
 from tests.test_http import handover_library, serving
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.requires("chromium")
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 
@@ -22,9 +22,10 @@ def chromium() -> Iterator[Browser]:
     """Debian's chromium, headless, without the background traffic a closed network refuses."""
     from playwright.sync_api import sync_playwright
 
+    requires("chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=shutil.which("chromium"),
             args=[
                 "--no-sandbox",
                 "--disable-gpu",

@@ -22,10 +22,7 @@ from tests.conftest import FIXTURES, SHIPPED
 
 LIBRARY = Library(SHIPPED)
 SHIPPED_IDS = sorted(LIBRARY.journeys)
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None,
-    reason="Graphviz's dot is not installed (apt-get install graphviz): SVG and HTML need it",
-)
+needs_dot = pytest.mark.requires("dot")  # SVG and HTML
 
 # A DOT quoted string, and `name=value` attributes; both as to_dot writes them.
 _QUOTED = r'"(?:[^"\\]|\\.)*"'

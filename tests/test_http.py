@@ -17,7 +17,7 @@ from engine.adapters.http import Tokens, create_app
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.sql_store import SqlStore
 from engine.library import Library
-from tests.conftest import SHIPPED
+from tests.conftest import PG_DSN, SHIPPED, requires
 
 
 def free_port() -> int:
@@ -471,7 +471,8 @@ def test_a_database_that_cannot_be_reached_is_a_503_and_the_server_recovers(
     import psycopg
 
     name = f"journeys_http_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres", autocommit=True)
+    requires("postgresql")
+    admin = psycopg.connect(PG_DSN, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
 
     def cut_off(allow: bool) -> None:

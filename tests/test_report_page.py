@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli import main
@@ -14,6 +15,7 @@ from tests.conftest import SHIPPED
 from tests.test_console import ARTIFACTS, chromium
 
 
+@pytest.mark.requires("chromium", "dot")  # the page's diagrams are drawn by Graphviz
 def test_simulated_history_gives_a_report_page_with_charts_and_figures(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'history.db'}"
     runner = CliRunner()

@@ -24,7 +24,7 @@ from engine.adapters.sql_store import SqlStore
 from engine.library import Library
 from engine.service import replay
 from engine.simulate import ERRORS, SimulationProblem, Summary, simulate, survey_scores
-from tests.conftest import SHIPPED
+from tests.conftest import PG_DSN, SHIPPED, requires
 
 END = datetime(2025, 3, 14, 18, 30, tzinfo=UTC)
 DAYS = 14
@@ -255,11 +255,9 @@ def test_a_batch_commits_every_size_writes_and_at_the_end(tmp_path: Path) -> Non
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     name = f"journeys_sim_{uuid.uuid4().hex[:8]}"
-    dsn = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
-    try:
-        admin = psycopg.connect(dsn, autocommit=True)
-    except psycopg.OperationalError as err:
-        pytest.fail(f"PostgreSQL must run on 127.0.0.1:5432 for this test: {err}")
+    requires("postgresql")
+    dsn = PG_DSN
+    admin = psycopg.connect(dsn, autocommit=True)
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -25,7 +25,7 @@ from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.library import Library
 from engine.scenarios import StubExecutor
 from engine.service import Sessions, replay
-from tests.conftest import ROOT
+from tests.conftest import PG_DSN, ROOT, requires
 from tests.workers.stepper import STUBS
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
@@ -83,15 +83,9 @@ def crash_library(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, dropped afterwards."""
+    requires("postgresql")
     name = f"journeys_test_{uuid.uuid4().hex[:8]}"
-    try:
-        admin = psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
-        )
-    except psycopg.OperationalError as err:
-        pytest.fail(
-            f"PostgreSQL must run on 127.0.0.1:5432 for these tests (.ci/run starts it): {err}"
-        )
+    admin = psycopg.connect(PG_DSN, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield name
@@ -116,16 +110,12 @@ def pg_url(pg_server: str) -> Iterator[str]:
 
 def _pg_database(base: str) -> Iterator[str]:
     schema_db = f"{base}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
-    ) as admin:
+    with psycopg.connect(PG_DSN, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{schema_db}"')
     try:
         yield PG.format(db=schema_db)
     finally:
-        with psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
-        ) as admin:
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{schema_db}" WITH (FORCE)')
 
 
@@ -358,9 +348,7 @@ def test_a_start_that_runs_an_action_saves_everything_at_once(tmp_path: Path, db
 def _cut_off(db: str, allow: bool | None = None) -> None:
     """Drop every connection to the database ``db``, as a PostgreSQL restart does; with
     ``allow`` False, refuse new ones too (a database that cannot be reached)."""
-    with psycopg.connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True
-    ) as admin:
+    with psycopg.connect(PG_DSN, autocommit=True) as admin:
         if allow is not None:
             admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS {str(allow).lower()}')
         admin.execute(

@@ -339,6 +339,23 @@ def test_deep_flow_lists_are_refused(levels: int) -> None:
     assert err.line == 1
 
 
+@pytest.mark.parametrize("levels", [2_000, 10_000])
+def test_far_too_deep_is_the_same_finding_as_just_too_deep(levels: int) -> None:
+    # libyaml 0.2.6 (PyYAML 6.0.4) stops at 1,000 levels with its own error; the process
+    # expert must see our message at the level that is one too many, whatever the version.
+    just = problem(flow_lists(MAX_DEPTH))
+    far = problem(flow_lists(levels))
+    assert far.message == just.message
+    assert (far.line, far.column) == (just.line, just.column)
+    assert "exceeded" not in far.message
+
+
+def test_deep_block_nesting_past_libyaml_limit_is_our_finding() -> None:
+    err = problem(block_mappings(1_200))
+    assert err.message == problem(block_mappings(MAX_DEPTH + 1)).message
+    assert err.line == MAX_DEPTH + 1
+
+
 @pytest.mark.parametrize("padding", ["", MANY_BRACKETS], ids=["small-file", "many-brackets"])
 def test_nesting_limit_is_the_same_whatever_the_rest_of_the_file(padding: str) -> None:
     # The mapping is one level, so MAX_DEPTH - 1 lists make MAX_DEPTH levels: accepted.

@@ -531,7 +531,7 @@ def create_app(
     # The hot endpoints (a session's start and its answers) take the request itself: they
     # identify the caller, parse the body with pydantic and encode the answer with orjson.
     # FastAPI's dependency solving, body decoding and response validation cost a third of the
-    # server's time per step (bench/http.py); the OpenAPI description is the same.
+    # server's time per step (bench/serving.py); the OpenAPI description is the same.
 
     @app.post("/v1/sessions", status_code=201, openapi_extra=documented_body(StartBody))
     async def start(request: Request) -> FastJSON:

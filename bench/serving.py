@@ -7,18 +7,10 @@ HTTP API, and prints steps per second, p50/p99 latency and the error count per c
 Afterwards it checks the database: every session has exactly its steps, none lost, none
 applied twice. Target (issue 5, this 2-core machine): >= 500 steps/s, p99 <= 50 ms, no errors.
 
-Usage: python bench/http.py [--sessions 200] [--out bench/out/http]
+Usage: python bench/serving.py [--sessions 200] [--seconds 10] [--rate 500] [--out bench/out/serving]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path, and this file, named http.py,
-# would hide the standard library's http package: the project root goes first instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import asyncio
@@ -30,9 +22,11 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -273,7 +267,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=200, help="concurrent sessions")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--rate", type=float, default=500.0, help="steps/s of the paced run")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "http")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = parser.parse_args()
     # The load generator's own pauses would count as the server's: its start-up objects are
     # set aside from the garbage collector (gc.freeze), as the server does.
