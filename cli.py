@@ -349,8 +349,12 @@ def _result(session: Any) -> dict[str, Any]:
         "path": session.path,
         "context": session.context,
     }
-    if session.status in ("waiting", "running"):
+    if session.status in ("waiting", "running", "incident"):
         data["node"] = session.node
+    if session.incident:
+        data["incident"] = (
+            session.incident
+        )  # a system down: held at the node, never a business path
     if session.error:
         data["error"] = session.error
     if session.handoff:
@@ -502,7 +506,7 @@ def run(
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     else:
         _print_result(result)
-    if session.error:
+    if session.error or session.status == "incident":
         ctx.exit(1)
     if session.status in ("waiting", "running"):
         ctx.exit(3)
@@ -511,8 +515,9 @@ def run(
 def _report_background(outcomes: list[Any]) -> None:
     """Post-contact and `wait: false` actions never change the outcome, but a failure is said."""
     for outcome in outcomes:
-        if outcome.error:
-            click.echo(f"warning: a background action failed: {outcome.error}", err=True)
+        if outcome.failure or outcome.error:
+            reason = outcome.failure or outcome.error
+            click.echo(f"warning: a background action failed: {reason}", err=True)
 
 
 def _fail(fmt: str, message: str, code: int) -> None:

@@ -388,3 +388,21 @@ def test_shipped_journey_runs_against_the_demo_back_office(
         for r in refunds
     )
     assert (tmp_path / ".journeys" / "sessions.db").exists()
+
+
+def test_a_back_office_that_is_down_is_an_incident_never_customer_not_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The back-office database unreachable: the session holds at the action, `status:
+    incident`, exit 1; it is never the journey's "no such customer" path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JOURNEYS_LIBRARY", str(SHIPPED))
+    monkeypatch.setenv("JOURNEYS_DB", f"sqlite:///{tmp_path / 'sessions.db'}")
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = invoke("run", "delivery-missing", "--input", "customer_id=C001", "--format", "json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout[result.stdout.index("{") :])
+    assert data["status"] == "incident" and data["outcome"] is None
+    assert data["incident"]["action"] == "crm.get_customer"
+    assert "last_error" not in data["context"]
+    assert "could not find" not in result.output.lower()
