@@ -15,8 +15,6 @@ import click
 
 from engine.findings import Finding
 
-DEFAULT_LIBRARY = "journeys"
-
 
 def _library(ctx: click.Context) -> Path:
     return Path(ctx.obj["library"])
@@ -48,17 +46,19 @@ class _Journeys(click.Group):
 @click.option(
     "--library",
     envvar="JOURNEYS_LIBRARY",
-    default=DEFAULT_LIBRARY,
-    show_default=True,
+    default=None,
+    show_default="./journeys if this folder has one, else the shipped library",
     type=click.Path(file_okay=False, path_type=Path),
     help="The journey library folder (or set JOURNEYS_LIBRARY).",
 )
 @click.version_option(package_name="journeys")
 @click.pass_context
-def main(ctx: click.Context, library: Path) -> None:
+def main(ctx: click.Context, library: Path | None) -> None:
     """Guided resolution journeys for customer service: once and done."""
+    from engine.shipped import default_library
+
     ctx.ensure_object(dict)
-    ctx.obj["library"] = library
+    ctx.obj["library"] = library if library is not None else default_library()
 
 
 def _size(text: str) -> int:

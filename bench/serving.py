@@ -27,10 +27,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import httpx  # only to wait for the server
+
+if TYPE_CHECKING:
+    import aiohttp  # the bench extra; imported when the load starts, so that --help needs none
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,6 +159,8 @@ async def one_user(
     """One agent or customer: sessions to the end, one after another, until the deadline.
     With `pause`, each step waits about that long after the previous one was sent (0.5x to
     1.5x, so that users do not march in step): a person reading and typing."""
+    import aiohttp
+
     rng = random.Random()
     next_send = time.perf_counter() + rng.uniform(0, pause)  # users arrive spread out
     while time.perf_counter() < deadline:
@@ -202,6 +206,8 @@ async def drive(url: str, users: int, seconds: float, rate: float) -> Run:
     per second in all, else flat out (each step sent as soon as the previous one returns).
     One aiohttp client: httpx's pool costs milliseconds of CPU per request at 200
     connections, and the client shares this machine's two cores with the server."""
+    import aiohttp
+
     run = Run()
     pause = users / rate if rate else 0.0
     connector = aiohttp.TCPConnector(limit=users)
@@ -269,6 +275,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="steps/s of the paced run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serving")
     args = parser.parse_args()
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        sys.exit(
+            "aiohttp is not installed: pip install -e '.[bench]' (the load generator needs it)"
+        )
     # The load generator's own pauses would count as the server's: its start-up objects are
     # set aside from the garbage collector (gc.freeze), as the server does.
     gc.collect()

@@ -821,6 +821,8 @@ def app_from_environment() -> FastAPI:
     from engine.adapters.sql_store import DEFAULT_HOME, SqlStore, default_url
 
     home = Path(os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
-    library = Library(Path(os.environ.get("JOURNEYS_LIBRARY", "journeys")))
+    from engine.shipped import default_library
+
+    library = Library(Path(os.environ.get("JOURNEYS_LIBRARY") or default_library()))
     store = SqlStore(os.environ.get("JOURNEYS_DB") or default_url())
     return create_app(library, store, LazyExecutor(), home, on_close=store.dispose)
