@@ -1,4 +1,5 @@
-"""Actions as real Prefect flow runs, against the embedded server (started once per test run)."""
+"""Actions as real Prefect task runs inside the dispatcher flow run, against the embedded server
+(started once per test run)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -43,14 +45,36 @@ def backoffice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return url
 
 
-def flow_run(run_id: str) -> object:
+def flow_run(run_id: str) -> Any:
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
         return client.read_flow_run(UUID(run_id))
 
 
-def test_a_journey_runs_its_actions_as_prefect_flows(prefect_api: str, backoffice: str) -> None:
+def task_run(run_id: str, final: bool = True) -> Any:
+    """The task run as the Prefect server recorded it. Task runs reach the server as events,
+    a moment after the action returned: read until its state is final."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + 30
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                run = client.read_task_run(UUID(run_id))
+            except Exception:  # not recorded yet
+                run = None
+            if run is not None and (not final or (run.state and run.state.is_final())):
+                return run
+            assert time.monotonic() < deadline, f"task run {run_id} not recorded as ended"
+            time.sleep(0.2)
+
+
+def test_a_journey_runs_its_actions_as_prefect_task_runs(
+    prefect_api: str, backoffice: str
+) -> None:
+    """Each action is a task run named after the action and its key (session, node, visit),
+    tagged with the action and the motive, inside the host's dispatcher flow run."""
     from engine.adapters.prefect_actions import PrefectExecutor
 
     executor = PrefectExecutor()
@@ -66,9 +90,15 @@ def test_a_journey_runs_its_actions_as_prefect_flows(prefect_api: str, backoffic
     records = sessions.store.events(s.id)
     runs = [r for r in records if r["type"] == "action"]
     assert all(r["run_id"] for r in runs)
-    run = flow_run(runs[-1]["run_id"])
-    assert run.state_type.value == "COMPLETED"  # type: ignore[attr-defined]
-    assert f"session:{s.id}" in run.tags and "motive:delivery.missing" in run.tags  # type: ignore[attr-defined]
+    [refund] = [r for r in sessions.store.runs(s.id) if r["action"] == "payments.refund"]
+    run = task_run(refund["run_id"])
+    assert run.state_type.value == "COMPLETED"
+    assert run.name == f"payments.refund {refund['key']}" and s.id in run.name  # found by session
+    assert {"action:payments.refund", "motive:delivery.missing"} <= set(run.tags)
+    dispatcher = flow_run(str(run.flow_run_id))
+    assert dispatcher.name.startswith("action host ") and dispatcher.state_type.value == "RUNNING"
+    executor.close()
+    assert flow_run(str(run.flow_run_id)).state_type.value == "COMPLETED"
 
 
 def test_a_business_error_is_not_retried_and_takes_on_error(
@@ -93,11 +123,11 @@ def test_a_business_error_is_not_retried_and_takes_on_error(
     assert s.context["last_error"]["code"] == "not_found"
     [run] = [r for r in sessions.store.events(s.id) if r["type"] == "action"]
     assert run["attempts"] == 1 and run["error"] and run["code"] == "not_found"
-    assert flow_run(run["run_id"]).run_count == 1  # type: ignore[attr-defined]
+    assert task_run(run["run_id"]).run_count == 1
 
 
 def test_a_technical_failure_is_retried_then_an_incident(prefect_api: str, tmp_path: Path) -> None:
-    """A system that keeps failing: 1 + retries flow runs, then the session holds as an
+    """A system that keeps failing: 1 + retries attempts of its task run, then the session holds as an
     incident at the node; the journey's on_error (a business path) is not taken."""
     from actions.registry import ActionSpec, Param
     from engine.adapters.prefect_actions import PrefectExecutor
@@ -123,7 +153,8 @@ def test_a_technical_failure_is_retried_then_an_incident(prefect_api: str, tmp_p
     assert s.incident is not None and "unreachable" in s.incident["message"]
     [run] = [r for r in sessions.store.events(s.id) if r["type"] == "action"]
     assert run["attempts"] == 3 and run["failure"]
-    assert flow_run(run["run_id"]).run_count == 3  # type: ignore[attr-defined]
+    recorded = task_run(run["run_id"])
+    assert recorded.run_count == 3 and recorded.state_type.value == "FAILED"
 
 
 def test_a_second_command_reuses_the_embedded_server(prefect_api: str, tmp_path: Path) -> None:
@@ -164,7 +195,7 @@ def test_an_unreachable_prefect_server_is_an_incident_never_customer_not_found(
 def test_journeys_run_uses_prefect_by_default(
     prefect_api: str, backoffice: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No executor chosen: the actions of `journeys run` are Prefect flow runs."""
+    """No executor chosen: the actions of `journeys run` are Prefect task runs (action host)."""
     from click.testing import CliRunner
 
     from cli import main
@@ -191,7 +222,7 @@ def test_journeys_run_uses_prefect_by_default(
     runs = [e for e in store.events(data["session"]) if e["type"] == "action"]
     store.dispose()
     assert runs and all(r["run_id"] for r in runs)
-    assert flow_run(runs[0]["run_id"]).state_type.value == "COMPLETED"  # type: ignore[attr-defined]
+    assert task_run(runs[0]["run_id"]).state_type.value == "COMPLETED"
 
 
 def _run_twice(
@@ -225,7 +256,7 @@ def _run_twice(
 
 
 def test_an_action_hanging_past_its_timeout_fails(prefect_api: str, tmp_path: Path) -> None:
-    """`timeout: 1` on the node becomes the flow's timeout: a technical failure, an incident."""
+    """`timeout: 1` on the node becomes the task's timeout: a technical failure, an incident."""
     import time as clock
 
     from actions.registry import ActionSpec, Param

@@ -1,8 +1,8 @@
-"""The action host: one long-lived process that runs actions as Prefect flows for every command.
+"""The action host: one long-lived process that runs actions in Prefect for every command.
 
 Importing Prefect and setting up its client takes a second or two in each process. With the
 host, a `journeys` command never imports Prefect: it posts the action to the host (on
-127.0.0.1, with a secret token) and gets the flow run's outcome back. The host is started in
+127.0.0.1, with a secret token) and gets the task run's outcome back. The host is started in
 the background by the first command that runs an action, together with the embedded Prefect
 server (or against ``PREFECT_API_URL``), and reused afterwards; `journeys prefect stop` stops
 both.
@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import Future, ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,10 @@ _background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="journeys-hos
 
 
 def serve(port: int, token: str) -> None:
-    """Run the host until killed: POST /run runs one action as a Prefect flow."""
+    """Run the host until stopped: POST /run runs one action as a Prefect task run."""
     from engine.adapters.prefect_actions import PrefectExecutor
 
     executor = PrefectExecutor()
-    runners = ThreadPoolExecutor(max_workers=8, thread_name_prefix="journeys-host-run")
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet: runs are in Prefect
@@ -77,10 +77,9 @@ def serve(port: int, token: str) -> None:
                 definition="",
                 motive=request.get("motive"),
             )
-            # Runs happen on a few long-lived threads: Prefect's client is set up once per
-            # thread, not once per request thread (tens of milliseconds each time).
-            outcome = runners.submit(
-                executor._call,
+            # Each action is a task run of the host's dispatcher flow run (its own threads):
+            # this request thread only waits for the outcome.
+            outcome = executor._call(
                 request["action"],
                 request["key"],
                 request["inputs"],
@@ -88,7 +87,7 @@ def serve(port: int, token: str) -> None:
                 request["timeout"],
                 session,
                 request["node"],
-            ).result()
+            )
             self._send(
                 200,
                 {
@@ -101,7 +100,21 @@ def serve(port: int, token: str) -> None:
                 },
             )
 
-    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    stop_on_sigterm(server, executor.close)
+    server.serve_forever()
+    executor.close()  # the running actions finish; the dispatcher flow run completes
+
+
+def stop_on_sigterm(server: ThreadingHTTPServer, close: Callable[[], None]) -> None:
+    """SIGTERM (`journeys prefect stop`) ends serve_forever, so the host closes its
+    dispatcher flow run instead of leaving it Running in Prefect."""
+    import signal
+
+    def stop(_signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 # ----------------------------------------------------------------------- the client
@@ -182,7 +195,7 @@ def stop_host(base: str | None = None) -> bool:
 
 
 class HostExecutor:
-    """Actions run as Prefect flows by the action host; this process never imports Prefect."""
+    """Actions run as Prefect task runs by the action host; this process never imports Prefect."""
 
     def __init__(self, base: str | None = None) -> None:
         self.url, self._token = ensure_host(base)
