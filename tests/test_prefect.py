@@ -70,9 +70,7 @@ def task_run(run_id: str, final: bool = True) -> Any:
             time.sleep(0.2)
 
 
-def test_a_journey_runs_its_actions_as_prefect_task_runs(
-    prefect_api: str, backoffice: str
-) -> None:
+def test_a_journey_runs_its_actions_as_prefect_task_runs(prefect_api: str, backoffice: str) -> None:
     """Each action is a task run named after the action and its key (session, node, visit),
     tagged with the action and the motive, inside the host's dispatcher flow run."""
     from engine.adapters.prefect_actions import PrefectExecutor
@@ -349,3 +347,78 @@ def test_workers_run_the_actions_of_a_session(
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+
+
+def _echo_executor() -> Any:
+    from actions.registry import ActionSpec, Param
+    from engine.adapters.prefect_actions import PrefectExecutor
+
+    spec = ActionSpec(
+        "test.echo",
+        "echo",
+        (Param("text", "string", True),),
+        ("echo",),
+        lambda text: {"echo": text},
+    )
+    return PrefectExecutor(
+        actions={"test.echo": spec}, ledger=lambda key, action, run: (dict(run()), False)
+    )
+
+
+def _echo(executor: Any, n: int) -> Any:
+    from engine.runtime import RunAction, Session
+
+    session = Session(id=f"s{n}", journey="j", version=1, definition="d")
+    effect = RunAction("act", "test.echo", {"text": f"hi {n}"}, True, 0, None, f"s{n}:act:1")
+    return executor.run(effect, session)
+
+
+def test_dispatcher_flow_runs_rotate_and_each_completes(
+    prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After ROTATE_AFTER actions a new dispatcher flow run takes over; the old one finishes
+    its actions and completes; no action is lost on the way."""
+    from engine.adapters import prefect_dispatch
+
+    monkeypatch.setattr(prefect_dispatch, "ROTATE_AFTER", 3)
+    executor = _echo_executor()
+    flow_runs: list[str] = []
+    for n in range(40):
+        outcome = _echo(executor, n)
+        assert outcome.result == {"echo": f"hi {n}"}
+        run = str(task_run(str(outcome.run_id)).flow_run_id)
+        if run not in flow_runs:
+            flow_runs.append(run)
+        if len(flow_runs) == 2:
+            break
+    assert len(flow_runs) == 2
+    deadline = time.monotonic() + 30
+    while flow_run(flow_runs[0]).state_type.value != "COMPLETED":
+        assert time.monotonic() < deadline, "the first dispatcher flow run did not complete"
+        time.sleep(0.2)
+    executor.close()
+
+
+def test_a_dispatcher_left_open_by_a_dead_host_is_marked_crashed(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """A host killed (SIGKILL) while its dispatcher flow run is open: the next dispatcher on
+    this machine marks that run, and its unfinished task runs, Crashed."""
+    from engine.adapters.prefect_dispatch import mark_crashed
+
+    code = (
+        "import os, signal, sys; sys.path.insert(0, '.');"
+        "from tests.test_prefect import _echo_executor, _echo;"
+        "e = _echo_executor(); o = _echo(e, 1); print(o.run_id, flush=True);"
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == -9, proc.stderr
+    left = str(task_run(proc.stdout.split()[0], final=False).flow_run_id)
+    assert flow_run(left).state_type.value == "RUNNING"  # what the dead host left behind
+    assert left in mark_crashed(prefect_api)
+    assert flow_run(left).state_type.value == "CRASHED"
+    assert left not in mark_crashed(prefect_api)  # once

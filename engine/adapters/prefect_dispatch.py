@@ -109,11 +109,12 @@ class _Run:
         from prefect.task_runners import ThreadPoolTaskRunner
 
         host, pid = socket.gethostname(), os.getpid()
+        runner: Any = ThreadPoolTaskRunner(max_workers=MAX_PARALLEL)
         dispatcher = flow(
             name=FLOW_NAME,
             flow_run_name="action host {host} pid {pid} #{number}",
             description="The back-office actions run by one journeys action host: one task run each.",
-            task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL),
+            task_runner=runner,
             validate_parameters=False,
             persist_result=False,
             log_prints=False,
@@ -239,8 +240,10 @@ def mark_crashed(api: str) -> list[str]:
         FlowFilterName,
         FlowRunFilter,
         FlowRunFilterId,
+        FlowRunFilterState,
         FlowRunFilterStateType,
         TaskRunFilter,
+        TaskRunFilterState,
         TaskRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
@@ -256,7 +259,9 @@ def mark_crashed(api: str) -> list[str]:
     ):
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW_NAME])),
-            flow_run_filter=FlowRunFilter(state=FlowRunFilterStateType(any_=unfinished)),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=unfinished))
+            ),
         )
         for run in runs:
             params = run.parameters or {}
@@ -269,7 +274,9 @@ def mark_crashed(api: str) -> list[str]:
             )
             for task_run in client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
-                task_run_filter=TaskRunFilter(state=TaskRunFilterStateType(any_=unfinished)),
+                task_run_filter=TaskRunFilter(
+                    state=TaskRunFilterState(type=TaskRunFilterStateType(any_=unfinished))
+                ),
             ):
                 client.set_task_run_state(task_run.id, Crashed(message=why), force=True)
             client.set_flow_run_state(run.id, Crashed(message=why), force=True)
@@ -278,22 +285,9 @@ def mark_crashed(api: str) -> list[str]:
 
 
 def _gone(pid: object) -> bool:
-    if not isinstance(pid, int) or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return _zombie(pid)
+    from engine.adapters.prefect_server import alive
 
-
-def _zombie(pid: int) -> bool:
-    with contextlib.suppress(OSError):
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    return False
+    return isinstance(pid, int) and pid != os.getpid() and not alive(pid)
 
 
 def _describe(err: BaseException) -> str:
