@@ -7,7 +7,12 @@ HTTP API, and prints steps per second, p50/p99 latency and the error count per c
 Afterwards it checks the database: every session has exactly its steps, none lost, none
 applied twice. Target (issue 5, this 2-core machine): >= 500 steps/s, p99 <= 50 ms, no errors.
 
-Usage: python bench/serving.py [--sessions 200] [--seconds 10] [--rate 500] [--out bench/out/serving]
+With --actions, instead: every session runs two back-office actions (crm.get_customer, then
+tickets.create) through the default executor (Prefect task runs via the action host), paced at
+--rate, with Prefect's embedded server (SQLite) and with a Prefect server on PostgreSQL
+(the README's scale-out set-up). Target (issue 11): at 200 steps/s, no error and p99 < 250 ms.
+
+Usage: python bench/serving.py [--sessions 200] [--seconds 10] [--rate 500] [--actions] [--out bench/out/serving]
 """
 
 from __future__ import annotations
@@ -70,6 +75,33 @@ nodes:
   done: {kind: end, outcome: resolved}
 """
 ANSWERS = [("ask_order", "10000001"), ("ask_days", 7), ("offer", "voucher")]
+# The same journey with two back-office actions per session (--actions): the customer's
+# record after the first answer, a ticket after the last (real shipped actions, written to
+# the demo back office through its idempotency ledger).
+JOURNEY_ACTIONS = (
+    JOURNEY.replace("journey: bench-http", "journey: bench-actions")
+    .replace("title: Three questions and a branch", "title: Three questions, a branch, two actions")
+    .replace("    next: ask_days\n", "    next: lookup\n", 1)
+    .replace(
+        "  ask_days:\n",
+        "  lookup:\n    kind: action\n    action: crm.get_customer\n"
+        "    input: {customer_id: =customer_id}\n    output: customer\n"
+        "    on_error: done\n    next: ask_days\n  ask_days:\n",
+    )
+    .replace(
+        "next: done}\n      - {value: refund, next: done}",
+        "next: ticket}\n      - {value: refund, next: ticket}",
+    )
+    .replace("    else: done\n", "    else: ticket\n")
+    .replace(
+        "  done: {kind: end, outcome: resolved}\n",
+        "  ticket:\n    kind: action\n    action: tickets.create\n"
+        "    input: {queue: support, summary: late delivery, customer_id: =customer_id}\n"
+        "    output: ticket\n    on_error: done\n    next: done\n"
+        "  done: {kind: end, outcome: resolved}\n",
+    )
+)
+
 STEPS = 1 + len(ANSWERS)
 
 
@@ -80,11 +112,12 @@ def free_port() -> int:
 
 
 def start_server(
-    library: Path, db: str, workers: int, home: Path
+    library: Path, db: str, workers: int, home: Path, env_extra: dict[str, str] | None = None
 ) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "JOURNEYS_HOME": str(home), "JOURNEYS_EXECUTOR": "local"}
     env.pop("JOURNEYS_AGENT_KEYS", None)
+    env.update(env_extra or {})
     journeys = Path(sys.executable).with_name("journeys")
     proc = subprocess.Popen(
         [
@@ -154,7 +187,12 @@ def percentiles(seconds: list[float]) -> tuple[float, float]:
 
 
 async def one_user(
-    client: aiohttp.ClientSession, url: str, run: Run, deadline: float, pause: float
+    client: aiohttp.ClientSession,
+    url: str,
+    run: Run,
+    deadline: float,
+    pause: float,
+    journey: str = "bench-http",
 ) -> None:
     """One agent or customer: sessions to the end, one after another, until the deadline.
     With `pause`, each step waits about that long after the previous one was sent (0.5x to
@@ -175,7 +213,7 @@ async def one_user(
             if not node:
                 request = client.post(
                     url + "/v1/sessions",
-                    json={"journey": "bench-http", "inputs": {"customer_id": "C001"}},
+                    json={"journey": journey, "inputs": {"customer_id": "C001"}},
                 )
             else:
                 request = client.post(
@@ -201,7 +239,9 @@ async def one_user(
             session = {**session, **body}
 
 
-async def drive(url: str, users: int, seconds: float, rate: float) -> Run:
+async def drive(
+    url: str, users: int, seconds: float, rate: float, journey: str = "bench-http"
+) -> Run:
     """`users` concurrent sessions for `seconds`; with `rate`, paced to offer that many steps
     per second in all, else flat out (each step sent as soon as the previous one returns).
     One aiohttp client: httpx's pool costs milliseconds of CPU per request at 200
@@ -219,7 +259,9 @@ async def drive(url: str, users: int, seconds: float, rate: float) -> Run:
         # Users arrive over the first pause (and flat out, connections open in the first
         # moments): the figures count the steps sent from then on until the deadline.
         run.steady = (began + min(max(pause, 0.5), seconds / 4), deadline)
-        await asyncio.gather(*(one_user(client, url, run, deadline, pause) for _ in range(users)))
+        await asyncio.gather(
+            *(one_user(client, url, run, deadline, pause, journey) for _ in range(users))
+        )
     return run
 
 
@@ -266,6 +308,148 @@ def drop_pg(name: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# ------------------------------------------------------ runs with back-office actions
+
+
+def start_prefect_on_postgres(home: Path, database: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A Prefect server of its own with PostgreSQL behind it (the README's scale-out set-up)."""
+    port = free_port()
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_DATABASE_CONNECTION_URL": (
+            f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+        ),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    prefect = Path(sys.executable).with_name("prefect")
+    with (home / "server.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    for _ in range(400):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGTERM)
+    sys.exit(f"the Prefect server on PostgreSQL did not start; see {home / 'server.log'}")
+
+
+def warm_up(url: str) -> float:
+    """One session to the end before the load: the first action starts the back office (the
+    embedded Prefect server and the action host) if it is not up yet. Seconds it took."""
+    began = time.perf_counter()
+    with httpx.Client(base_url=url, timeout=180) as client:
+        body = client.post(
+            "/v1/sessions", json={"journey": "bench-actions", "inputs": {"customer_id": "C001"}}
+        ).json()
+        for node, value in ANSWERS:
+            r = client.post(
+                f"/v1/sessions/{body['id']}/answers",
+                json={"node": node, "value": value, "seq": body["seq"]},
+            )
+            if r.status_code != 200:
+                sys.exit(f"the warm-up session failed at {node}: {r.status_code} {r.text[:200]}")
+            body = r.json()
+    if body.get("outcome") != "resolved":
+        sys.exit(f"the warm-up session did not resolve: {str(body)[:300]}")
+    return time.perf_counter() - began
+
+
+def check_actions(db: str, ids: list[str]) -> str:
+    """Each session ran its two actions once, both succeeded, each with its Prefect run."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT session_id, status, run_id FROM action_runs WHERE mode = 'wait'")
+        ).all()
+    engine.dispose()
+    wanted = set(ids)
+    mine = [r for r in rows if r[0] in wanted]
+    good = [r for r in mine if r[1] == "succeeded" and r[2]]
+    if len(good) != 2 * len(ids) or len(mine) != len(good):
+        return f"{len(mine) - len(good)} action runs failed, {2 * len(ids) - len(good)} missing"
+    return f"all {len(good)} actions ran"
+
+
+def action_runs(args: argparse.Namespace, library: Path) -> bool:
+    """--actions: every session runs two back-office actions through the default executor
+    (Prefect task runs through the action host), paced at --rate, with Prefect's embedded
+    server (SQLite) and with a Prefect server on PostgreSQL. True when all went well."""
+    print(
+        f"{args.sessions} concurrent sessions for {args.seconds:g} s per run, each driven to the "
+        f"end ({STEPS} steps, two of them running a back-office action: crm.get_customer, "
+        f"tickets.create) through the default executor (Prefect task runs via the action host), "
+        f"paced at {args.rate:g} steps/s; sessions on a SQLite file.\n"
+        f"Target (issue 11, at 200 steps/s): no error, p99 < 250 ms, on both Prefect databases."
+    )
+    print(
+        f"{'Prefect database':34s} {'steps/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} "
+        f"{'server p50/p99':>15s} {'errors':>7s}  checks"
+    )
+    broken = False
+    for label in ("SQLite (the embedded server)", "PostgreSQL (a server of its own)"):
+        on_pg = label.startswith("PostgreSQL")
+        tag = "pg" if on_pg else "sqlite"
+        home = args.out / f"home-actions-{tag}"
+        db = f"sqlite:///{args.out / f'sessions-actions-{tag}.db'}"
+        env = {"JOURNEYS_BACKOFFICE_DB": f"sqlite:///{args.out / f'backoffice-{tag}.db'}"}
+        env["JOURNEYS_EXECUTOR"] = "prefect"  # the default, said out loud
+        prefect: subprocess.Popen[bytes] | None = None
+        pg_name = None
+        if on_pg:
+            pg_name = pg_database()
+            prefect, env["PREFECT_API_URL"] = start_prefect_on_postgres(
+                args.out / "prefect-pg", pg_name
+            )
+        proc, url = start_server(library, db, 1, home, env)
+        try:
+            warm = warm_up(url)
+            run = asyncio.run(drive(url, args.sessions, args.seconds, args.rate, "bench-actions"))
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+            journeys = Path(sys.executable).with_name("journeys")
+            subprocess.run(  # the embedded server and the action host the first action started
+                [str(journeys), "prefect", "stop"],
+                env={**os.environ, "JOURNEYS_HOME": str(home), **env},
+                capture_output=True,
+            )
+            if prefect is not None:
+                os.killpg(prefect.pid, signal.SIGTERM)
+                prefect.wait(30)
+            if pg_name:
+                drop_pg(pg_name)
+        check = check_database(db, run.ids) + "; " + check_actions(db, run.ids)
+        rate, p50, p99 = run.figures()
+        server = "{:6.1f} /{:6.1f}".format(*run.server())
+        print(
+            f"{label:34s} {rate:8.0f} {p50:8.1f} {p99:8.1f} {server:>15s} {len(run.errors):7d}"
+            f"  {check} (warm-up {warm:.1f} s)"
+        )
+        for error in run.errors[:3]:
+            print(f"    {error}")
+        whole = not run.errors and check.startswith("all") and "; all" in check
+        broken = broken or not whole
+        if args.rate == 200:
+            met = whole and p99 < 250
+            print(f"{'':34s} target {'met' if met else 'MISSED'}")
+    return not broken
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -274,6 +458,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--rate", type=float, default=500.0, help="steps/s of the paced run")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "serving")
+    parser.add_argument(
+        "--actions",
+        action="store_true",
+        help="instead: sessions that run two back-office actions each, through the default "
+        "executor (Prefect), on Prefect's embedded server (SQLite) and on PostgreSQL "
+        "(try --rate 200)",
+    )
     args = parser.parse_args()
     try:
         import aiohttp  # noqa: F401
@@ -290,6 +481,11 @@ def main() -> None:
     library = args.out / "library"
     library.mkdir(parents=True)
     (library / "bench-http.yaml").write_text(JOURNEY, encoding="utf-8")
+    if args.actions:
+        (library / "bench-actions.yaml").write_text(JOURNEY_ACTIONS, encoding="utf-8")
+        if not action_runs(args, library):
+            sys.exit("errors, failed actions, or sessions lost or applied twice: see above")
+        return
     print(
         f"{args.sessions} concurrent sessions for {args.seconds:g} s per run, each new session "
         f"driven to the end ({STEPS} steps: start + {len(ANSWERS)} answers), over loopback.\n"
