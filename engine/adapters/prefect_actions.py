@@ -1,7 +1,7 @@
 """Run back-office actions as Prefect task runs: retries, timeouts, observability.
 
 Each action is a task run named after the action and its idempotency key (``payments.refund
-<session>:<node>:<visit>``), tagged with the action and the motive, inside a long-lived
+<session>:<node>:<visit>``), inside a long-lived
 dispatcher flow run (engine/adapters/prefect_dispatch.py): about 5 ms of Prefect per action
 instead of a flow run's 100-300 ms. The node's ``retries`` and ``timeout`` become the task's;
 each attempt is in the task run's history. Inside the task the action goes through the back
@@ -112,9 +112,11 @@ class PrefectExecutor:
             return _done(
                 ActionOutcome(failure=f"{name!r} is not a back-office action of the catalogue")
             )
-        # Tags from small sets only: Prefect looks up the concurrency limits of each new set
-        # of tags (a round trip and a thread); the session is in the run's name instead.
-        labels = [f"action:{name}"] + ([f"motive:{session.motive}"] if session.motive else [])
+        # No tags: Prefect looks up the concurrency limits of a task run's tags on the server
+        # (a round trip, every 5 s per set of tags, and a thread per set for ever: 200 ms to
+        # 2.4 s an action with a tag per session, see bench/actions.py). The run's name holds
+        # the action and its key (session, node, visit) instead, to find it by.
+        labels: list[str] = []
         try:
             job = Job(
                 self._task(spec, retries, timeout),

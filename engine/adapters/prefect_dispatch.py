@@ -40,6 +40,7 @@ ROTATE_SECONDS = 3600.0
 MAX_PARALLEL = 64  # actions running at once in one dispatcher (threads of its task runner)
 START_TIMEOUT = 60.0
 HEARTBEAT_SECONDS = 30  # lets a Prefect automation spot a dispatcher whose host died
+HEALTH_SECONDS = 2.0  # how long a healthy answer of the Prefect API counts
 
 
 class DispatcherUnavailable(RuntimeError):
@@ -180,9 +181,11 @@ class Dispatcher:
         self._rotating = False
         self._opened = 0
         self._closed = False
+        self._healthy_at = -HEALTH_SECONDS
         atexit.register(self.close)
 
     def submit(self, job: Job) -> Future[Any]:
+        self._check_api()
         with self._lock:
             if self._closed:
                 raise DispatcherUnavailable("the action host is stopping")
@@ -194,6 +197,24 @@ class Dispatcher:
                 threading.Thread(target=self._rotate, daemon=True).start()
             run.put(job)
         return job.done
+
+    def _check_api(self) -> None:
+        """A task run reports to Prefect through events, which no one waits for: so that an
+        action is never run unseen while Prefect is down, its API must have answered in the
+        last HEALTH_SECONDS (one cheap request, not one per action)."""
+        import urllib.error
+        import urllib.request
+
+        if time.monotonic() - self._healthy_at < HEALTH_SECONDS:
+            return
+        try:
+            with urllib.request.urlopen(f"{self.api}/health", timeout=5.0) as response:
+                response.read()
+        except (urllib.error.URLError, OSError, ValueError) as err:
+            raise DispatcherUnavailable(
+                f"the Prefect API does not answer ({_describe(err)})"
+            ) from err
+        self._healthy_at = time.monotonic()
 
     def _open(self) -> _Run:
         self._opened += 1
