@@ -346,7 +346,7 @@ def start_prefect_on_postgres(home: Path, database: str) -> tuple[subprocess.Pop
     sys.exit(f"the Prefect server on PostgreSQL did not start; see {home / 'server.log'}")
 
 
-def warm_up(url: str) -> float:
+def warm_up(url: str) -> tuple[float, str]:
     """One session to the end before the load: the first action starts the back office (the
     embedded Prefect server and the action host) if it is not up yet. Seconds it took."""
     began = time.perf_counter()
@@ -364,7 +364,7 @@ def warm_up(url: str) -> float:
             body = r.json()
     if body.get("outcome") != "resolved":
         sys.exit(f"the warm-up session did not resolve: {str(body)[:300]}")
-    return time.perf_counter() - began
+    return time.perf_counter() - began, str(body["id"])
 
 
 def check_actions(db: str, ids: list[str]) -> str:
@@ -383,6 +383,34 @@ def check_actions(db: str, ids: list[str]) -> str:
     if len(good) != 2 * len(ids) or len(mine) != len(good):
         return f"{len(mine) - len(good)} action runs failed, {2 * len(ids) - len(good)} missing"
     return f"all {len(good)} actions ran"
+
+
+def cpu_seconds(session: int) -> float:
+    """CPU time (user + system) of the processes of one process session (a server and the
+    processes it started), from /proc; 0 where /proc is not there."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # field 6 of stat, counted after the name
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def back_office_sessions(home: Path, prefect: subprocess.Popen[bytes] | None) -> dict[str, int]:
+    """The process sessions of the action host and of the Prefect server (each started in
+    its own session)."""
+    import json
+
+    folder = home / "prefect"
+    found = {"action host": int(json.loads((folder / "host.json").read_text())["pid"])}
+    if prefect is not None:
+        found["Prefect server"] = prefect.pid
+    else:
+        found["Prefect server"] = int(json.loads((folder / "server.json").read_text())["pid"])
+    return found
 
 
 def action_runs(args: argparse.Namespace, library: Path) -> bool:
@@ -417,8 +445,11 @@ def action_runs(args: argparse.Namespace, library: Path) -> bool:
             )
         proc, url = start_server(library, db, 1, home, env)
         try:
-            warm = warm_up(url)
+            warm, first = warm_up(url)
+            parts = {"journeys serve": proc.pid, **back_office_sessions(home, prefect)}
+            before = {name: cpu_seconds(sid) for name, sid in parts.items()}
             run = asyncio.run(drive(url, args.sessions, args.seconds, args.rate, "bench-actions"))
+            spent = {name: cpu_seconds(sid) - before[name] for name, sid in parts.items()}
         finally:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(20)
@@ -433,7 +464,7 @@ def action_runs(args: argparse.Namespace, library: Path) -> bool:
                 prefect.wait(30)
             if pg_name:
                 drop_pg(pg_name)
-        check = check_database(db, run.ids) + "; " + check_actions(db, run.ids)
+        check = check_database(db, [first, *run.ids]) + "; " + check_actions(db, run.ids)
         rate, p50, p99 = run.figures()
         server = "{:6.1f} /{:6.1f}".format(*run.server())
         print(
@@ -442,6 +473,20 @@ def action_runs(args: argparse.Namespace, library: Path) -> bool:
         )
         for error in run.errors[:3]:
             print(f"    {error}")
+        # Why the floor is what it is: the CPU each part spent per action during the run
+        # (the load is CPU-bound on a small machine: a core gives 1000 ms a second).
+        actions = max(1, 2 * len(run.ids))
+        print(
+            f"{'':34s} CPU per action: "
+            + ", ".join(f"{name} {spent[name] / actions * 1000:.1f} ms" for name in spent)
+            + f" = {sum(spent.values()) / actions * 1000:.1f} ms"
+            f" ({sum(spent.values()) / args.seconds:.2f} cores over the run)"
+        )
+        cores, per_step = os.cpu_count() or 1, sum(spent.values()) / max(1, STEPS * len(run.ids))
+        print(
+            f"{'':34s} so {cores} cores, all ours, step at most {cores / per_step:.0f} steps/s"
+            " of this journey (more cores, or the host and Prefect on other machines, for more)"
+        )
         whole = not run.errors and check.startswith("all") and "; all" in check
         broken = broken or not whole
         if args.rate == 200:
