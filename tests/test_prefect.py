@@ -398,26 +398,64 @@ def test_dispatcher_flow_runs_rotate_and_each_completes(
     executor.close()
 
 
+def _die_while_running() -> None:
+    """The host that dies (run in a subprocess): an action still running when it is SIGKILLed,
+    once the server has recorded its task run as running."""
+    import signal
+
+    from actions.registry import ActionSpec, Param
+    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.runtime import RunAction, Session
+
+    def slow(text: str) -> dict[str, str]:
+        time.sleep(60)
+        return {"echo": text}
+
+    spec = ActionSpec("test.slow", "slow", (Param("text", "string", True),), ("echo",), slow)
+    executor = PrefectExecutor(
+        actions={"test.slow": spec}, ledger=lambda key, action, run: (dict(run()), False)
+    )
+    session = Session(id="s1", journey="j", version=1, definition="d")
+    effect = RunAction("act", "test.slow", {"text": "hi"}, False, 0, None, "s1:act:1")
+    executor.run(effect, session)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = _task_runs_named("test.slow s1:act:1")
+        if runs and runs[0].state_type.value == "RUNNING":
+            print(runs[0].id, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def _task_runs_named(name: str) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        return list(
+            client.read_task_runs(
+                task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[name]))
+            )
+        )
+
+
 def test_a_dispatcher_left_open_by_a_dead_host_is_marked_crashed(
     prefect_api: str, tmp_path: Path
 ) -> None:
-    """A host killed (SIGKILL) while its dispatcher flow run is open: the next dispatcher on
-    this machine marks that run, and its unfinished task runs, Crashed."""
+    """A host killed (SIGKILL) with an action running: its dispatcher flow run and that task
+    run stay Running in Prefect; the next dispatcher on this machine marks both Crashed."""
     from engine.adapters.prefect_dispatch import mark_crashed
 
-    code = (
-        "import os, signal, sys; sys.path.insert(0, '.');"
-        "from tests.test_prefect import _echo_executor, _echo;"
-        "e = _echo_executor(); o = _echo(e, 1); print(o.run_id, flush=True);"
-        "os.kill(os.getpid(), signal.SIGKILL)"
-    )
+    code = "from tests.test_prefect import _die_while_running; _die_while_running()"
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert proc.returncode == -9, proc.stderr
-    left = str(task_run(proc.stdout.split()[0], final=False).flow_run_id)
+    running = task_run(proc.stdout.split()[0], final=False)
+    left = str(running.flow_run_id)
     assert flow_run(left).state_type.value == "RUNNING"  # what the dead host left behind
     assert left in mark_crashed(prefect_api)
     assert flow_run(left).state_type.value == "CRASHED"
+    assert task_run(str(running.id)).state_type.value == "CRASHED"
     assert left not in mark_crashed(prefect_api)  # once

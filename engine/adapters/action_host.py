@@ -49,6 +49,7 @@ def serve(port: int, token: str) -> None:
     from engine.adapters.prefect_actions import PrefectExecutor
 
     executor = PrefectExecutor()
+    threading.Thread(target=executor.dispatcher.warm, daemon=True).start()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet: runs are in Prefect

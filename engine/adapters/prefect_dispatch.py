@@ -198,6 +198,12 @@ class Dispatcher:
             run.put(job)
         return job.done
 
+    def warm(self) -> None:
+        """Open the dispatcher flow run now, so the first action does not wait for it."""
+        with self._lock, contextlib.suppress(DispatcherUnavailable):
+            if self._current is None and not self._closed:
+                self._current = self._open()
+
     def _check_api(self) -> None:
         """A task run reports to Prefect through events, which no one waits for: so that an
         action is never run unseen while Prefect is down, its API must have answered in the
