@@ -269,9 +269,6 @@ def mark_crashed(api: str) -> list[str]:
         FlowRunFilterId,
         FlowRunFilterState,
         FlowRunFilterStateType,
-        TaskRunFilter,
-        TaskRunFilterState,
-        TaskRunFilterStateType,
     )
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -299,13 +296,16 @@ def mark_crashed(api: str) -> list[str]:
                 "its callers had no answer and run their actions again under the same "
                 "idempotency key"
             )
-            for task_run in client.read_task_runs(
+            offset = 0
+            while batch := client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
-                task_run_filter=TaskRunFilter(
-                    state=TaskRunFilterState(type=TaskRunFilterStateType(any_=unfinished))
-                ),
+                offset=offset,
+                limit=200,
             ):
-                client.set_task_run_state(task_run.id, Crashed(message=why), force=True)
+                offset += len(batch)
+                for task_run in batch:  # those the dead host was running
+                    if task_run.state is None or not task_run.state.is_final():
+                        client.set_task_run_state(task_run.id, Crashed(message=why), force=True)
             client.set_flow_run_state(run.id, Crashed(message=why), force=True)
             marked.append(str(run.id))
     return marked
