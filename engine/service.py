@@ -13,11 +13,11 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine import clock
-from engine.authority import default_role
+from engine.authority import customer_breach, default_role
 from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownSession
 from engine.library import Bundle, Library
 from engine.model import ROLES, Journey, Node
@@ -28,6 +28,8 @@ from engine.runtime import (
     Effect,
     Event,
     HandOff,
+    Reserve,
+    Reserved,
     Retry,
     RunAction,
     RunAfter,
@@ -48,7 +50,19 @@ Records = Sequence[tuple[int, Mapping[str, Any]]]
 Runs = Sequence[Mapping[str, Any]]
 
 
-class SessionStore(Protocol):
+class GrantLedger(Protocol):
+    """What each customer was granted, per action and parameter, and when: the totals that
+    ``per_customer`` limits bound."""
+
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        """Atomically, against every other session of any process: the customer's totals
+        (param -> sum granted over each bounded claim's period, counted back from now), and,
+        when ``authority.customer_breach`` finds them within every limit, the claims recorded
+        as granted now. A request whose key was recorded already returns the totals it was
+        granted on, and records nothing more (a step done again after a crash)."""
+
+
+class SessionStore(GrantLedger, Protocol):
     def save_bundle(self, bundle: Bundle) -> None: ...
     def load_bundle(self, digest: str) -> Bundle: ...
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None: ...
@@ -136,6 +150,8 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
         if event.failure is not None:
             data["failure"] = event.failure
             data["failed_at"] = event.at
+    elif isinstance(event, Reserved):
+        data = {"type": "authority", "node": event.node, "totals": dict(event.totals)}
     elif isinstance(event, Retry):
         data = {"type": "retry", "node": event.node}
     elif isinstance(event, HandOff):
@@ -177,6 +193,8 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
             record.get("failure"),
             record.get("failed_at"),
         )
+    if kind == "authority":
+        return Reserved(record["node"], record.get("totals") or {})
     if kind == "retry":
         return Retry(record.get("node"))
     if kind == "handoff":
@@ -464,6 +482,15 @@ class Sessions:
                 )
                 records.append((session.seq, record_of(event, "system", session.channel)))
                 pending += more
+            elif isinstance(effect, Reserve):
+                # Before the action runs: of two sessions of one customer at once, the one
+                # the store serves second sees the first one's grant.
+                reserved = Reserved(effect.node, self.store.reserve(effect))
+                session, more = step(
+                    bundle.definitions, session, reserved, in_place=True, policy=bundle.policy
+                )
+                records.append((session.seq, record_of(reserved, "system", session.channel)))
+                pending += more
             elif isinstance(effect, RunAfter):
                 outcome = self.executor.run_after(effect, session)
                 self._record_later(
@@ -581,9 +608,48 @@ class MemoryStore:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[dict[str, Any]]] = {}
         self.action_runs: list[dict[str, Any]] = []
+        #: The grant ledger: {key, customer_id, action, param, amount, before, role,
+        #: session_id, node, at}.
+        self.granted: list[dict[str, Any]] = []
+        self._ledger_lock = threading.Lock()
 
     def save_bundle(self, bundle: Bundle) -> None:
         self.bundles.setdefault(bundle.hash, bundle)
+
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        with self._ledger_lock:  # threads of one process: the one place totals are read
+            done = [r for r in self.granted if r["key"] == request.key]
+            if done:
+                return {r["param"]: r["before"] for r in done if r["before"] is not None}
+            now = clock.now()
+            totals = {
+                c.param: sum(
+                    r["amount"]
+                    for r in self.granted
+                    if (r["customer_id"], r["action"], r["param"])
+                    == (request.customer_id, request.action, c.param)
+                    and r["at"] > now - timedelta(seconds=c.over_s or 0)
+                )
+                for c in request.claims
+                if c.max is not None
+            }
+            if customer_breach(request.claims, totals) is None:
+                self.granted += [
+                    {
+                        "key": request.key,
+                        "customer_id": request.customer_id,
+                        "action": request.action,
+                        "param": c.param,
+                        "amount": c.amount,
+                        "before": totals.get(c.param),
+                        "role": request.role,
+                        "session_id": request.session_id,
+                        "node": request.node,
+                        "at": now,
+                    }
+                    for c in request.claims
+                ]
+            return totals
 
     def load_bundle(self, digest: str) -> Bundle:
         return self.bundles[digest]
