@@ -610,22 +610,26 @@ class MemoryStore:
         self.action_runs: list[dict[str, Any]] = []
         #: The grant ledger: {key, customer_id, action, param, amount, before, role,
         #: session_id, node, at}.
-        self.granted: list[dict[str, Any]] = []
+        self._granted: list[dict[str, Any]] = []
         self._ledger_lock = threading.Lock()
 
     def save_bundle(self, bundle: Bundle) -> None:
         self.bundles.setdefault(bundle.hash, bundle)
 
+    def granted(self, customer_id: str) -> list[dict[str, Any]]:
+        """The grant ledger's rows of one customer, the oldest first."""
+        return [dict(r) for r in self._granted if r["customer_id"] == customer_id]
+
     def reserve(self, request: Reserve) -> dict[str, float]:
         with self._ledger_lock:  # threads of one process: the one place totals are read
-            done = [r for r in self.granted if r["key"] == request.key]
+            done = [r for r in self._granted if r["key"] == request.key]
             if done:
                 return {r["param"]: r["before"] for r in done if r["before"] is not None}
             now = clock.now()
             totals = {
                 c.param: sum(
                     r["amount"]
-                    for r in self.granted
+                    for r in self._granted
                     if (r["customer_id"], r["action"], r["param"])
                     == (request.customer_id, request.action, c.param)
                     and r["at"] > now - timedelta(seconds=c.over_s or 0)
@@ -634,7 +638,7 @@ class MemoryStore:
                 if c.max is not None
             }
             if customer_breach(request.claims, totals) is None:
-                self.granted += [
+                self._granted += [
                     {
                         "key": request.key,
                         "customer_id": request.customer_id,
