@@ -689,7 +689,12 @@ def _authorise(
         _denied(s, node, qualified, breach, role, effects)
         return
     breach, claimed = claims(policy, role, action, inputs)
-    customer = s.customer_id or _text_or_none(s.context.get("customer_id"))
+    # Whose totals: the customer the action names (a voucher's customer_id), else the session's.
+    customer = (
+        _text_or_none(inputs.get("customer_id"))
+        or s.customer_id
+        or _text_or_none(s.context.get("customer_id"))
+    )
     if breach is None and claimed and policy is not None:
         if customer is None:
             breach = unknown_customer(policy, role, claimed, action)

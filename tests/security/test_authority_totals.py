@@ -27,6 +27,7 @@ from engine.library import Library
 from engine.runtime import RunAction, Session
 from engine.scenarios import StubExecutor
 from engine.service import ActionOutcome, MemoryStore, Sessions, replay
+from tests.conftest import Check
 from tests.test_policies import write
 from tests.test_store import _pg_database, pg_server  # noqa: F401  (its fixture)
 
@@ -82,7 +83,7 @@ roles:
         per_customer: {max: 40, over: 30d}
   supervisor:
     payments.issue_voucher:
-      amount: {max: 100}
+      amount: {max: 100, per_session: 100}
 """
 
 FILES = {"motives.yaml": MOTIVES, "goodwill.yaml": GOODWILL, "policies.yaml": POLICY}
@@ -224,20 +225,39 @@ def test_the_customer_limit_is_available_again_after_the_period(lib: Path) -> No
     assert [r["amount"] for r in store.granted("C001")] == [20, 10, 10, 20]
 
 
-def test_a_session_that_does_not_know_its_customer_is_refused_not_unlimited(
-    lib: Path, tmp_path: Path
-) -> None:
-    anonymous = GOODWILL.replace("customer_id: =customer_id", "customer_id: C001").replace(
-        "inputs:\n  customer_id: {type: string}\n", ""
+def test_a_grant_for_no_known_customer_is_refused_not_unlimited(lib: Path) -> None:
+    optional = GOODWILL.replace(
+        "customer_id: {type: string}", 'customer_id: {type: [string, "null"], default: null}'
     )
-    write(lib, {"goodwill.yaml": anonymous})
+    write(lib, {"goodwill.yaml": optional})
     executor = Vouchers()
     sessions = Sessions(Library(lib), MemoryStore(), executor)
     s = sessions.start("goodwill", {})
     s = voucher(sessions, s.id, 5)
     assert s.outcome == "escalated" and executor.issued == []
     assert s.handoff is not None
-    assert "does not know its customer" in s.handoff["reason"]
+    assert s.handoff["reason"] == (
+        "payments.issue_voucher amount 5 is limited per customer, but the session does not know "
+        "its customer, so the agent's limit of 40 per customer over 30 days cannot be checked"
+    )
+
+
+def test_the_customer_counted_is_the_one_the_action_names(lib: Path) -> None:
+    """A voucher for C001 issued in a session started for C002 counts for C001."""
+    store = MemoryStore()
+    s = Sessions(Library(lib), store, Vouchers()).start("goodwill", {"customer_id": "C001"})
+    sessions = Sessions(Library(lib), store, Vouchers())
+    voucher(sessions, s.id, 20)
+    voucher(sessions, s.id, 10)
+    write(
+        lib, {"goodwill.yaml": GOODWILL.replace("customer_id: =customer_id", "customer_id: C001")}
+    )
+    sessions = Sessions(Library(lib), store, Vouchers())  # the library as it is now
+    s = sessions.start("goodwill", {"customer_id": "C002"})
+    s = voucher(sessions, s.id, 20)  # C001 would reach 50
+    assert s.outcome == "escalated"
+    assert [r["amount"] for r in store.granted("C001")] == [20, 10]
+    assert store.granted("C002") == []
 
 
 def test_sessions_with_totals_replay_exactly(lib: Path) -> None:
@@ -384,3 +404,104 @@ def test_concurrent_sessions_of_one_customer_never_both_granted_postgresql(
         assert [r["amount"] for r in store.granted("C001")] == [20]
     finally:
         store.dispose()
+
+
+# ------------------------------------------------------------------------- validation
+
+
+def w003(check: Check, lib: Path) -> list[tuple[int, str | None, str]]:
+    report = check(lib)
+    assert report.errors == []
+    return [(f.line, f.node, f.message) for f in report.warnings if f.code == "W003"]
+
+
+def test_validate_warns_on_an_action_on_a_loop_limited_per_call_only(
+    lib: Path, check: Check
+) -> None:
+    write(
+        lib,
+        {"policies.yaml": "roles:\n  agent:\n    payments.issue_voucher: {amount: {max: 20}}\n"},
+    )
+    assert w003(check, lib) == [
+        (
+            21,
+            "voucher",
+            "node 'voucher' runs payments.issue_voucher on a loop (voucher → offer → "
+            "ask_amount → voucher), but policies.yaml limits it per call only (agent: amount "
+            "up to 20 a call): each turn of the loop may grant it again; bound the total with "
+            "per_session (one session) or per_customer (the customer's total over a period)",
+        )
+    ]
+    report = check(lib)
+    assert {f.severity for f in report.findings if f.code == "W003"} == {"warning"}
+    # a total bounds the loop: nothing to say
+    write(lib, {"policies.yaml": POLICY})
+    assert w003(check, lib) == []
+
+
+def test_validate_does_not_warn_on_the_way_back_of_a_denial(lib: Path, check: Check) -> None:
+    """The supervisor's approval loop (on_denied -> approval -> the action) grants nothing
+    on its way round: not a loop of grants."""
+    from tests.test_policies import APPROVED
+
+    write(
+        lib,
+        {
+            "approved.yaml": APPROVED.replace("[order.approved]", "[order.goodwill]"),
+            "policies.yaml": "roles:\n  agent:\n    payments.refund: {amount: {max: 20}}\n",
+        },
+    )
+    assert w003(check, lib) == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "code", "message"),
+    [
+        ("{per_customer: {max: 30}}", "J002", "'over'"),
+        ("{per_customer: {max: 30, over: 30 days}}", "J002", "30 days"),
+        ("{per_session: ten}", "J002", "ten"),
+    ],
+)
+def test_validate_checks_the_totals_rules(
+    lib: Path, check: Check, rule: str, code: str, message: str
+) -> None:
+    write(
+        lib,
+        {"policies.yaml": f"roles:\n  agent:\n    payments.issue_voucher:\n      amount: {rule}\n"},
+    )
+    found = [f for f in check(lib).errors if f.file == "policies.yaml"]
+    assert [f.code for f in found] == [code] and message in found[0].message
+
+
+def test_validate_refuses_a_total_on_a_parameter_that_is_not_a_number(
+    lib: Path, check: Check
+) -> None:
+    write(
+        lib,
+        {
+            "policies.yaml": "roles:\n  customer:\n    subscriptions.apply_offer:\n"
+            "      offer: {per_session: 2}\n"
+        },
+    )
+    found = [f for f in check(lib).errors if f.file == "policies.yaml"]
+    assert [(f.code, f.line) for f in found] == [("J009", 4)]
+    assert "'per_session' needs a number" in found[0].message
+
+
+def test_the_shipped_policy_bounds_the_money_actions_in_total(check: Check) -> None:
+    from tests.conftest import SHIPPED
+
+    policy = Library(SHIPPED).bundle("delivery-late").policy
+    assert policy is not None
+    for role in ("agent", "supervisor", "customer"):
+        for action in ("payments.issue_voucher", "payments.refund", "billing.credit"):
+            (limit,) = [x for x in policy.limits_for(role, action) if x.param == "amount"]
+            assert limit.per_customer is not None and limit.over_s, (role, action)
+    (voucher,) = policy.limits_for("agent", "payments.issue_voucher")
+    assert (voucher.max, voucher.per_session, voucher.per_customer, voucher.over) == (
+        30,
+        30,
+        30,
+        "30d",
+    )
+    assert [f for f in check(SHIPPED).findings if f.code == "W003"] == []
