@@ -311,6 +311,63 @@ def test_the_sql_store_keeps_the_customer_totals_across_processes_restarts(
         store.dispose()
 
 
+def test_a_reservation_done_again_is_counted_once(tmp_path: Path) -> None:
+    """A step repeated after a crash (the reservation committed, the session not saved)
+    reserves with the same key: the same totals back, nothing counted twice."""
+    from engine.authority import Claim
+    from engine.runtime import Reserve
+
+    claim = (Claim("amount", 20, 30, 86400 * 30),)
+    first = Reserve(
+        "voucher", "payments.issue_voucher", "agent", "C001", "s_1", "s_1:voucher:1", claim
+    )
+    again = Reserve(
+        "voucher", "payments.issue_voucher", "agent", "C001", "s_2", "s_2:voucher:1", claim
+    )
+    for store in (MemoryStore(), SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")):
+        assert store.reserve(first) == {"amount": 0}
+        assert store.reserve(first) == {"amount": 0}  # the same step: granted on 0, once
+        assert store.reserve(again) == {"amount": 20}  # another: 40 > 30, not recorded
+        assert [r["amount"] for r in store.granted("C001")] == [20]
+        if isinstance(store, SqlStore):
+            store.dispose()
+
+
+def test_db_upgrade_adds_the_grant_ledger_to_a_database_of_the_previous_version(
+    lib: Path, tmp_path: Path
+) -> None:
+    from alembic import command
+    from click.testing import CliRunner
+
+    from cli import main
+    from engine.adapters.migrations import config
+    from engine.adapters.sql_store import StoreProblem, make_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    command.upgrade(config(engine), "0005")
+    engine.dispose()
+    with pytest.raises(StoreProblem, match=r"revision '0005'.*journeys db upgrade"):
+        SqlStore(url)
+    result = CliRunner().invoke(main, ["db", "upgrade", "--db", url])
+    assert result.exit_code == 0, result.output
+    store = SqlStore(url)
+    try:
+        sessions = Sessions(Library(lib), store, Vouchers())
+        s = sessions.start("goodwill", {"customer_id": "C001"})
+        assert voucher(sessions, s.id, 20).node == "offer"
+        assert len(store.granted("C001")) == 1
+    finally:
+        store.dispose()
+    engine = make_engine(url)
+    command.downgrade(config(engine), "0005")  # and back: the table goes
+    with engine.connect() as conn:
+        from sqlalchemy import inspect
+
+        assert "authority_grants" not in inspect(conn).get_table_names()
+    engine.dispose()
+
+
 # ---------------------------------------------------------------------- concurrency
 
 ONE_VOUCHER = POLICY.replace(
@@ -441,17 +498,18 @@ def test_validate_warns_on_an_action_on_a_loop_limited_per_call_only(
 
 def test_validate_does_not_warn_on_the_way_back_of_a_denial(lib: Path, check: Check) -> None:
     """The supervisor's approval loop (on_denied -> approval -> the action) grants nothing
-    on its way round: not a loop of grants."""
+    on its way round: not a loop of grants; the voucher loop beside it is one."""
     from tests.test_policies import APPROVED
 
     write(
         lib,
         {
             "approved.yaml": APPROVED.replace("[order.approved]", "[order.goodwill]"),
-            "policies.yaml": "roles:\n  agent:\n    payments.refund: {amount: {max: 20}}\n",
+            "policies.yaml": "roles:\n  agent:\n    payments.refund: {amount: {max: 20}}\n"
+            "    payments.issue_voucher: {amount: {max: 20}}\n",
         },
     )
-    assert w003(check, lib) == []
+    assert [(line, node) for line, node, _message in w003(check, lib)] == [(21, "voucher")]
 
 
 @pytest.mark.parametrize(
