@@ -282,7 +282,7 @@ def step(
         elif isinstance(event, Answer):
             _answer(definitions, s, event)
         elif isinstance(event, ActionDone):
-            _action_done(definitions, s, event)
+            _action_done(definitions, s, event, policy)
         elif isinstance(event, Reserved):
             _reserved(definitions, s, event, policy, effects)
         elif isinstance(event, Retry):
@@ -422,7 +422,9 @@ def _checked_role(role: str | None) -> str | None:
     return role
 
 
-def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> None:
+def _action_done(
+    definitions: Definitions, s: Session, event: ActionDone, policy: Policy | None = None
+) -> None:
     if s.status != RUNNING or s.node is None:
         raise Conflict(f"no action is running (the session is {s.status})", s.node)
     if resolve_node(definitions, s, event.node) != s.node:
@@ -439,6 +441,7 @@ def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> Non
         _complete(s, node)
         _go(s, node.next)
         return
+    _refused(s, node, policy)
     s.context["last_error"] = {
         "node": s.node,
         "action": node.action,
@@ -453,6 +456,20 @@ def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> Non
     s.outcome = "unresolved"
     s.status = ENDED
     s.node = None
+
+
+def _refused(s: Session, node: Node, policy: Policy | None) -> None:
+    """The back office refused the action (a business error): nothing was given, so it leaves
+    the session's totals (the store releases the customer's). The grants, the record of who
+    decided what, stay. The context is the one the action started from: the same inputs."""
+    action = node.action or ""
+    for param in policy.counted_per_session(action) if policy else ():
+        value = (
+            _value(s, node, node.input[param], f"input {param!r}") if param in node.input else None
+        )
+        sums = s.totals.get(action, {})
+        if isinstance(value, int | float) and not isinstance(value, bool) and param in sums:
+            sums[param] = sums[param] - value
 
 
 def _failed(s: Session, node: Node, event: ActionDone) -> None:

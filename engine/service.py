@@ -61,6 +61,10 @@ class GrantLedger(Protocol):
         as granted now. A request whose key was recorded already returns the totals it was
         granted on, and records nothing more (a step done again after a crash)."""
 
+    def release(self, key: str) -> None:
+        """The back office refused the action of the reservation ``key`` (a business error):
+        its amounts no longer count in the customer's totals (they stay on record)."""
+
 
 class SessionStore(GrantLedger, Protocol):
     def save_bundle(self, bundle: Bundle) -> None: ...
@@ -464,6 +468,8 @@ class Sessions:
                         session.id, effect.node, effect.action, effect.key, mode, outcome, runs
                     )
                     continue
+                if outcome.error is not None and outcome.failure is None:
+                    self._release(bundle, effect)
                 tries = int((session.incident or {}).get("tries", 0))
                 record_key = effect.key if not tries else f"{effect.key}~{tries + 1}"
                 runs.append(_run(session.id, effect.node, effect.action, record_key, mode, outcome))
@@ -497,6 +503,13 @@ class Sessions:
                     session.id, "after", effect.action, effect.key, "after", outcome, runs
                 )
         return session, records, runs
+
+    def _release(self, bundle: Bundle, effect: RunAction) -> None:
+        """A refused action gave nothing: what it reserved of its customer's totals goes back
+        (a technical failure keeps it: the action may have been done, and is retried)."""
+        policy = bundle.policy
+        if policy is not None and policy.counted_per_customer(effect.action):
+            self.store.release(effect.key)
 
     def _record_later(
         self,
@@ -620,6 +633,12 @@ class MemoryStore:
         """The grant ledger's rows of one customer, the oldest first."""
         return [dict(r) for r in self._granted if r["customer_id"] == customer_id]
 
+    def release(self, key: str) -> None:
+        with self._ledger_lock:
+            for row in self._granted:
+                if row["key"] == key and row["released"] is None:
+                    row["released"] = clock.now()
+
     def reserve(self, request: Reserve) -> dict[str, float]:
         with self._ledger_lock:  # threads of one process: the one place totals are read
             done = [r for r in self._granted if r["key"] == request.key]
@@ -633,6 +652,7 @@ class MemoryStore:
                     if (r["customer_id"], r["action"], r["param"])
                     == (request.customer_id, request.action, c.param)
                     and r["at"] > now - timedelta(seconds=c.over_s or 0)
+                    and r["released"] is None
                 )
                 for c in request.claims
                 if c.max is not None
@@ -650,6 +670,7 @@ class MemoryStore:
                         "session_id": request.session_id,
                         "node": request.node,
                         "at": now,
+                        "released": None,
                     }
                     for c in request.claims
                 ]

@@ -63,7 +63,8 @@ def reserve(store: SqlStore, request: Reserve) -> dict[str, float]:
                     continue
                 cursor.execute(
                     "SELECT COALESCE(SUM(amount), 0) FROM authority_grants WHERE customer_id = "
-                    f"{mark} AND action = {mark} AND param = {mark} AND granted_ms > {mark}",
+                    f"{mark} AND action = {mark} AND param = {mark} AND granted_ms > {mark} "
+                    "AND released_ms IS NULL",
                     [
                         request.customer_id,
                         request.action,
@@ -96,6 +97,20 @@ def reserve(store: SqlStore, request: Reserve) -> dict[str, float]:
             return totals
     except store._operational_error as err:
         raise store._unavailable(err, "nothing was granted: try again") from None
+
+
+def release(store: SqlStore, key: str) -> None:
+    """See :meth:`engine.service.GrantLedger.release`."""
+    mark = "?" if store._sqlite else "%s"
+    try:
+        with store._raw() as cursor:
+            cursor.execute(
+                f"UPDATE authority_grants SET released_ms = {mark} "
+                f"WHERE key = {mark} AND released_ms IS NULL",
+                [clock.now_ms(), key],
+            )
+    except store._operational_error as err:
+        raise store._unavailable(err, "the refused grant still counts: try again") from None
 
 
 @contextmanager

@@ -1021,13 +1021,16 @@ class SqlStore:
         added to atomically."""
         return sql_grants.reserve(self, request)
 
+    def release(self, key: str) -> None:
+        sql_grants.release(self, key)
+
     def granted(self, customer_id: str) -> list[dict[str, Any]]:
         """The grant ledger's rows of one customer, the oldest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 text(
                     "SELECT key, action, param, amount, before, role, session_id, node, "
-                    "granted_ms FROM authority_grants WHERE customer_id = :c ORDER BY id"
+                    "granted_ms, released_ms FROM authority_grants WHERE customer_id = :c ORDER BY id"
                 ),
                 {"c": customer_id},
             ).all()

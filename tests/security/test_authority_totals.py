@@ -260,6 +260,59 @@ def test_the_customer_counted_is_the_one_the_action_names(lib: Path) -> None:
     assert store.granted("C002") == []
 
 
+class Refusing(Vouchers):
+    """The back office refuses the first voucher (a business error), is down (a technical
+    failure) for the amount ``down``, and issues the others."""
+
+    def __init__(self, down: float) -> None:
+        super().__init__()
+        self.down, self.refused = down, False
+
+    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
+        if not self.refused:
+            self.refused = True
+            return ActionOutcome(error="the customer's account is on hold", code="on_hold")
+        if effect.input["amount"] == self.down:
+            return ActionOutcome(failure="the voucher service timed out")
+        return super().run(effect, session)
+
+
+def test_a_voucher_the_back_office_refused_does_not_count(lib: Path, tmp_path: Path) -> None:
+    write(
+        lib,
+        {
+            "goodwill.yaml": GOODWILL.replace(
+                "    next: offer\n  done:", "    on_error: offer\n    next: offer\n  done:"
+            )
+        },
+    )
+    for store in (MemoryStore(), SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")):
+        executor = Refusing(down=19)
+        sessions = Sessions(Library(lib), store, executor)
+        s = sessions.start("goodwill", {"customer_id": "C001"})
+        s = voucher(sessions, s.id, 20)  # refused by the back office: nothing given
+        assert s.context["last_error"]["code"] == "on_hold" and s.node == "offer"
+        assert s.totals == {"payments.issue_voucher": {"amount": 0}}
+        for amount in (20, 10):  # the whole room, in this session and for the customer
+            assert voucher(sessions, s.id, amount).node == "offer"
+        assert executor.issued == [("C001", 20), ("C001", 10)]
+        other = sessions.start("goodwill", {"customer_id": "C001"})
+        assert voucher(sessions, other.id, 10).node == "offer"  # 40: the customer's limit
+        down = sessions.start("goodwill", {"customer_id": "C002"})
+        down = voucher(sessions, down.id, 19)  # an incident: the voucher may have been issued
+        assert down.status == "incident"
+        rows = store.granted("C001")
+        assert [(r["amount"], bool(r.get("released") or r.get("released_ms"))) for r in rows] == [
+            (20, True),
+            (20, False),
+            (10, False),
+            (10, False),
+        ]
+        assert [r["amount"] for r in store.granted("C002")] == [19]  # still counted
+        if isinstance(store, SqlStore):
+            store.dispose()
+
+
 def test_sessions_with_totals_replay_exactly(lib: Path) -> None:
     store = MemoryStore()
     sessions = Sessions(Library(lib), store, Vouchers())

@@ -1,7 +1,8 @@
 """The grant ledger: what each customer was granted, per action and parameter, and when, for
 the authority limits per customer over a period (``per_customer`` in policies.yaml). One row
 per parameter of a granted action; the totals are read through the index on the customer,
-action, parameter and time.
+action, parameter and time. A grant whose action the back office refused is released (it
+stays, with the time it was released, and no longer counts).
 
 Revision ID: 0006
 Revises: 0005
@@ -38,6 +39,9 @@ def upgrade() -> None:
         sa.Column("session_id", sa.String(64), nullable=False),
         sa.Column("node", sa.String(400), nullable=False),
         sa.Column("granted_ms", sa.BigInteger, nullable=False),
+        # Set when the back office refused the action (a business error): nothing was given,
+        # so the row no longer counts; it stays, as the record of the decision.
+        sa.Column("released_ms", sa.BigInteger),
         sa.UniqueConstraint("key", "param", name="authority_grants_key"),
     )
     op.create_index(
