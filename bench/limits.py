@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +108,13 @@ def main() -> None:
     parser.add_argument("--pg", help="a PostgreSQL server URL without database name")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-limits-"))
-    databases = [("sqlite", lambda name: f"sqlite:///{work / name}.db", None)]
+
+    def sqlite_url(name: str) -> str:
+        return f"sqlite:///{work / name}.db"
+
+    databases: list[tuple[str, Callable[[str], str], Callable[[str], None] | None]] = [
+        ("sqlite", sqlite_url, None)
+    ]
     if args.pg:
         import psycopg
 
@@ -118,11 +125,11 @@ def main() -> None:
                 admin.execute(f'CREATE DATABASE "{name}"')
             return f"{args.pg}/{name}"
 
-        def drop(name: str) -> None:
+        def pg_drop(name: str) -> None:
             with psycopg.connect(admin_dsn, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
-        databases.append(("postgresql", pg_url, drop))
+        databases.append(("postgresql", pg_url, pg_drop))
     print(f"{args.sessions} answer steps each (one voucher, a new customer each time)")
     for kind, make_url, drop in databases:
         reference = None
