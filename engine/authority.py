@@ -155,7 +155,7 @@ def decide(
         if limit.per_session is not None:
             if not _is_number(value):
                 return Breach(limit, value, "per_session", limit.per_session), applied
-            total = totals.get(limit.param, 0) + value
+            total = added(totals.get(limit.param, 0), value)
             if total > limit.per_session:
                 return Breach(limit, value, "per_session", limit.per_session, total), applied
             applied.append(Applied(limit, "per_session", limit.per_session, total))
@@ -192,7 +192,7 @@ def customer_breach(claimed: Sequence[Claim], totals: Mapping[str, float]) -> Cl
     param -> what the customer was granted over that claim's period) above its max. Pure: the
     store runs it under its lock, the runtime again on the totals the store returned."""
     for claim in claimed:
-        if claim.max is not None and totals.get(claim.param, 0) + claim.amount > claim.max:
+        if claim.max is not None and added(totals.get(claim.param, 0), claim.amount) > claim.max:
             return claim
     return None
 
@@ -214,7 +214,7 @@ def customer_applied(
         limit = own.get(claim.param)
         if limit is None or claim.max is None:
             continue
-        total = totals.get(claim.param, 0) + claim.amount
+        total = added(totals.get(claim.param, 0), claim.amount)
         if claim is over:
             return Breach(limit, claim.amount, "per_customer", claim.max, total, customer), []
         applied.append(Applied(limit, "per_customer", claim.max, total, customer))
@@ -231,6 +231,12 @@ def unknown_customer(
         if claim.max is not None:
             return Breach(own[claim.param], claim.amount, "per_customer", claim.max)
     return None
+
+
+def added(total: float, amount: float) -> float:
+    """A total plus an amount, rounded to 9 decimals: 10.1 + 19.9 is 30, within a limit of 30
+    (binary floats would make it 30.000000000000004, above)."""
+    return round(total + amount, 9)
 
 
 def _breach(limit: Limit, value: Any) -> Breach | None:

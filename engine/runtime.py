@@ -19,6 +19,7 @@ from engine.authority import (
     Applied,
     Breach,
     Claim,
+    added,
     claims,
     customer_applied,
     decide,
@@ -469,7 +470,7 @@ def _refused(s: Session, node: Node, policy: Policy | None) -> None:
         )
         sums = s.totals.get(action, {})
         if isinstance(value, int | float) and not isinstance(value, bool) and param in sums:
-            sums[param] = sums[param] - value
+            sums[param] = added(sums[param], -value)
 
 
 def _failed(s: Session, node: Node, event: ActionDone) -> None:
@@ -774,7 +775,7 @@ def _granted(
         value = inputs.get(param)
         if isinstance(value, int | float) and not isinstance(value, bool):
             sums = s.totals.setdefault(action, {})
-            sums[param] = sums.get(param, 0) + value
+            sums[param] = added(sums.get(param, 0), value)
 
 
 def _denied(

@@ -646,13 +646,16 @@ class MemoryStore:
                 return {r["param"]: r["before"] for r in done if r["before"] is not None}
             now = clock.now()
             totals = {
-                c.param: sum(
-                    r["amount"]
-                    for r in self._granted
-                    if (r["customer_id"], r["action"], r["param"])
-                    == (request.customer_id, request.action, c.param)
-                    and r["at"] > now - timedelta(seconds=c.over_s or 0)
-                    and r["released"] is None
+                c.param: round(
+                    sum(
+                        r["amount"]
+                        for r in self._granted
+                        if (r["customer_id"], r["action"], r["param"])
+                        == (request.customer_id, request.action, c.param)
+                        and r["at"] > now - timedelta(seconds=c.over_s or 0)
+                        and r["released"] is None
+                    ),
+                    9,
                 )
                 for c in request.claims
                 if c.max is not None

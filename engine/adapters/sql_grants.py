@@ -72,7 +72,7 @@ def reserve(store: SqlStore, request: Reserve) -> dict[str, float]:
                         now_ms - (claim.over_s or 0) * 1000,
                     ],
                 )
-                totals[claim.param] = float(cursor.fetchone()[0])
+                totals[claim.param] = round(float(cursor.fetchone()[0]), 9)
             if customer_breach(request.claims, totals) is None:
                 rows = [
                     [

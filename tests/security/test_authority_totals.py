@@ -149,6 +149,17 @@ def test_a_looping_journey_cannot_go_beyond_the_session_limit(lib: Path) -> None
     ]
 
 
+def test_cents_add_up_to_the_limit_not_above_it(lib: Path) -> None:
+    """0.10 + 16.10 + 13.80 is 30.00: within a limit of 30 (added as binary floats, it is
+    30.000000000000004, above)."""
+    sessions = Sessions(Library(lib), MemoryStore(), Vouchers())
+    s = sessions.start("goodwill", {"customer_id": "C001"})
+    for amount in (0.1, 16.1):
+        voucher(sessions, s.id, amount)
+    s = voucher(sessions, s.id, 13.8)
+    assert (s.node, s.totals) == ("offer", {"payments.issue_voucher": {"amount": 30}})
+
+
 def test_the_per_call_limit_still_applies_alone(lib: Path) -> None:
     sessions = Sessions(Library(lib), MemoryStore(), Vouchers())
     s = sessions.start("goodwill", {"customer_id": "C001"})
