@@ -236,6 +236,34 @@ def test_the_customer_limit_is_available_again_after_the_period(lib: Path) -> No
     assert [r["amount"] for r in store.granted("C001")] == [20, 10, 10, 20]
 
 
+def test_above_the_customer_limit_a_supervisor_approves_within_theirs(lib: Path) -> None:
+    approval = GOODWILL.replace(
+        "    output: voucher\n",
+        "    output: voucher\n    on_denied: approval\n",
+    ).replace(
+        "  done:\n",
+        "  approval:\n    kind: choose\n    roles: [supervisor]\n    field: approval\n"
+        "    options:\n      - {value: approve, next: voucher}\n"
+        "      - {value: refuse, next: offer}\n  done:\n",
+    )
+    write(lib, {"goodwill.yaml": approval})
+    store = MemoryStore()
+    sessions = Sessions(Library(lib), store, Vouchers())
+    s = sessions.start("goodwill", {"customer_id": "C001"})
+    voucher(sessions, s.id, 20)
+    s = sessions.start("goodwill", {"customer_id": "C001"})  # another call, the same month
+    voucher(sessions, s.id, 15)
+    s = voucher(sessions, s.id, 10)  # 45 > 40: the agent may not
+    assert (s.node, s.context["last_denial"]["rule"]) == ("approval", "per_customer")
+    s = sessions.answer(s.id, "approval", "approve", role="supervisor", actor="sam")
+    assert s.node == "offer"  # granted: the supervisor's own limits (100 a call) apply
+    assert [(r["amount"], r["role"]) for r in store.granted("C001")] == [
+        (20, "agent"),
+        (15, "agent"),
+        (10, "supervisor"),
+    ]
+
+
 def test_a_grant_for_no_known_customer_is_refused_not_unlimited(lib: Path) -> None:
     optional = GOODWILL.replace(
         "customer_id: {type: string}", 'customer_id: {type: [string, "null"], default: null}'
