@@ -1228,9 +1228,15 @@ def serve(
 
     import uvicorn
 
+    from engine.adapters.connections import uvicorn_settings
     from engine.adapters.http import agent_keys
+    from engine.ratelimit import RateLimitProblem, rates_from_environment
 
     library = _library_object(ctx)  # a clear error now for a missing folder
+    try:
+        rates_from_environment()  # a clear error now for JOURNEYS_RATE_LIMITS
+    except RateLimitProblem as err:
+        raise click.UsageError(str(err)) from None
     os.environ["JOURNEYS_LIBRARY"] = str(library.root.resolve())
     if db:
         os.environ["JOURNEYS_DB"] = db
@@ -1251,6 +1257,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        **uvicorn_settings(),  # bounded headers, request time, idle connections, concurrency
     )
 
 
