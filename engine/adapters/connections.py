@@ -8,7 +8,8 @@ the server's time. So this is httptools' protocol with the two bounds it lacks:
 - the request line and headers together hold at most :data:`MAX_HEADER_BYTES`; past it the
   request is answered 431 and the connection closed;
 - a request (headers and body) must arrive within :data:`REQUEST_SECONDS` of its first byte,
-  and a new connection must start one within that time; otherwise the connection is closed.
+  and a new connection must start one within that time; otherwise the connection is closed
+  (within a second more: a sweep checks the connections every second).
 
 Between requests, an idle connection is closed after uvicorn's ``timeout_keep_alive``; past
 ``limit_concurrency`` connections and requests, new requests are answered 503 (see
@@ -18,6 +19,7 @@ Between requests, an idle connection is closed after uvicorn's ``timeout_keep_al
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -32,8 +34,15 @@ class HeadersTooLarge(Exception):
     pass
 
 
+#: The sweep of each server's connections, by the server's state (which holds them).
+_SWEEPS: weakref.WeakKeyDictionary[Any, asyncio.TimerHandle] = weakref.WeakKeyDictionary()
+
+
 class GuardedHttpTools(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with bounded headers and a time limit per request."""
+    """uvicorn's httptools protocol, with bounded headers and a time limit per request.
+
+    A request's start time is noted, and one sweep per server closes the connections whose
+    request is late: a timer per request cost more (a tenth of a trivial request's time)."""
 
     max_header_bytes = MAX_HEADER_BYTES
     request_seconds = REQUEST_SECONDS
@@ -42,20 +51,18 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
         self._too_large = False
-        self._deadline: asyncio.TimerHandle | None = None
+        self._began: float | None = None  # when the request under way began, if any
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm()  # a connection that never sends a request is not kept
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
+        self._began = self.loop.time()  # a connection that never sends a request is not kept
+        if self.server_state not in _SWEEPS:
+            _sweep_later(self.loop, self.server_state, min(1.0, self.request_seconds / 10))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        self._arm()
+        self._began = self.loop.time()
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -66,7 +73,7 @@ class GuardedHttpTools(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self._began = None
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -90,19 +97,24 @@ class GuardedHttpTools(HttpToolsProtocol):
             self._too_large = True
             raise HeadersTooLarge  # stops the parser; answered in send_400_response
 
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.request_seconds, self._too_slow)
 
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+def _sweep_later(loop: asyncio.AbstractEventLoop, server: Any, every: float) -> None:
+    _SWEEPS[server] = loop.call_later(every, _sweep, loop, server, every)
 
-    def _too_slow(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
+
+def _sweep(loop: asyncio.AbstractEventLoop, server: Any, every: float) -> None:
+    """Close the connections whose request has taken too long; again while there are any."""
+    now = loop.time()
+    for connection in list(server.connections):
+        began = getattr(connection, "_began", None)
+        if began is not None and now - began > connection.request_seconds:
+            connection._began = None
+            if not connection.transport.is_closing():
+                connection.transport.close()
+    if server.connections:
+        _sweep_later(loop, server, every)
+    else:
+        del _SWEEPS[server]
 
 
 def uvicorn_settings() -> dict[str, Any]:
