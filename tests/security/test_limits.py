@@ -294,6 +294,8 @@ def test_serve_gives_uvicorn_the_bounds(monkeypatch: pytest.MonkeyPatch, tmp_pat
     given: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: given.update(kwargs))
     monkeypatch.setenv("JOURNEYS_HOME", str(tmp_path))
+    for name in ("JOURNEYS_LIBRARY", "JOURNEYS_DB", "JOURNEYS_EXECUTOR"):
+        monkeypatch.delenv(name, raising=False)  # serve sets them: restored after the test
     result = CliRunner().invoke(
         main, ["--library", str(SHIPPED), "serve", "--db", f"sqlite:///{tmp_path / 's.db'}"]
     )
