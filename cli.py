@@ -194,7 +194,7 @@ def _shown(f: Finding, cwd: Path, targets: list[Path], library: Path) -> dict[st
     for target in targets:
         root = target.resolve() if target.is_dir() else library_of(target.resolve(), library)
         full = root / f.file
-        if full.exists():
+        if os.path.lexists(full):
             try:
                 item["file"] = os.path.relpath(full, cwd) if full.is_relative_to(cwd) else str(full)
             except ValueError:
@@ -458,7 +458,7 @@ def run(
         else:
             assert journey is not None
             try:
-                definition = library.find(journey)
+                definition = library.find(journey, paths=True)
             except LibraryProblem as err:
                 raise click.UsageError(str(err)) from None
             _check_runnable(ctx, library, definition.id)
@@ -575,7 +575,7 @@ def _interactive(sessions: Any, session: Any, library: Any) -> Any:
             if not nxt:
                 return session
             try:
-                following = library.find(nxt)
+                following = library.find(nxt, paths=True)
             except Exception as err:  # a wrong name: say so and finish cleanly
                 click.echo(f"  ✗ {err}")
                 return session
@@ -1230,9 +1230,15 @@ def serve(
 
     import uvicorn
 
+    from engine.adapters.connections import uvicorn_settings
     from engine.adapters.http import agent_keys
+    from engine.ratelimit import RateLimitProblem, rates_from_environment
 
     library = _library_object(ctx)  # a clear error now for a missing folder
+    try:
+        rates_from_environment()  # a clear error now for JOURNEYS_RATE_LIMITS
+    except RateLimitProblem as err:
+        raise click.UsageError(str(err)) from None
     os.environ["JOURNEYS_LIBRARY"] = str(library.root.resolve())
     if db:
         os.environ["JOURNEYS_DB"] = db
@@ -1253,6 +1259,7 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        **uvicorn_settings(),  # bounded headers, request time, idle connections, concurrency
     )
 
 
@@ -1312,7 +1319,7 @@ def graph(
         raise click.UsageError("--since and --until choose the sessions of --heat: add --heat")
     library = _library_object(ctx)
     try:
-        definition = library.find(journey)
+        definition = library.find(journey, paths=True)
     except LibraryProblem as err:
         raise click.UsageError(str(err)) from None
     if locale and definition.locales and locale not in definition.locales:

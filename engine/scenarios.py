@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import build
+from engine import build, libraryfiles
 from engine.errors import RuntimeProblem
 from engine.library import Bundle, Library, LibraryProblem
 from engine.model import Journey, Scenario
@@ -22,7 +22,7 @@ from engine.runtime import (
     unambiguous,
 )
 from engine.service import ActionExecutor, ActionOutcome, MemoryStore, Sessions
-from engine.yamlsafe import YamlMap, YamlProblem, load
+from engine.yamlsafe import YamlMap, YamlProblem
 
 
 class StubExecutor:
@@ -181,20 +181,32 @@ class Coverage:
 
 
 def scenario_files(library: Library, paths: Iterable[Path] = ()) -> list[Path]:
-    chosen = list(paths)
-    if not chosen:
-        return sorted(library.root.rglob("*.test.yaml"))
+    """The ``*.test.yaml`` files of the library, or of the folders and files named: found as
+    `journeys validate` finds files (linked folders not entered), read by :func:`load_file`."""
+    chosen = list(paths) or [library.root]
     files: list[Path] = []
     for path in chosen:
-        files += sorted(path.rglob("*.test.yaml")) if path.is_dir() else [path]
+        if path.is_dir():
+            files += [path / rel for rel in libraryfiles.library_files(path, (".test.yaml",))]
+        else:
+            files.append(path)
     return files
+
+
+def load_file(library: Library, path: Path) -> Any:
+    """A scenario file's data, read as a library file: a link out of the library (or out of
+    the folder of a file named outside it) is refused unread."""
+    rel = libraryfiles.relative(library.root, path)
+    if rel is None:
+        return libraryfiles.load(path.parent, path.name)
+    return libraryfiles.load(library.root, rel)
 
 
 def run_file(library: Library, path: Path, coverage: dict[str, Coverage]) -> list[ScenarioResult]:
     rel = str(path)
     try:
-        data = load(path)
-    except (OSError, YamlProblem) as err:
+        data = load_file(library, path)
+    except YamlProblem as err:
         return [ScenarioResult(rel, "?", "(file)", False, [f"the file cannot be read: {err}"])]
     if not isinstance(data, YamlMap):
         return [ScenarioResult(rel, "?", "(file)", False, ["the file is not a scenario file"])]

@@ -29,9 +29,9 @@ from engine.errors import RuntimeProblem, UnknownSession
 from engine.library import Library
 from engine.model import Journey, Node, Scenario
 from engine.runtime import SURVEY, WAITING, RunAction, Session, node_names
-from engine.scenarios import AnswerBook, StubExecutor, scenario_files
+from engine.scenarios import AnswerBook, StubExecutor, load_file, scenario_files
 from engine.service import ActionOutcome, Sessions, SessionStore
-from engine.yamlsafe import YamlMap, YamlProblem, load
+from engine.yamlsafe import YamlMap, YamlProblem
 
 DEFAULT_SEED = 7
 
@@ -446,8 +446,8 @@ def _scenarios(library: Library) -> dict[str, list[Scenario]]:
     found: dict[str, list[Scenario]] = {}
     for path in scenario_files(library):
         try:
-            data = load(path)
-        except (OSError, YamlProblem):
+            data = load_file(library, path)
+        except YamlProblem:
             continue  # `journeys test` reports it
         if isinstance(data, YamlMap):
             spec = build.build_scenarios(data, str(path))

@@ -39,9 +39,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actions.registry import catalogue
+from engine.adapters.http_limits import limit, too_many
 from engine.adapters.sql_store import SERVER_THREADS
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
 from engine.library import Library, LibraryProblem, refusals
+from engine.ratelimit import Limited, Limiter, rates_from_environment
 from engine.report import Report
 from engine.runtime import Session, current_step
 from engine.service import ActionExecutor, Sessions, SessionStore
@@ -374,6 +376,7 @@ def create_app(
     sessions = Sessions(library, store, executor, refusals(library, catalogue()))
     tokens = Tokens(server_secret(home))
     keys = agent_keys()
+    limiter = Limiter(rates_from_environment())
 
     # Database work runs on a few threads of our own, each with its own connection: more only
     # queue for the GIL (or SQLite's one writer), and asyncio's executor costs a fraction of
@@ -405,6 +408,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(Edge)
+    app.state.limiter = limiter  # for every endpoint's limit, e.g. "otp" (engine/ratelimit.py)
+    app.add_exception_handler(Limited, too_many)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
@@ -465,6 +470,7 @@ def create_app(
             )
         if keys:
             if request.method == "POST" and request.url.path == "/v1/sessions":
+                limit(limiter, "start", request)  # anyone may start one: not without end
                 return Caller("customer", "customer")  # self-care: anyone may start a session
             raise Problem(
                 401,
@@ -472,7 +478,7 @@ def create_app(
                 "give an agent key or a session token: Authorization: Bearer ...",
             )
         host = request.client.host if request.client else ""
-        if host not in (*LOOPBACK, "testclient"):
+        if host not in LOOPBACK:
             raise Problem(
                 403,
                 "Forbidden",
@@ -481,7 +487,7 @@ def create_app(
         # DNS rebinding: a site whose name is pointed at 127.0.0.1 makes its pages the same
         # origin as this server in the browser; its name is still in the Host header.
         name = request.headers.get("host", "")
-        if _host_name(name) not in (*LOOPBACK, "testserver"):
+        if _host_name(name) not in LOOPBACK:
             raise Problem(
                 403,
                 "Forbidden",
@@ -629,8 +635,10 @@ def create_app(
         return {**view(session, who.role == "customer"), "context": session.context}
 
     @app.get("/v1/contacts/{code}")
-    async def contact(code: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def contact(code: str, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
         """The session a customer's contact code points at (agents only): the one to continue."""
+        if who.role != "customer":  # codes are short: guessing them is limited
+            limit(limiter, "contact", request, who.name)
         return await off_loop(_contact, code, who)
 
     def _contact(code: str, who: Caller) -> dict[str, Any]:
