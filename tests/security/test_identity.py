@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -403,3 +404,45 @@ def test_an_unsafe_configuration_is_refused_with_its_reason(env: dict[str, str],
     with pytest.raises(IdentityProblem, match=said):
         SignedIdentity.from_environment(env)
     assert SignedIdentity.from_environment({}) is None
+
+
+@pytest.mark.parametrize(
+    ("action", "inputs"),
+    [
+        ("orders.get_tracking", {}),
+        ("orders.create_return", {"reason": "damaged"}),
+        ("orders.reship", {"reason": "lost"}),
+        ("payments.refund", {"amount": 1.0, "reason": "lost"}),
+        ("payments.get_refund_status", {}),
+    ],
+)
+def test_another_customers_order_is_a_business_error(
+    action: str, inputs: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actions.registry import NotFound, catalogue
+
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    before = changes_on("C002")
+    theirs = order_of("C002")
+    with pytest.raises(NotFound, match="has no order"):
+        catalogue()[action].function(order_id=theirs, customer_id="C001", **inputs)
+    assert changes_on("C002") == before
+
+
+def test_another_customers_appointment_is_a_business_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actions.registry import NotFound, catalogue
+
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    with bo.transaction() as conn:
+        row = conn.execute(select(bo.appointments).limit(1)).one()
+    stranger = "C001" if row.customer_id != "C001" else "C002"
+    day = bo.today() + timedelta(days=2)
+    day += timedelta(days=1) if day.weekday() == 6 else timedelta(0)  # no visit on Sundays
+    with pytest.raises(NotFound, match="for this customer"):
+        catalogue()["appointments.reschedule"].function(
+            appointment_id=row.appointment_id, slot=f"{day} morning", customer_id=stranger
+        )
+    with bo.transaction() as conn:
+        assert conn.execute(select(bo.appointments).limit(1)).one() == row  # not moved
