@@ -252,6 +252,24 @@ def test_a_customer_with_the_code_goes_on_as_before(server: Server) -> None:
     assert "tracking" in server.read(started)["context"], tracked
 
 
+def test_the_proof_is_rebuilt_from_the_sessions_events(server: Server, tmp_path: Path) -> None:
+    from engine.service import replay
+
+    proven = server.answer(server.start(inputs={"customer_id": "C008"}), last_code("C008"))
+    signed_in = server.start(identity=signed("C009"))
+    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    try:
+        for session, by in ((proven, "code"), (signed_in, "signed")):
+            stored = store.load(session["id"])
+            records = store.events(session["id"])
+            rebuilt = replay(store.load_bundle(stored.definition), records[0], records)
+            assert stored.identity is not None and stored.identity["by"] == by
+            assert rebuilt.identity == stored.identity
+            assert rebuilt.customer_id == stored.customer_id == stored.identity["customer_id"]
+    finally:
+        store.dispose()
+
+
 def test_another_customers_order_is_not_found(server: Server) -> None:
     before = changes_on("C002")
     started = server.start(inputs={"customer_id": "C001"})
