@@ -305,6 +305,9 @@ class _Simulation:
             session_id=contact.session_id,
             motive=contact.motive,
             role=script.role or ("customer" if trigger else None),
+            # A simulated self-care customer came logged in on the company's site: proven, so
+            # that the journeys' paths and the customer's repeat contacts are as recorded.
+            identity=_logged_in(channel, script.inputs),
         )
         session, switched = self._answer(service, session, AnswerBook(script.answers))
         if session.status == SURVEY:
@@ -508,3 +511,10 @@ def _id(rng: random.Random) -> str:
 def _code(rng: random.Random) -> str:
     code = "".join(rng.choices(_CODE, k=8))
     return f"{code[:4]}-{code[4:]}"
+
+
+def _logged_in(channel: str | None, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+    customer = inputs.get("customer_id")
+    if channel != "selfcare" or not isinstance(customer, str):
+        return None
+    return {"customer_id": customer, "by": "signed"}

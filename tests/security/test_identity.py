@@ -148,6 +148,21 @@ def signed(customer_id: str, **changes: Any) -> str:
     return jwt.encode({k: v for k, v in claims.items() if v is not None}, key, algorithm="HS256")
 
 
+def hs256_by_hand(claims: dict[str, Any], secret: bytes) -> str:
+    """An HS256 token made without PyJWT's guard (it refuses a public key as a secret)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    head = part(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    body = part(json.dumps(claims).encode())
+    signature = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{part(signature)}"
+
+
 def changes_on(customer_id: str) -> dict[str, int]:
     """What the back office did for a customer: contact log, vouchers, refunds, reships."""
     with bo.transaction() as conn:
@@ -464,3 +479,44 @@ def test_another_customers_appointment_is_a_business_error(
         )
     with bo.transaction() as conn:
         assert conn.execute(select(bo.appointments).limit(1)).one() == row  # not moved
+
+
+def test_an_openid_connect_id_token_is_checked_against_the_providers_keys(
+    tmp_path: Path,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key(), as_dict=True)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [{**public, "kid": "k1", "use": "sig"}]}))
+    checker = SignedIdentity.from_environment(
+        {
+            "JOURNEYS_IDENTITY_JWKS": str(jwks),
+            "JOURNEYS_IDENTITY_ISSUER": "https://login.example.com",
+            "JOURNEYS_IDENTITY_CLAIM": "customer_number",
+        }
+    )
+    assert checker is not None
+    now = int(time.time())
+    claims = {
+        "sub": "user-8c1f",
+        "customer_number": "C010",
+        "iss": "https://login.example.com",
+        "aud": "journeys",
+        "iat": now,
+        "exp": now + 60,
+    }
+    token = jwt.encode(claims, private, algorithm="RS256", headers={"kid": "k1"})
+    assert checker.check(token)["customer_id"] == "C010"
+    # The provider's public key used as an HS256 secret (algorithm confusion): refused.
+    pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    confused = hs256_by_hand(claims, pem)
+    with pytest.raises(IdentityProblem, match="accepts RS256"):
+        checker.check(confused)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with pytest.raises(IdentityProblem, match="not valid"):
+        checker.check(jwt.encode(claims, other, algorithm="RS256", headers={"kid": "k1"}))
