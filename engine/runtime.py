@@ -585,8 +585,11 @@ def _text(s: Session, node: Node, text: Text | None) -> str | None:
         return None
     if not isinstance(text, str):
         text = text.get(s.locale or "", next(iter(text.values()), ""))
+    scope = s.context
+    if "identity" in text:  # the engine's read-only name, given only to the texts reading it
+        scope = {**s.context, "identity": scope_value(s.role, s.identity)}
     try:
-        return render(text, s.context)
+        return render(text, scope)
     except EvaluationError as err:
         raise RuntimeProblem(
             f"node {node.id!r}: a placeholder of its text failed: {err}", s.node
