@@ -305,9 +305,10 @@ class _Simulation:
             session_id=contact.session_id,
             motive=contact.motive,
             role=script.role or ("customer" if trigger else None),
-            # A simulated self-care customer came logged in on the company's site: proven, so
-            # that the journeys' paths and the customer's repeat contacts are as recorded.
-            identity=_logged_in(channel, script.inputs),
+            # A simulated customer answering is proven: logged in on the company's site, or
+            # written to by the back office (a trigger), so that the journeys' paths and the
+            # customer's repeat contacts are as recorded.
+            identity=_proven(channel, bool(trigger), script.role, script.inputs),
         )
         session, switched = self._answer(service, session, AnswerBook(script.answers))
         if session.status == SURVEY:
@@ -513,8 +514,14 @@ def _code(rng: random.Random) -> str:
     return f"{code[:4]}-{code[4:]}"
 
 
-def _logged_in(channel: str | None, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+def _proven(
+    channel: str | None, outbound: bool, role: str | None, inputs: Mapping[str, Any]
+) -> dict[str, Any] | None:
     customer = inputs.get("customer_id")
-    if channel != "selfcare" or not isinstance(customer, str):
+    if not isinstance(customer, str):
         return None
-    return {"customer_id": customer, "by": "signed"}
+    if outbound:
+        return {"customer_id": customer, "by": "event"}
+    if channel == "selfcare" or role == "customer":
+        return {"customer_id": customer, "by": "signed"}
+    return None
