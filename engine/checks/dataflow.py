@@ -199,6 +199,18 @@ def solve(
                 problem, callees, node_id, name, everywhere
             )
             found.append(finding("J008", Loc(problem.file, line, col), message, jid, node_id))
+        defined = {*node.own, *(d for _t, defs, _v in node.edges for d in defs)}
+        for name in sorted(ENGINE_NAMES & defined):
+            found.append(
+                finding(
+                    "J008",
+                    Loc(problem.file, node.line, node.column),
+                    f"node {node_id!r} sets {name!r}, a name the engine gives every journey "
+                    "(who the customer is proven to be) and journeys only read: name it otherwise",
+                    jid,
+                    node_id,
+                )
+            )
         if node.call and node.call in callees:
             for name in sorted(callees[node.call].required - set(node.passed) - here):
                 found.append(

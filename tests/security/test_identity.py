@@ -520,3 +520,21 @@ def test_an_openid_connect_id_token_is_checked_against_the_providers_keys(
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     with pytest.raises(IdentityProblem, match="not valid"):
         checker.check(jwt.encode(claims, other, algorithm="RS256", headers={"kid": "k1"}))
+
+
+def test_a_journey_cannot_set_the_engines_identity(tmp_path: Path) -> None:
+    """A journey that set `identity` itself would fool its own decisions (never the gate):
+    `journeys validate` refuses it."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    (tmp_path / "j.yaml").write_text(
+        "journey: j\nversion: 1\ntitle: t\nstart: a\nnodes:\n"
+        "  a: {kind: ask, say: who?, field: identity, schema: {type: string}, next: b}\n"
+        "  b: {kind: end, outcome: resolved}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["validate", str(tmp_path), "--format", "json"])
+    [problem] = [f for f in json.loads(result.stdout)["errors"] if "identity" in f["message"]]
+    assert problem["code"] == "J008" and "name it otherwise" in problem["message"]
