@@ -530,10 +530,12 @@ def _fail(fmt: str, message: str, code: int) -> None:
 
 def _print_result(result: dict[str, Any]) -> None:
     for grant in result.get("grants", []):
+        over = f" over {grant['over']}" if grant.get("over") else ""
+        total = f", total {grant['total']}" if grant.get("total") is not None else ""
         click.echo(
             f"Granted by the {grant['role']}{' ' + grant['actor'] if grant['actor'] else ''}: "
             f"{grant['action']} {grant['param']} {grant['value']} (limit: {grant['rule']} "
-            f"{grant['limit']})"
+            f"{grant['limit']}{over}{total})"
         )
     if result["status"] == "ended" and result.get("handoff"):
         handoff = result["handoff"]

@@ -75,14 +75,6 @@ class ActionSpec:
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
-    def describe(self) -> dict[str, Any]:
-        """A plain, stable description (used for the validator's cache key and docs)."""
-        return {
-            "name": self.name,
-            "params": [[p.name, p.type, p.required, p.nullable] for p in self.params],
-            "output": list(self.output),
-        }
-
 
 class BusinessError(Exception):
     """The back office's answer, not a failure: no such customer, order not refundable.

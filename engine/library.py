@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from engine import build
 from engine.analyse import JOURNEY, MOTIVES, POLICIES, role_of
@@ -216,10 +215,6 @@ class Library:
         if journey and journey.motives:
             return journey.motives[0]
         return next((m.id for m in self.motives.values() if m.journey == journey_id), None)
-
-
-def describe(journey: Journey) -> dict[str, Any]:
-    return {"id": journey.id, "version": journey.version, "title": journey.title}
 
 
 def journey_errors(library: Library, catalogue: Catalogue) -> dict[str, list[Finding]]:

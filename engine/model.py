@@ -248,6 +248,13 @@ class Limit:
     min: float | None = None
     allowed: tuple[Any, ...] | None = None  # YAML key: in
     key_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    #: The most the role may grant in all within one session (the calls added up).
+    per_session: float | None = None
+    #: The most the role may bring one customer's total to over the last ``over_s`` seconds,
+    #: all sessions and roles counted (YAML: ``per_customer: {max, over}``).
+    per_customer: float | None = None
+    over_s: int | None = None
+    over: str | None = None  # the period as written (30d)
 
     def at(self, key: str) -> Loc:
         return self.key_locs.get(key, self.loc)
@@ -280,3 +287,21 @@ class Policy:
 
     def limits_for(self, role: str, action: str) -> tuple[Limit, ...]:
         return tuple(x for x in self.limits if x.role == role and x.action == action)
+
+    def counted_per_session(self, action: str) -> tuple[str, ...]:
+        """The parameters of ``action`` that some role bounds per session: every grant of
+        them is added to the session's totals, whichever role grants it."""
+        return tuple(
+            dict.fromkeys(
+                x.param for x in self.limits if x.action == action and x.per_session is not None
+            )
+        )
+
+    def counted_per_customer(self, action: str) -> tuple[str, ...]:
+        """The parameters of ``action`` that some role bounds per customer: every grant of
+        them is counted in the customer's totals, whichever role grants it."""
+        return tuple(
+            dict.fromkeys(
+                x.param for x in self.limits if x.action == action and x.per_customer is not None
+            )
+        )

@@ -13,11 +13,11 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine import clock
-from engine.authority import default_role
+from engine.authority import customer_breach, default_role
 from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownSession
 from engine.identity import CUSTOMER, UNVERIFIED, IdentityGate
 from engine.library import Bundle, Library
@@ -29,6 +29,8 @@ from engine.runtime import (
     Effect,
     Event,
     HandOff,
+    Reserve,
+    Reserved,
     Retry,
     RunAction,
     RunAfter,
@@ -49,7 +51,23 @@ Records = Sequence[tuple[int, Mapping[str, Any]]]
 Runs = Sequence[Mapping[str, Any]]
 
 
-class SessionStore(Protocol):
+class GrantLedger(Protocol):
+    """What each customer was granted, per action and parameter, and when: the totals that
+    ``per_customer`` limits bound."""
+
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        """Atomically, against every other session of any process: the customer's totals
+        (param -> sum granted over each bounded claim's period, counted back from now), and,
+        when ``authority.customer_breach`` finds them within every limit, the claims recorded
+        as granted now. A request whose key was recorded already returns the totals it was
+        granted on, and records nothing more (a step done again after a crash)."""
+
+    def release(self, key: str) -> None:
+        """The back office refused the action of the reservation ``key`` (a business error):
+        its amounts no longer count in the customer's totals (they stay on record)."""
+
+
+class SessionStore(GrantLedger, Protocol):
     def save_bundle(self, bundle: Bundle) -> None: ...
     def load_bundle(self, digest: str) -> Bundle: ...
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None: ...
@@ -141,6 +159,8 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
             data["failed_at"] = event.at
         if event.verified is not None:
             data["verified"] = event.verified
+    elif isinstance(event, Reserved):
+        data = {"type": "authority", "node": event.node, "totals": dict(event.totals)}
     elif isinstance(event, Retry):
         data = {"type": "retry", "node": event.node}
     elif isinstance(event, HandOff):
@@ -187,6 +207,8 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
             record.get("failed_at"),
             record.get("verified"),
         )
+    if kind == "authority":
+        return Reserved(record["node"], record.get("totals") or {})
     if kind == "retry":
         return Retry(record.get("node"))
     if kind == "handoff":
@@ -469,6 +491,8 @@ class Sessions:
                         session.id, effect.node, effect.action, effect.key, mode, outcome, runs
                     )
                     continue
+                if outcome.error is not None and outcome.failure is None:
+                    self._release(bundle, effect)
                 tries = int((session.incident or {}).get("tries", 0))
                 record_key = effect.key if not tries else f"{effect.key}~{tries + 1}"
                 runs.append(_run(session.id, effect.node, effect.action, record_key, mode, outcome))
@@ -487,6 +511,15 @@ class Sessions:
                     bundle.definitions, session, event, in_place=True, policy=bundle.policy
                 )
                 records.append((session.seq, record_of(event, "system", session.channel)))
+                pending += more
+            elif isinstance(effect, Reserve):
+                # Before the action runs: of two sessions of one customer at once, the one
+                # the store serves second sees the first one's grant.
+                reserved = Reserved(effect.node, self.store.reserve(effect))
+                session, more = step(
+                    bundle.definitions, session, reserved, in_place=True, policy=bundle.policy
+                )
+                records.append((session.seq, record_of(reserved, "system", session.channel)))
                 pending += more
             elif isinstance(effect, RunAfter):
                 refusal = self._held(effect.action, effect.input, session)
@@ -518,6 +551,13 @@ class Sessions:
         if self.gate is None or outcome.error is not None or outcome.failure is not None:
             return None
         return self.gate.proven(effect.action, effect.input, outcome.result)
+
+    def _release(self, bundle: Bundle, effect: RunAction) -> None:
+        """A refused action gave nothing: what it reserved of its customer's totals goes back
+        (a technical failure keeps it: the action may have been done, and is retried)."""
+        policy = bundle.policy
+        if policy is not None and policy.counted_per_customer(effect.action):
+            self.store.release(effect.key)
 
     def _record_later(
         self,
@@ -629,9 +669,63 @@ class MemoryStore:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[dict[str, Any]]] = {}
         self.action_runs: list[dict[str, Any]] = []
+        #: The grant ledger: {key, customer_id, action, param, amount, before, role,
+        #: session_id, node, at}.
+        self._granted: list[dict[str, Any]] = []
+        self._ledger_lock = threading.Lock()
 
     def save_bundle(self, bundle: Bundle) -> None:
         self.bundles.setdefault(bundle.hash, bundle)
+
+    def granted(self, customer_id: str) -> list[dict[str, Any]]:
+        """The grant ledger's rows of one customer, the oldest first."""
+        return [dict(r) for r in self._granted if r["customer_id"] == customer_id]
+
+    def release(self, key: str) -> None:
+        with self._ledger_lock:
+            for row in self._granted:
+                if row["key"] == key and row["released"] is None:
+                    row["released"] = clock.now()
+
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        with self._ledger_lock:  # threads of one process: the one place totals are read
+            done = [r for r in self._granted if r["key"] == request.key]
+            if done:
+                return {r["param"]: r["before"] for r in done if r["before"] is not None}
+            now = clock.now()
+            totals = {
+                c.param: round(
+                    sum(
+                        r["amount"]
+                        for r in self._granted
+                        if (r["customer_id"], r["action"], r["param"])
+                        == (request.customer_id, request.action, c.param)
+                        and r["at"] > now - timedelta(seconds=c.over_s or 0)
+                        and r["released"] is None
+                    ),
+                    9,
+                )
+                for c in request.claims
+                if c.max is not None
+            }
+            if customer_breach(request.claims, totals) is None:
+                self._granted += [
+                    {
+                        "key": request.key,
+                        "customer_id": request.customer_id,
+                        "action": request.action,
+                        "param": c.param,
+                        "amount": c.amount,
+                        "before": totals.get(c.param),
+                        "role": request.role,
+                        "session_id": request.session_id,
+                        "node": request.node,
+                        "at": now,
+                        "released": None,
+                    }
+                    for c in request.claims
+                ]
+            return totals
 
     def load_bundle(self, digest: str) -> Bundle:
         return self.bundles[digest]

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.analyse import JOURNEY, MOTIVES, SCENARIOS, analyse, role_of
+from engine.analyse import JOURNEY, MOTIVES, POLICIES, SCENARIOS, analyse, role_of
 from engine.checks.actions import Catalogue
 from engine.checks.dataflow import FlowProblem, Interface, solve
 from engine.checks.library import call_order, check_library
+from engine.checks.policies import check_looped_limits
 from engine.findings import ERROR, Finding, finding
 from engine.model import Loc
 from engine.yamlsafe import MAX_FILE_BYTES, YamlProblem, _human
@@ -178,6 +179,8 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
         if e["role"] == SCENARIOS and e["summary"] and e["summary"].get("unreadable")
     }
     cross = check_library(journeys, motives, scenarios, catalogue, frozenset(unreadable))
+    policy = next((e["summary"] for e in entries.values() if e["role"] == POLICIES), None)
+    cross += check_looped_limits(journeys, policy)
     findings += [
         f
         for f in cross

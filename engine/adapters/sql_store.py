@@ -1,6 +1,6 @@
 """Sessions in a SQL database with SQLAlchemy 2: SQLite by default, PostgreSQL to scale out.
 
-Three tables: ``definitions`` (each pinned bundle of journey sources, stored once),
+Three tables (and the grant ledger of engine/adapters/sql_grants.py): ``definitions`` (each pinned bundle of journey sources, stored once),
 ``sessions`` (one small row per session: its current state) and ``events`` (append-only: who,
 channel, node, answer, when). A step writes its session row and its event in one transaction;
 the row is updated only if its sequence number is the one the step started from, so of two
@@ -51,10 +51,11 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from sqlalchemy.pool import NullPool
 
 from engine import clock
+from engine.adapters import sql_grants
 from engine.clock import to_ms
 from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.library import Bundle
-from engine.runtime import INCIDENT, Session
+from engine.runtime import INCIDENT, Reserve, Session
 from engine.service import Records, Runs
 
 DEFAULT_HOME = ".journeys"
@@ -378,7 +379,8 @@ def shown_url(url: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # engine.clock, not the wall clock: simulated history gets simulated record times too.
+    return clock.now()
 
 
 class SqlStore:
@@ -1014,6 +1016,26 @@ class SqlStore:
             if done.rowcount == 0:
                 with contextlib.suppress(IntegrityError):
                     conn.execute(insert(action_runs).values(**values))
+
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        """The grant ledger (engine/adapters/sql_grants.py): the customer's totals, read and
+        added to atomically."""
+        return sql_grants.reserve(self, request)
+
+    def release(self, key: str) -> None:
+        sql_grants.release(self, key)
+
+    def granted(self, customer_id: str) -> list[dict[str, Any]]:
+        """The grant ledger's rows of one customer, the oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT key, action, param, amount, before, role, session_id, node, "
+                    "granted_ms, released_ms FROM authority_grants WHERE customer_id = :c ORDER BY id"
+                ),
+                {"c": customer_id},
+            ).all()
+        return [dict(r._mapping) for r in rows]
 
     def runs(self, session_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

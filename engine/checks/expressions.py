@@ -6,7 +6,6 @@ check (J007) and the dataflow check (J008) both work from that list.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,6 @@ from engine.expressions import (
 )
 from engine.findings import Finding, finding
 from engine.model import Journey, Loc, Node, Trigger
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -210,7 +207,3 @@ def check_locales(journey: Journey) -> list[Finding]:
 def attribute_reads(expression: Expression) -> Iterator[tuple[str, str]]:
     """(name, key) for each ``name.key`` or ``name["key"]`` an expression reads."""
     return iter(expression.keys)
-
-
-def valid_name(name: str) -> bool:
-    return bool(_NAME.fullmatch(name)) and name not in RESERVED
