@@ -1251,6 +1251,7 @@ def serve(
             "no agent key configured (JOURNEYS_AGENT_KEYS): only this machine may call the API",
             err=True,
         )
+    _signed_identity_said()
     click.echo(f"journeys API on http://{host}:{port} (OpenAPI: /openapi.json)", err=True)
     uvicorn.run(
         "engine.adapters.http:app_from_environment",
@@ -1261,6 +1262,25 @@ def serve(
         log_level="warning",
         **uvicorn_settings(),  # bounded headers, request time, idle connections, concurrency
     )
+
+
+def _signed_identity_said() -> None:
+    """A clear error now for a signed-identity configuration that cannot be safe, and one
+    line saying how self-care customers are identified (docs/selfcare-identity.md)."""
+    from engine.adapters.signed_identity import IdentityProblem, SignedIdentity
+
+    try:
+        signed = SignedIdentity.from_environment()
+    except IdentityProblem as err:
+        raise click.ClickException(str(err)) from None
+    if signed is None:
+        click.echo(
+            "self-care: customers prove their number with a one-time code (no signed identity "
+            "configured: JOURNEYS_IDENTITY_KEY or JOURNEYS_IDENTITY_JWKS)",
+            err=True,
+        )
+    else:
+        click.echo(f"self-care: signed identities accepted from {signed.issuer}", err=True)
 
 
 @main.command()

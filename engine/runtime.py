@@ -27,7 +27,15 @@ from engine.authority import (
     unknown_customer,
 )
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem
-from engine.expressions import EvaluationError, compile_expression, is_expression, literal, render
+from engine.expressions import (
+    EvaluationError,
+    Expression,
+    compile_expression,
+    is_expression,
+    literal,
+    render,
+)
+from engine.identity import CUSTOMER, identity_of, scope_value
 from engine.model import ROLES, Journey, Node, Policy, Text
 from engine.values import AnswerProblem, check_answer, convert_inputs
 
@@ -94,6 +102,9 @@ class Session:
     #: Every action decided within a limit: {node, action, param, value, limit, rule, role, actor}
     #: (and, for a total, ``total``; per customer also ``customer`` and ``over``).
     grants: list[dict[str, Any]] = field(default_factory=list)
+    #: Who the customer is proven to be ({customer_id, by}, see engine.identity); None until
+    #: proven. In self-care no action acts on a customer's account before.
+    identity: dict[str, Any] | None = None
     #: What this session granted so far, action -> param -> sum, for the parameters a role
     #: bounds per session (``per_session``), whoever granted them.
     totals: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -140,6 +151,9 @@ class Start:
     as_text: bool = False  # inputs typed on a command line or a query string
     role: str | None = None  # default: customer on the selfcare channel, agent otherwise
     actor: str | None = None
+    #: The customer proven when the session starts ({customer_id, by}: a signed identity
+    #: checked by the adapter, or the agent or event that started it for this customer).
+    identity: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +179,8 @@ class ActionDone:
     code: str | None = None
     failure: str | None = None
     at: str | None = None
+    #: The customer this successful run proved (a one-time code checked), if any.
+    verified: str | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +348,20 @@ def _start(definitions: Definitions, s: Session, event: Start) -> None:
     s.role = role or default_role(s.channel)
     s.actor = event.actor
     s.status = "moving"
-    if s.customer_id is None and isinstance(s.context.get("customer_id"), str):
+    if event.identity:
+        # The proven customer, whatever number the inputs claimed.
+        s.identity = identity_of(
+            str(event.identity["customer_id"]),
+            str(event.identity.get("by") or "signed"),
+            event.identity.get("issuer"),
+        )
+        s.customer_id = s.identity["customer_id"]
+        s.context["customer_id"] = s.customer_id
+    elif (
+        s.customer_id is None
+        and isinstance(s.context.get("customer_id"), str)
+        and s.role != CUSTOMER  # a self-care customer's number is a claim until proven
+    ):
         s.customer_id = s.context["customer_id"]
     _enter(s, journey.start)
 
@@ -437,6 +466,9 @@ def _action_done(
         return
     s.incident = None
     if event.error is None:
+        if event.verified:
+            s.identity = identity_of(event.verified, "code")
+            s.customer_id = event.verified
         if node.output:
             s.context[node.output] = dict(event.result or {})
         _complete(s, node)
@@ -589,9 +621,18 @@ def _value(s: Session, node: Node, value: Any, where: str) -> Any:
     if not is_expression(value):
         return literal(value)
     try:
-        return compile_expression(value[1:]).evaluate(s.context)
+        expression = compile_expression(value[1:])
+        return expression.evaluate(_scope(s, expression))
     except EvaluationError as err:
         raise RuntimeProblem(f"node {node.id!r}, {where}: {err}", s.node) from None
+
+
+def _scope(s: Session, expression: Expression) -> Mapping[str, Any]:
+    """The names an expression reads: the context, and the read-only ``identity`` (who the
+    customer is proven to be) when it reads it."""
+    if "identity" not in expression.names:
+        return s.context
+    return {**s.context, "identity": scope_value(s.role, s.identity)}
 
 
 def _go(s: Session, node_id: str | None) -> None:
@@ -606,8 +647,11 @@ def _text(s: Session, node: Node, text: Text | None) -> str | None:
         return None
     if not isinstance(text, str):
         text = text.get(s.locale or "", next(iter(text.values()), ""))
+    scope = s.context
+    if "identity" in text:  # the engine's read-only name, given only to the texts reading it
+        scope = {**s.context, "identity": scope_value(s.role, s.identity)}
     try:
-        return render(text, s.context)
+        return render(text, scope)
     except EvaluationError as err:
         raise RuntimeProblem(
             f"node {node.id!r}: a placeholder of its text failed: {err}", s.node
@@ -828,7 +872,8 @@ def _reserved(
 def _decide(s: Session, node: Node) -> str | None:
     for i, branch in enumerate(node.branches, 1):
         try:
-            if compile_expression(branch.condition).evaluate(s.context):
+            condition = compile_expression(branch.condition)
+            if condition.evaluate(_scope(s, condition)):
                 return branch.next
         except EvaluationError as err:
             raise RuntimeProblem(f"node {node.id!r}, branch {i}: {err}", s.node) from None

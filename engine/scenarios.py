@@ -38,8 +38,9 @@ class StubExecutor:
         if action not in self.stubs:
             return None
         stub = self.stubs[action]
-        if isinstance(stub, Mapping) and set(stub) == {"error"}:
-            return ActionOutcome(error=str(stub["error"]))
+        if isinstance(stub, Mapping) and "error" in stub and set(stub) <= {"error", "code"}:
+            code = stub.get("code")  # the business error's code (default: refused)
+            return ActionOutcome(error=str(stub["error"]), code=str(code) if code else None)
         return ActionOutcome(result=dict(stub) if isinstance(stub, Mapping) else {"value": stub})
 
     def run(self, effect: RunAction, session: Session) -> ActionOutcome:

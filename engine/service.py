@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from engine import clock
 from engine.authority import customer_breach, default_role
 from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownSession
+from engine.identity import CUSTOMER, UNVERIFIED, IdentityGate
 from engine.library import Bundle, Library
 from engine.model import ROLES, Journey, Node
 from engine.runtime import (
@@ -132,6 +133,8 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
             "as_text": event.as_text,
             "role": event.role,
         }
+        if event.identity:
+            data["identity"] = dict(event.identity)
     elif isinstance(event, Answer):
         data = {
             "type": "answer",
@@ -154,6 +157,8 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
         if event.failure is not None:
             data["failure"] = event.failure
             data["failed_at"] = event.at
+        if event.verified is not None:
+            data["verified"] = event.verified
     elif isinstance(event, Reserved):
         data = {"type": "authority", "node": event.node, "totals": dict(event.totals)}
     elif isinstance(event, Retry):
@@ -175,7 +180,11 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
     kind = record["type"]
     if kind == "start":
         return Start(
-            record["inputs"], record.get("as_text", False), record.get("role"), record.get("actor")
+            record["inputs"],
+            record.get("as_text", False),
+            record.get("role"),
+            record.get("actor"),
+            record.get("identity"),
         )
     if kind == "answer":
         return Answer(
@@ -196,6 +205,7 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
             record.get("code"),
             record.get("failure"),
             record.get("failed_at"),
+            record.get("verified"),
         )
     if kind == "authority":
         return Reserved(record["node"], record.get("totals") or {})
@@ -240,10 +250,15 @@ class Sessions:
         store: SessionStore,
         executor: ActionExecutor,
         refused: Mapping[str, str] | None = None,
+        gate: IdentityGate | None = None,
     ) -> None:
         self.library = library
         self.store = store
         self.executor = executor
+        # Who may act on which customer's account in self-care (engine.identity); a server
+        # always has one, built from the action catalogue. None: no customer is held (a
+        # scenario, a simulation, a terminal run by the operator).
+        self.gate = gate
         # Journeys that may not start, with the reason: a server fills it from the validator
         # (engine.library.journey_errors), so that no entry point starts a journey with errors.
         self.refused: Mapping[str, str] = refused or {}
@@ -263,9 +278,12 @@ class Sessions:
         session_id: str | None = None,
         motive: str | None = None,
         role: str | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> Session:
         """A new session of ``journey``; ``motive`` (default: the journey's first) is the
-        motive it counts for, e.g. the one a proactive trigger names."""
+        motive it counts for, e.g. the one a proactive trigger names; ``identity`` the
+        customer already proven ({customer_id, by}: see engine.identity), whose number then
+        replaces any the inputs give."""
         definition = self.library.find(journey)
         if definition.id in self.refused:
             raise JourneyHasErrors(self.refused[definition.id])
@@ -273,7 +291,12 @@ class Sessions:
         bundle = self.library.bundle(definition.id)
         self.store.save_bundle(bundle)
         given = dict(inputs or {})
+        role = role or default_role(channel)
         customer = given.get("customer_id") if isinstance(given.get("customer_id"), str) else None
+        if identity:
+            customer = given["customer_id"] = str(identity["customer_id"])
+        elif role == CUSTOMER:
+            customer = None  # a number a self-care customer gives is theirs once proven
         session = new_session(
             session_id or new_id(),
             bundle.root,
@@ -300,7 +323,7 @@ class Sessions:
             "motive": session.motive,
         }
         # The role is written down even when it is the channel's default: the log says who decided.
-        begin = Start(given, as_text, role or default_role(channel), actor)
+        begin = Start(given, as_text, role, actor, identity)
         started, effects = step(bundle.definitions, session, begin, policy=bundle.policy)
         first = (started.seq, {**header, **record_of(begin, actor, channel)})
         final, more, runs = self._follow(bundle, started, effects, actor)
@@ -461,7 +484,7 @@ class Sessions:
         while pending:
             effect = pending.pop(0)
             if isinstance(effect, RunAction):
-                outcome = self.executor.run(effect, session)
+                outcome = self._run(effect, session)
                 mode = "wait" if effect.wait else "background"
                 if not effect.wait:
                     self._record_later(
@@ -482,6 +505,7 @@ class Sessions:
                     outcome.code,
                     outcome.failure,
                     clock.now().isoformat() if outcome.failure is not None else None,
+                    self._proven(effect, outcome),
                 )
                 session, more = step(
                     bundle.definitions, session, event, in_place=True, policy=bundle.policy
@@ -498,11 +522,35 @@ class Sessions:
                 records.append((session.seq, record_of(reserved, "system", session.channel)))
                 pending += more
             elif isinstance(effect, RunAfter):
-                outcome = self.executor.run_after(effect, session)
+                refusal = self._held(effect.action, effect.input, session)
+                outcome = (
+                    ActionOutcome(error=refusal, code=UNVERIFIED)
+                    if refusal
+                    else self.executor.run_after(effect, session)
+                )
                 self._record_later(
                     session.id, "after", effect.action, effect.key, "after", outcome, runs
                 )
         return session, records, runs
+
+    def _run(self, effect: RunAction, session: Session) -> ActionOutcome:
+        """Run an action, unless it would act on an account the customer has not proven is
+        theirs: then the back office is not reached and the journey gets the business error
+        ``unverified`` (its on_error path), recorded like any refusal."""
+        refusal = self._held(effect.action, effect.input, session)
+        if refusal:
+            return ActionOutcome(error=refusal, code=UNVERIFIED)
+        return self.executor.run(effect, session)
+
+    def _held(self, action: str, inputs: Mapping[str, Any], session: Session) -> str | None:
+        if self.gate is None:
+            return None
+        return self.gate.refusal(session.role, session.identity, action, inputs)
+
+    def _proven(self, effect: RunAction, outcome: ActionOutcome) -> str | None:
+        if self.gate is None or outcome.error is not None or outcome.failure is not None:
+            return None
+        return self.gate.proven(effect.action, effect.input, outcome.result)
 
     def _release(self, bundle: Bundle, effect: RunAction) -> None:
         """A refused action gave nothing: what it reserved of its customer's totals goes back

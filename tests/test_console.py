@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.conftest import ROOT, SHIPPED, requires
+from tests.security.test_identity import ISSUER, SITE_KEY, last_code, personal, signed
 from tests.test_http import handover_library, serving
 
 pytestmark = pytest.mark.requires("chromium")
@@ -92,6 +93,9 @@ def test_selfcare_session_continued_by_an_agent_with_its_code(console_url: str) 
         expect(customer.locator("#question")).to_contain_text("numéro client")
         customer.locator("#value").fill("C001")
         customer.keyboard.press("Enter")
+        expect(customer.locator("#question")).to_contain_text("code à 6 chiffres")
+        customer.locator("#value").fill(last_code("C001"))  # read on the customer's phone
+        customer.keyboard.press("Enter")
         expect(customer.locator("#question")).to_contain_text("quelle commande")
         customer.locator("#value").fill("10000001")
         customer.keyboard.press("Enter")
@@ -158,3 +162,95 @@ def test_an_agent_only_step_is_handed_over_and_self_care_goes_on(handover_url: s
         customer.locator("#value").fill("ada@example.org")
         customer.keyboard.press("Enter")
         expect(customer.locator("#outcome")).to_contain_text("resolved")
+
+
+@pytest.fixture
+def signed_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The consoles, accepting the signed identities of the company's site."""
+    monkeypatch.setenv("JOURNEYS_IDENTITY_KEY", SITE_KEY)
+    monkeypatch.setenv("JOURNEYS_IDENTITY_ISSUER", ISSUER)
+    with serving(SHIPPED, tmp_path, monkeypatch) as url:
+        yield url
+
+
+#: What the self-care page says around the one-time code, by language.
+CODE_PAGE = {
+    "fr": {
+        "words": ("Dites-le avec vos mots", "mon colis n'est jamais arrivé"),
+        "find": "Trouver le motif",
+        "motive": "Colis non reçu",
+        "asked": "code à 6 chiffres par SMS",
+        "verify": "Confirmez que c'est bien vous",
+        "wrong": "Ce code n'est pas le bon",
+        "thanks": "Merci, {name}",
+        "next": "quelle commande",
+    },
+    "en": {
+        "words": ("Tell us in your own words", "my parcel never arrived"),
+        "find": "Find the motive",
+        "motive": "Parcel not received",
+        "asked": "6-digit code by SMS",
+        "verify": "Confirm it is you",
+        "wrong": "This code is not the right one",
+        "thanks": "Thank you, {name}",
+        "next": "Which order",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", sorted(CODE_PAGE))
+def test_selfcare_customer_proves_their_number_with_the_code_sent_by_sms(
+    console_url: str, lang: str
+) -> None:
+    """On a phone, in French and in English: a typed customer number shows nothing of that
+    customer until the code sent to the phone on file is typed; a wrong code says so; the
+    right one opens the journey as before."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    says = CODE_PAGE[lang]
+    name, phone, email, postcode, street, _city = personal("C002")
+    with chromium() as browser:
+        customer = browser.new_page(viewport={"width": 390, "height": 844})
+        customer.goto(console_url + f"/selfcare?lang={lang}")
+        customer.get_by_label(says["words"][0]).fill(says["words"][1])
+        customer.get_by_role("button", name=says["find"]).click()
+        customer.get_by_role("button", name=says["motive"]).click()
+        customer.locator("#value").fill("C002")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#question")).to_contain_text(says["asked"])
+        expect(customer.locator("#verify")).to_contain_text(says["verify"])
+        code_input = customer.locator("#value")
+        expect(code_input).to_have_attribute("inputmode", "numeric")
+        expect(code_input).to_have_attribute("autocomplete", "one-time-code")
+        page = customer.content()
+        for value in (name, phone, email, postcode, street, "^", "[0-9]"):
+            assert value not in page, f"{value!r} is on the page before the code"
+        customer.screenshot(path=str(ARTIFACTS / f"selfcare-code-{lang}.png"), full_page=True)
+        code = last_code("C002")
+        code_input.fill("000000" if code != "000000" else "111111")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#messages")).to_contain_text(says["wrong"])
+        assert name not in customer.content()
+        customer.locator("#value").fill(code)
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#messages")).to_contain_text(says["thanks"].format(name=name))
+        expect(customer.locator("#question")).to_contain_text(says["next"])
+        customer.screenshot(path=str(ARTIFACTS / f"selfcare-verified-{lang}.png"), full_page=True)
+
+
+def test_selfcare_opened_from_the_companys_site_needs_no_code(signed_url: str) -> None:
+    """In English, a logged-in customer arrives with a signed identity in the link's
+    fragment: no number, no code asked; the token leaves the address bar at once."""
+    from playwright.sync_api import expect
+
+    name = personal("C003")[0]
+    with chromium() as browser:
+        customer = browser.new_page(viewport={"width": 390, "height": 844})
+        customer.goto(signed_url + "/selfcare?lang=en#identity=" + signed("C003"))
+        assert "identity" not in customer.url
+        customer.get_by_label("Tell us in your own words").fill("my parcel never arrived")
+        customer.get_by_role("button", name="Find the motive").click()
+        customer.get_by_role("button", name="Parcel not received").click()
+        expect(customer.locator("#messages")).to_contain_text(f"Thank you, {name}")
+        expect(customer.locator("#question")).to_contain_text("Which order")

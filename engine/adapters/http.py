@@ -8,7 +8,12 @@ answer. Errors are RFC 9457 problem details. Who may do what:
 - a self-care customer presents the token returned when their session was created: it opens
   that session alone, for the steps whose roles include ``customer``; a step for agents only
   is handed over (shown as ``waiting_for: agent`` with the contact code, listed in
-  ``GET /v1/queue``) until an agent has answered it.
+  ``GET /v1/queue``) until an agent has answered it. The session stays on the ``selfcare``
+  channel unless an agent continues it;
+- a self-care customer is anonymous until proven (engine/identity.py): by the signed
+  identity the company's site hands over at the start (``identity``, see signed_identity.py),
+  or by the one-time code the identify journey sends. Until then no action reads or changes
+  a customer's account (docs/selfcare-identity.md).
 """
 
 from __future__ import annotations
@@ -38,10 +43,12 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actions.registry import catalogue
+from actions.registry import account_actions, catalogue
 from engine.adapters.http_limits import limit, too_many
+from engine.adapters.signed_identity import IdentityProblem, IdentityUnavailable, SignedIdentity
 from engine.adapters.sql_store import SERVER_THREADS
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
+from engine.identity import CUSTOMER, IdentityGate
 from engine.library import Library, LibraryProblem, refusals
 from engine.ratelimit import Limited, Limiter, rates_from_environment
 from engine.report import Report
@@ -229,6 +236,12 @@ class StartBody(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     locale: str | None = Field(None, max_length=10)
     customer_id: str | None = Field(None, max_length=200)
+    identity: str | None = Field(
+        None,
+        max_length=8000,
+        description="Self-care: the signed identity (a JWT) the company's site hands over "
+        "for its logged-in customer; the customer number is then its own.",
+    )
 
 
 class AnswerBody(BaseModel):
@@ -373,7 +386,15 @@ def create_app(
 ) -> FastAPI:
     # Journeys that `journeys validate` finds errors in are not started, as `journeys run`
     # refuses them (409, with the first error); `journeys serve` names them when it starts.
-    sessions = Sessions(library, store, executor, refusals(library, catalogue()))
+    actions = catalogue()
+    sessions = Sessions(
+        library,
+        store,
+        executor,
+        refusals(library, actions),
+        IdentityGate(**account_actions(actions)),
+    )
+    signed = SignedIdentity.from_environment()
     tokens = Tokens(server_secret(home))
     keys = agent_keys()
     limiter = Limiter(rates_from_environment())
@@ -552,14 +573,18 @@ def create_app(
         inputs = dict(body.inputs)
         if body.customer_id and "customer_id" not in inputs:
             inputs["customer_id"] = body.customer_id
+        channel = _start_channel(body.channel, who)
+        identity = _start_identity(body.identity, inputs, channel, who, signed)
         try:
             session = sessions.start(
                 name,
                 inputs,
-                channel=body.channel or ("selfcare" if who.role == "customer" else None),
+                channel=channel,
                 locale=body.locale,
                 actor=who.name,
-                role=who.role,
+                # Self-care is performed by the customer, whoever opened the page.
+                role=CUSTOMER if channel == "selfcare" else who.role,
+                identity=identity,
             )
         except LibraryProblem as err:
             raise Problem(404, "No such journey", str(err)) from None
@@ -628,6 +653,13 @@ def create_app(
 
     def _resume(session_id: str, body: ResumeBody, who: Caller) -> dict[str, Any]:
         load(session_id, who)
+        if who.role == CUSTOMER and body.channel not in (None, "selfcare"):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"a self-care session stays on the selfcare channel; an agent continues it on "
+                f"{body.channel!r} (give them the contact code)",
+            )
         try:
             session = sessions.resume(session_id, body.channel, actor=who.name)
         except Conflict as err:
@@ -806,6 +838,61 @@ def _handed_over(
         "waiting_for": "agent",
         "contact": code,
     }
+
+
+def _start_channel(channel: str | None, who: Caller) -> str | None:
+    """The channel a session starts on: a self-care customer's is ``selfcare``, always (the
+    channel decides who performs the steps; an agent's channel is for agents)."""
+    if who.role != CUSTOMER:
+        return channel
+    if channel not in (None, "selfcare"):
+        raise Problem(
+            403,
+            "Forbidden",
+            f"a self-care customer starts on the selfcare channel, not {channel!r}; "
+            "the other channels are for agents (give an agent key)",
+        )
+    return "selfcare"
+
+
+def _start_identity(
+    token: str | None,
+    inputs: dict[str, Any],
+    channel: str | None,
+    who: Caller,
+    signed: SignedIdentity | None,
+) -> dict[str, Any] | None:
+    """Who the customer of a new session is proven to be, if anyone: the signed identity
+    handed over (its number replaces any other), or the customer an agent starts a
+    self-care session for. A self-care customer's own number is only a claim: the identify
+    journey has them prove it."""
+    if token is not None:
+        if signed is None:
+            raise Problem(
+                422,
+                "Invalid request",
+                "identity: this server accepts no signed identity (JOURNEYS_IDENTITY_KEY or "
+                "JOURNEYS_IDENTITY_JWKS is not set); start without it",
+            )
+        try:
+            identity = signed.check(token)
+        except IdentityUnavailable as err:
+            raise Problem(503, "Service unavailable", str(err)) from None
+        except IdentityProblem as err:
+            raise Problem(401, "Unauthorized", f"identity: {err}") from None
+        claimed = inputs.get("customer_id")
+        if claimed is not None and claimed != identity["customer_id"]:
+            raise Problem(
+                403,
+                "Forbidden",
+                f"the customer number given ({claimed!r}) is not the one of the signed identity",
+            )
+        inputs["customer_id"] = identity["customer_id"]
+        return identity
+    customer = inputs.get("customer_id")
+    if who.role != CUSTOMER and channel == "selfcare" and isinstance(customer, str):
+        return {"customer_id": customer, "by": "agent"}  # the agent vouches for the customer
+    return None
 
 
 def _titles(title: Any) -> list[str]:

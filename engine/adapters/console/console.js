@@ -12,6 +12,7 @@ const TEXTS = {
     selftitle: "How can we help?", selfwords: "Tell us in your own words", yourcode: "Your contact code (give it to an agent to continue on the phone): ",
     handover: "An agent takes over", codelabel: "Your contact code", queue: "Waiting for an agent",
     nobody: "Nobody is waiting.", take: "Take", minutes: " min",
+    verify: "Confirm it is you", codehint: "6 digits, received by SMS",
   },
   fr: {
     title: "Console conseiller", report: "Rapport", language: "Langue", find: "De quoi le client a-t-il besoin ?",
@@ -23,11 +24,16 @@ const TEXTS = {
     selftitle: "Comment pouvons-nous vous aider ?", selfwords: "Dites-le avec vos mots", yourcode: "Votre code de contact (à donner à un conseiller pour continuer au téléphone) : ",
     handover: "Un conseiller prend le relais", codelabel: "Votre code de contact", queue: "En attente d'un conseiller",
     nobody: "Personne n'attend.", take: "Prendre", minutes: " min",
+    verify: "Confirmez que c'est bien vous", codehint: "6 chiffres, reçus par SMS",
   },
 };
 
+// A step whose field has this name asks for the one-time code sent to the customer's phone:
+// shown with the phone's numeric keypad and its code autofill (journeys/shared/identify-customer.yaml).
+const CODE_FIELD = "one_time_code";
+
 const POLL_MS = 3000;  // how often a page waiting for someone else looks again
-const state = { lang: "en", session: null, token: null, selfcare: false, poll: null, queue: "" };
+const state = { lang: "en", session: null, token: null, selfcare: false, poll: null, queue: "", identity: null };
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXTS[state.lang][key] || key;
 
@@ -76,6 +82,7 @@ async function start(motive) {
   const body = { motive, channel: state.selfcare ? "selfcare" : "phone", locale: state.lang };
   const customer = $("customer");
   if (customer && customer.value.trim()) body.customer_id = customer.value.trim();
+  if (state.identity) body.identity = state.identity;  // handed over by the company's site
   try {
     const session = await api("POST", "/v1/sessions", body);
     if (state.selfcare) {
@@ -202,7 +209,16 @@ function show(session) {
     } else {
       const input = Object.assign(document.createElement("input"), { id: "value", name: "value", autocomplete: "off" });
       input.setAttribute("aria-label", step.text || step.node);
-      if (step.schema && step.schema.pattern) input.placeholder = step.schema.pattern;
+      if (step.field === CODE_FIELD) {
+        // The one-time code: a heading saying why, the numeric keypad, the SMS autofill.
+        const hint = Object.assign(document.createElement("small"), { textContent: t("codehint") });
+        const heading = Object.assign(document.createElement("p"), { id: "verify", className: "verify", textContent: t("verify") });
+        heading.append(document.createElement("br"), hint);
+        answer.append(heading);
+        Object.assign(input, { inputMode: "numeric", autocomplete: "one-time-code", maxLength: 6 });
+      } else if (!state.selfcare && step.schema && step.schema.pattern) {
+        input.placeholder = step.schema.pattern;  // agents only: a customer reads no pattern
+      }
       answer.append(input);
       $("send").hidden = false;
       input.focus();
@@ -252,6 +268,14 @@ document.addEventListener("DOMContentLoaded", () => {
   $("lang").addEventListener("change", (event) => { state.lang = event.target.value; translate(); loadQueue(); });
   translate();
   state.selfcare = document.body.dataset.mode === "selfcare";
+  // The company's site may hand over its logged-in customer's signed identity in the link's
+  // fragment (/selfcare#identity=...): never sent to any server in a URL, and taken out of
+  // the address bar at once, so that it is in no history, bookmark or screenshot.
+  const handed = new URLSearchParams(location.hash.slice(1)).get("identity");
+  if (state.selfcare && handed) {
+    state.identity = handed;
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   $("search").addEventListener("submit", search);
   if ($("continue")) $("continue").addEventListener("submit", open);
   if ($("queue")) {
