@@ -36,9 +36,10 @@ class Rate:
 DEFAULTS: Mapping[str, Rate] = {
     # Self-care session starts by a caller without key or token, per client address.
     "start": Rate(30, 60),
-    # One-time codes (self-care identity): codes sent and codes tried, per client address and
-    # per session (docs/selfcare-identity.md).
-    "otp": Rate(5, 600),
+    # Answers of a self-care customer not proven yet (their number, the one-time code they
+    # were sent), per client address and per session: numbers and codes are not guessed. The
+    # back office bounds codes too (5 tries a code, 5 codes an hour: docs/selfcare-identity.md).
+    "otp": Rate(10, 600),
     # Contact-code lookups by agents, per agent key and per client address: guessing codes.
     "contact": Rate(120, 60),
 }

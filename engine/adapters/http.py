@@ -601,11 +601,13 @@ def create_app(
     async def answer(session_id: str, request: Request) -> FastJSON:
         who = identify(request)
         body = parse_body(AnswerBody, await request.body())
-        return FastJSON(await off_loop(_answer, session_id, body, who))
+        return FastJSON(await off_loop(_answer, session_id, body, who, request))
 
-    def _answer(session_id: str, body: AnswerBody, who: Caller) -> dict[str, Any]:
+    def _answer(session_id: str, body: AnswerBody, who: Caller, request: Request) -> dict[str, Any]:
         if who.role == "customer":  # an agent's answer needs no extra read: the step checks it
             session = load(session_id, who)
+            if session.identity is None:  # a customer number or a one-time code: not guessed
+                limit(limiter, "otp", request, session.id)
             step = current_step(sessions.bundle_of(session).definitions, session)
             if step and "customer" not in step.get("roles", ["customer"]):
                 raise Problem(

@@ -538,3 +538,33 @@ def test_a_journey_cannot_set_the_engines_identity(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["validate", str(tmp_path), "--format", "json"])
     [problem] = [f for f in json.loads(result.stdout)["errors"] if "identity" in f["message"]]
     assert problem["code"] == "J008" and "name it otherwise" in problem["message"]
+
+
+def test_guessing_codes_is_rate_limited_per_session_and_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOURNEYS_RATE_LIMITS", "otp=3/600")
+    with serving(tmp_path, monkeypatch) as server:
+        started = server.start(inputs={"customer_id": "C003"})
+        code = last_code("C003")
+        wrong = "000000" if code != "000000" else "111111"
+        for _ in range(3):
+            server.answer(server.read(started), wrong)
+        now = server.read(started)
+        refused = server.api.post(
+            f"/v1/sessions/{started['id']}/answers",
+            json={"node": now["step"]["node"], "value": code},
+            headers=own(started),
+        )
+        assert refused.status_code == 429, refused.text
+        assert int(refused.headers["Retry-After"]) > 0
+        assert refused.json()["limit"] == "otp"
+        assert_nothing_of("C003", refused.json(), server.read(started))
+        # A customer the company's site signed in is proven: their answers are not counted.
+        proven = server.start(identity=signed("C001"))
+        for _ in range(4):
+            proven = server.read(proven)
+            if proven["status"] != "active" or proven["step"]["kind"] != "ask":
+                break
+            options = proven["step"].get("options") or []
+            server.answer(proven, options[0]["value"] if options else "fine")
