@@ -225,3 +225,129 @@ def test_a_bad_retry_interval_is_a_clear_error(
     monkeypatch.setenv("JOURNEYS_RETRY_INTERVAL", text)
     with pytest.raises(ValueError, match=says):
         interval_from_environment()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def test_the_report_counts_incidents_per_action_and_those_held_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.adapters.reporting import build_report
+    from engine.report import as_text
+
+    monkeypatch.setenv(BACKOFFICE, DOWN)
+    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    sessions = Sessions(Library(SHIPPED), store, LocalExecutor())
+    first = sessions.start("delivery-missing", {"customer_id": "C001"})
+    sessions.start("delivery-missing", {"customer_id": "C002"})
+    sessions.retry(first.id)  # still down: the same incident, tried again
+    back_office_up(monkeypatch, tmp_path)
+    assert sessions.retry(first.id).status == "waiting"
+    report = build_report(store, Library(SHIPPED))
+    assert report.as_dict()["incidents"] == [
+        {"action": "crm.get_customer", "incidents": 2, "held": 1, "background_failed": 0}
+    ]
+    text = as_text(report)
+    assert "Incidents by action" in text
+    assert [line.split() for line in text.splitlines() if line.startswith("crm.get_customer")] == [
+        ["crm.get_customer", "2", "1", "0"]
+    ]
+    from engine.adapters.report_html import render_html
+
+    page = render_html(report, Library(SHIPPED))
+    assert 'id="incidents"' in page and "<td>crm.get_customer</td><td>2</td><td>1</td>" in page
+    store.dispose()
+
+
+# ------------------------------------------------------------------------- scenarios
+
+FRAGILE = """
+journey: fragile
+version: 1
+title: One lookup, and what an outage does to it
+start: lookup
+nodes:
+  lookup:
+    kind: action
+    action: crm.get_customer
+    input: {customer_id: C001}
+    output: customer
+    on_error: unknown
+    next: done
+  unknown: {kind: end, outcome: unresolved, say: "No such customer."}
+  done: {kind: end, outcome: resolved}
+"""
+
+SCENARIOS = """
+journey: fragile
+scenarios:
+  - name: the CRM is down
+    actions:
+      crm.get_customer: {failure: "connection refused"}
+    expect: {status: incident, node: lookup}
+  - name: no such customer
+    actions:
+      crm.get_customer: {error: "no customer C001", code: not_found}
+    expect: {outcome: unresolved, context: {last_error: {code: not_found}}}
+  - name: found
+    actions:
+      crm.get_customer: {customer_id: C001, name: Ada}
+    expect: {outcome: resolved}
+"""
+
+
+def scenario_library(tmp_path: Path, journey: str = FRAGILE, tests: str = SCENARIOS) -> Path:
+    lib = tmp_path / "scenarios"
+    lib.mkdir(exist_ok=True)
+    (lib / "fragile.yaml").write_text(journey, encoding="utf-8")
+    (lib / "fragile.test.yaml").write_text(tests, encoding="utf-8")
+    return lib
+
+
+def journeys(*args: str) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from cli import main
+
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_a_failure_stub_is_an_incident_a_scenario_expects(tmp_path: Path) -> None:
+    lib = scenario_library(tmp_path)
+    code, out = journeys("--library", str(lib), "validate", str(lib))
+    assert code == 0 and " 0 errors" in out  # the scenario schema knows incident and node
+    code, out = journeys("--library", str(lib), "test", "--min-coverage", "100")
+    assert code == 0, out
+    assert "PASS  fragile: the CRM is down" in out and "3 passed, 0 failed" in out
+
+
+def test_an_outage_the_scenario_did_not_expect_says_so(tmp_path: Path) -> None:
+    tests = SCENARIOS.replace(
+        "expect: {status: incident, node: lookup}", "expect: {outcome: resolved}"
+    )
+    lib = scenario_library(tmp_path, tests=tests)
+    code, out = journeys("--library", str(lib), "test")
+    assert code == 1
+    assert (
+        "outcome: expected 'resolved', got None at 'lookup' "
+        "(crm.get_customer failed: connection refused)" in out
+    )
+    tests = SCENARIOS.replace("node: lookup", "node: done")
+    code, out = journeys("--library", str(lib := scenario_library(tmp_path, tests=tests)), "test")
+    assert code == 1 and "node: expected the session at 'done', it is incident at 'lookup'" in out
+
+
+def test_with_on_failure_the_scenario_takes_the_other_path(tmp_path: Path) -> None:
+    journey = (
+        FRAGILE.replace("    on_error: unknown\n", "    on_error: unknown\n    on_failure: agent\n")
+        + '  agent: {kind: handoff, queue: agents, say: "An agent takes over."}\n'
+    )
+    tests = SCENARIOS.replace(
+        "expect: {status: incident, node: lookup}",
+        "expect: {outcome: escalated, path: [lookup, agent], context: {last_error: {code: failure}}}",
+    )
+    lib = scenario_library(tmp_path, journey, tests)
+    code, out = journeys("--library", str(lib), "test")
+    assert code == 0, out
