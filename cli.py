@@ -1341,6 +1341,12 @@ def serve(
         os.environ["JOURNEYS_DB"] = db
     os.environ["JOURNEYS_EXECUTOR"] = executor_kind
     _store(db).dispose()  # a clear error now for a bad URL, and the tables created once
+    from engine.retry_loop import interval_from_environment
+
+    try:  # the incidents' retry loop runs in the server: a bad setting is said now
+        interval_from_environment()
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     for _journey, reason in sorted(_refused(library).items()):
         click.echo(f"not served: {reason}", err=True)
     if not agent_keys():

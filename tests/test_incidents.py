@@ -351,3 +351,12 @@ def test_with_on_failure_the_scenario_takes_the_other_path(tmp_path: Path) -> No
     lib = scenario_library(tmp_path, journey, tests)
     code, out = journeys("--library", str(lib), "test")
     assert code == 0, out
+
+
+def test_serve_refuses_a_bad_retry_interval_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JOURNEYS_RETRY_INTERVAL", "soon")
+    monkeypatch.setenv("JOURNEYS_DB", f"sqlite:///{tmp_path / 'sessions.db'}")
+    code, out = journeys("--library", str(SHIPPED), "serve", "--port", "1")
+    assert code == 2 and "JOURNEYS_RETRY_INTERVAL='soon' is not a number of seconds" in out
