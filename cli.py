@@ -455,6 +455,10 @@ def run(
                 raise click.ClickException(
                     f"session {session_id!r} has ended (outcome {session.outcome!r})"
                 )
+            if session.status == "incident":  # continuing it is running its action again
+                held = session.incident or {}
+                say(f"Retrying {held.get('action')} (held since {held.get('since')})")
+                session = sessions.retry(session.id, actor=agent)
         else:
             assert journey is not None
             try:
@@ -555,6 +559,15 @@ def _print_result(result: dict[str, Any]) -> None:
         )
     elif result["status"] == "ended":
         click.echo(f"Session {result['session']} ended: {result['outcome']}")
+    elif result["status"] == "incident":
+        held = result["incident"]
+        click.echo(
+            f"Session {result['session']} is held at {result.get('node')!r}: the back office did "
+            f"not answer ({held['action']}: {held['message']}), since {held['since']}, "
+            f"{held['tries']} tr{'ies' if held['tries'] != 1 else 'y'}. Nothing is lost: "
+            f"`journeys serve` retries it by itself, or retry it with: "
+            f"journeys run --session {result['session']}"
+        )
     else:
         click.echo(
             f"Session {result['session']} is waiting at {result.get('node')!r}. "
