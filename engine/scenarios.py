@@ -248,7 +248,11 @@ def run_scenario(
     elif scenario.outcome and session.outcome != scenario.outcome:
         result.differences.append(
             f"outcome: expected {scenario.outcome!r}, got {session.outcome!r}"
-            + (_where(session) if actual_status != "ended" else "")
+            + (
+                f" ({actual_status if actual_status == 'waiting' else 'held'}{_where(session)})"
+                if actual_status != "ended"
+                else ""
+            )
         )
     elif expected_status == "ended" and actual_status != "ended":
         result.differences.append(
@@ -282,7 +286,7 @@ def _status(session: Session) -> str:
 def _where(session: Session) -> str:
     if session.status == INCIDENT:
         held = session.incident or {}
-        return f" at {session.node!r} ({held.get('action')} failed: {held.get('message')})"
+        return f" at {session.node!r}: {held.get('action')} failed: {held.get('message')}"
     if session.node is None or session.status in ("ended", SURVEY):
         return f" (outcome {session.outcome!r})"
     return f" at {session.node!r}"

@@ -331,12 +331,14 @@ def test_an_outage_the_scenario_did_not_expect_says_so(tmp_path: Path) -> None:
     code, out = journeys("--library", str(lib), "test")
     assert code == 1
     assert (
-        "outcome: expected 'resolved', got None at 'lookup' "
-        "(crm.get_customer failed: connection refused)" in out
+        "outcome: expected 'resolved', got None (held at 'lookup': "
+        "crm.get_customer failed: connection refused)" in out
     )
     tests = SCENARIOS.replace("node: lookup", "node: done")
     code, out = journeys("--library", str(lib := scenario_library(tmp_path, tests=tests)), "test")
-    assert code == 1 and "node: expected the session at 'done', it is incident at 'lookup'" in out
+    assert (
+        code == 1 and "node: expected the session at 'done', it is incident at 'lookup': crm" in out
+    )
 
 
 def test_with_on_failure_the_scenario_takes_the_other_path(tmp_path: Path) -> None:
