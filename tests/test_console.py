@@ -189,6 +189,7 @@ def test_an_incident_in_the_consoles_then_the_back_office_is_back(
         expect(panel).to_contain_text("tried once · next automatic retry at")
         expect(panel).to_contain_text("crm.get_customer")
         expect(panel).to_have_attribute("aria-live", "polite")
+        expect(agent.get_by_role("button", name="Retry now")).to_be_focused()
         assert "could not find" not in agent.content().lower()
         agent.screenshot(path=str(ARTIFACTS / "agent-incident.png"), full_page=True)
         agent.locator("#lang").select_option("fr")
@@ -266,3 +267,23 @@ def test_a_failed_background_action_is_shown_to_the_agent(
         expect(failed.locator("li")).to_have_count(2)
         expect(failed).to_contain_text("Les paiements")
         expect(failed).to_contain_text("journeys runs retry")
+
+
+def test_the_agent_hands_an_incident_off_to_the_back_office(
+    console_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", DOWN)
+    with chromium() as browser:
+        agent = browser.new_page()
+        agent.goto(console_url + "/?lang=en")
+        agent.get_by_label("The customer's own words").fill("my parcel never arrived")
+        agent.get_by_label("Customer number (if known)").fill("C001")
+        agent.get_by_role("button", name="Find the motive").click()
+        agent.get_by_role("button", name="Parcel not received").click()
+        agent.get_by_role("button", name="Hand off to the back office").click()
+        expect(agent.locator("#outcome")).to_contain_text(
+            "Handed off to the back office: it finishes the request"
+        )
+        expect(agent.locator("#incident")).to_be_hidden()

@@ -43,7 +43,7 @@ const TEXTS = {
 };
 
 const POLL_MS = 3000;  // how often a page waiting for someone else looks again
-const state = { lang: "en", session: null, token: null, selfcare: false, poll: null, queue: "" };
+const state = { lang: "en", session: null, token: null, selfcare: false, poll: null, queue: "", incidentOf: null };
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXTS[state.lang][key] || key;
 
@@ -216,6 +216,7 @@ function show(session) {
   $("send").hidden = true;
   $("outcome").textContent = "";
   if ($("incident")) $("incident").hidden = true;
+  if (session.status !== "incident") state.incidentOf = null;
   if (session.status === "waiting" && step && step.waiting_for === "agent" && state.selfcare) {
     showHandover(step);
     watch(session);
@@ -271,6 +272,9 @@ function showIncident(session, step) {
   $("incident-detail").textContent = state.lang === "en" ? `${step.action}: ${step.message}` : "";
   $("incident-detail").hidden = state.lang !== "en";
   for (const id of ["retry-now", "hand-off"]) $(id).disabled = false;
+  // Focus the first time only: the loop's retries re-render the panel while the agent works.
+  if (state.incidentOf !== session.id) $("retry-now").focus();
+  state.incidentOf = session.id;
 }
 
 async function incidentAction(path, body) {
