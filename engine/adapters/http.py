@@ -642,15 +642,20 @@ def create_app(
 
     def _read(session_id: str, who: Caller) -> dict[str, Any]:
         session = load(session_id, who)
+        customer = who.role == "customer"
+        transcript, runs = store.events(session_id), store.runs(session_id)
+        if customer:  # a system's failure (its hosts, its errors) is the agents' business
+            transcript = [{k: v for k, v in e.items() if k != "failure"} for e in transcript]
+            runs = [{**r, "error": None} if r["status"] == "failed" else r for r in runs]
         return {
-            **view(session, who.role == "customer"),
+            **view(session, customer),
             "context": session.context,
             "path": session.path,
-            "transcript": store.events(session_id),
-            "actions": store.runs(session_id),
+            "transcript": transcript,
+            "actions": runs,
             "handoff": session.handoff,
             "error": session.error,
-            **_troubles(session, store, who.role == "customer"),
+            **_troubles(session, store, customer),
         }
 
     @app.post("/v1/sessions/{session_id}/resume")
