@@ -70,7 +70,7 @@ NODE_KEYS: Mapping[str, frozenset[str]] = {
 }
 OPTION_KEYS = frozenset({"value", "label", "next"})
 BRANCH_KEYS = frozenset({"if", "next"})
-AFTER_KEYS = frozenset({"action", "input", "description"})
+AFTER_KEYS = frozenset({"action", "input", "retries", "description"})
 MOTIVES_FILE_KEYS = frozenset({"motives", "triggers"})
 TRIGGER_KEYS = frozenset({"event", "journey", "motive", "channel", "inputs", "when", "description"})
 MOTIVE_KEYS = frozenset({"title", "category", "journey", "keywords", "sources", "description"})
@@ -78,7 +78,7 @@ SCENARIO_FILE_KEYS = frozenset({"journey", "scenarios"})
 SCENARIO_KEYS = frozenset(
     {"name", "description", "inputs", "locale", "channel", "role", "actions", "answers", "expect"}
 )
-EXPECT_KEYS = frozenset({"outcome", "status", "path", "context"})
+EXPECT_KEYS = frozenset({"outcome", "status", "node", "path", "context"})
 POLICIES_FILE_KEYS = frozenset({"roles"})
 LIMIT_KEYS = frozenset({"max", "min", "in", "per_session", "per_customer", "description"})
 PER_CUSTOMER_KEYS = frozenset({"max", "over", "description"})
@@ -249,6 +249,7 @@ def _after(data: Any, file: str) -> tuple[ActionCall, ...]:
                     input_locs=_key_locs(file, input_data)
                     if isinstance(input_data, YamlMap)
                     else {},
+                    retries=_int(item.get("retries"), 0),
                 )
             )
     return tuple(calls)
@@ -340,6 +341,7 @@ def _scenario(item: YamlMap, file: str) -> Scenario:
         else {},
         outcome=_str(expect.get("outcome")),
         status=_str(expect.get("status")),
+        node=_str(expect.get("node")),
         locale=_str(item.get("locale")),
         channel=_str(item.get("channel")),
         role=_str(item.get("role")),

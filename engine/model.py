@@ -63,6 +63,7 @@ class ActionCall:
     loc: Loc
     action_loc: Loc
     input_locs: Mapping[str, Loc]
+    retries: int = 0  # tries again after a technical failure, as an action node's
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,8 @@ class Scenario:
     answer_locs: Mapping[str, Loc] = _field(default_factory=dict)
     outcome: str | None = None
     outcome_loc: Loc | None = None
-    status: str | None = None  # "ended" or "waiting"
+    status: str | None = None  # "ended", "waiting" or "incident"
+    node: str | None = None  # where it waits or is held (with status waiting or incident)
     locale: str | None = None
     channel: str | None = None
     role: str | None = None  # who performs the steps (default: from the channel)

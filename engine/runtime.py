@@ -260,6 +260,7 @@ class RunAfter:
     action: str
     input: Mapping[str, Any]
     key: str
+    retries: int = 0  # tries again after a technical failure (the `after` entry's)
 
 
 @dataclass(frozen=True)
@@ -718,7 +719,9 @@ def _advance(
                     k: _value(s, node, v, f"after action {i} input {k!r}")
                     for k, v in call.input.items()
                 }
-                effects.append(RunAfter(call.action, inputs, f"{s.id}:{qualified}:after{i}"))
+                effects.append(
+                    RunAfter(call.action, inputs, f"{s.id}:{qualified}:after{i}", call.retries)
+                )
             if len(s.stack) > 1:
                 _return(definitions, s)
                 continue

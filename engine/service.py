@@ -12,13 +12,13 @@ import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine import clock
 from engine.authority import customer_breach, default_role
-from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownSession
+from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownRun, UnknownSession
 from engine.identity import CUSTOMER, UNVERIFIED, IdentityGate
 from engine.library import Bundle, Library
 from engine.model import ROLES, Journey, Node
@@ -97,6 +97,12 @@ class SessionStore(GrantLedger, Protocol):
 
     def record_run(self, run: Mapping[str, Any]) -> None: ...
     def runs(self, session_id: str) -> list[dict[str, Any]]: ...
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The background runs whose last run failed, the newest first, each with its ``id``
+        and ``at`` (ISO text)."""
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        """One action run by its id, with ``id`` and ``at``."""
 
 
 @dataclass(frozen=True)
@@ -220,8 +226,14 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
     return None
 
 
-def replay(bundle: Bundle, header: Mapping[str, Any], records: list[dict[str, Any]]) -> Session:
-    """Rebuild a session from its event log alone."""
+def replay(
+    bundle: Bundle,
+    header: Mapping[str, Any],
+    records: list[dict[str, Any]],
+    effects: list[Effect] | None = None,
+) -> Session:
+    """Rebuild a session from its event log alone; ``effects``, when given, receives what
+    each step asked for (the actions run, with the inputs they were given then)."""
     details = {
         k: header.get(k)
         for k in ("locale", "channel", "contact_id", "customer_id", "agent", "motive")
@@ -236,7 +248,9 @@ def replay(bundle: Bundle, header: Mapping[str, Any], records: list[dict[str, An
             continue
         event = event_of(record)
         if event is not None:
-            session, _effects = step(bundle.definitions, session, event, policy=bundle.policy)
+            session, more = step(bundle.definitions, session, event, policy=bundle.policy)
+            if effects is not None:
+                effects += more
     return session
 
 
@@ -379,6 +393,59 @@ class Sessions:
             except Conflict:
                 continue  # another process retried it, or it moved on meanwhile
         return retried
+
+    def rerun(self, run_id: int) -> tuple[dict[str, Any], bool]:
+        """Run a failed background action (``wait: false``, ``after``) again, with the inputs
+        it had then and the same idempotency key: a refund that did go through the first time
+        is not made twice. (The run record afterwards, whether it was run now.) A run that has
+        succeeded since is not run again."""
+        run = self.store.run(run_id)
+        if run is None:
+            raise UnknownRun(
+                f"there is no action run {run_id}; `journeys runs --failed` lists them"
+            )
+        if run["status"] == "succeeded":
+            return run, False
+        if run["mode"] not in ("background", "after"):
+            raise Conflict(
+                f"run {run_id} ({run['action']}) is a step the session waited for: retry its "
+                f"session instead (journeys run --session {run['session_id']}, or Retry in the "
+                "console)"
+            )
+        if run["status"] != "failed":
+            raise Conflict(
+                f"run {run_id} ({run['action']}) was refused by the back office "
+                f"({run.get('error')}): a business answer, which running it again would not change"
+            )
+        effect = self._effect_of(run["session_id"], run["key"])
+        session = self.store.load(run["session_id"])
+        if isinstance(effect, RunAction):
+            outcome = self.executor.run(replace(effect, wait=True), session)
+        else:
+            outcome = self.executor.run_after(effect, session)
+        if outcome.pending is not None:  # an executor that always runs these in the background
+            outcome = outcome.pending.result()
+        self.store.record_run(
+            _run(run["session_id"], run["node"], run["action"], run["key"], run["mode"], outcome)
+        )
+        return self.store.run(run_id) or run, True
+
+    def _effect_of(self, session_id: str, key: str) -> RunAction | RunAfter:
+        """The action a step of the session asked for under ``key``, from its event log: the
+        same inputs as then, whatever the context holds now."""
+        records = self.store.events(session_id)
+        if not records:
+            raise UnknownSession(f"no session {session_id!r}")
+        bundle = self.store.load_bundle(self.store.load(session_id).definition)
+        effects: list[Effect] = []
+        replay(bundle, records[0], records, effects)
+        for effect in effects:
+            if isinstance(effect, RunAction | RunAfter) and effect.key == key:
+                return effect
+        raise Conflict(
+            f"the session {session_id!r} never asked for the action run {key!r} (its log and "
+            "its runs disagree); nothing was run"
+        )
 
     def apply(self, session_id: str, event: Event, actor: str | None = None) -> Session:
         session = self.store.load(session_id)  # ours alone: stepped in place
@@ -673,6 +740,14 @@ class MemoryStore:
         #: session_id, node, at}.
         self._granted: list[dict[str, Any]] = []
         self._ledger_lock = threading.Lock()
+        self._run_ids = 0
+
+    def _stamped(self, runs: Runs) -> list[dict[str, Any]]:
+        stamped = []
+        for run in runs:
+            self._run_ids += 1
+            stamped.append({**run, "id": self._run_ids, "at": clock.now().isoformat()})
+        return stamped
 
     def save_bundle(self, bundle: Bundle) -> None:
         self.bundles.setdefault(bundle.hash, bundle)
@@ -731,7 +806,7 @@ class MemoryStore:
         return self.bundles[digest]
 
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None:
-        self.action_runs += [dict(r) for r in runs]
+        self.action_runs += self._stamped(runs)
         self.sessions[session.id] = session.to_dict()
         self.logs[session.id] = [dict(r) for _seq, r in records]
 
@@ -752,13 +827,35 @@ class MemoryStore:
             )
         self.sessions[session.id] = session.to_dict()
         self.logs[session.id] += [dict(r) for _seq, r in records]
-        self.action_runs += [dict(r) for r in runs]
+        self.action_runs += self._stamped(runs)
 
     def record_run(self, run: Mapping[str, Any]) -> None:
-        self.action_runs = [r for r in self.action_runs if r["key"] != run["key"]] + [dict(run)]
+        """A repeated key updates the same run (its id stays), as in the SQL store."""
+        for kept in self.action_runs:
+            if kept["key"] == run["key"]:
+                kept.update({**run, "id": kept["id"], "at": clock.now().isoformat()})
+                return
+        self.action_runs += self._stamped([run])
 
     def runs(self, session_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.action_runs if r["session_id"] == session_id]
+        return [
+            {k: v for k, v in r.items() if k not in ("id", "at")}
+            for r in self.action_runs
+            if r["session_id"] == session_id
+        ]
+
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        found = [
+            dict(r)
+            for r in reversed(self.action_runs)
+            if r["status"] == "failed"
+            and r["mode"] in ("background", "after")
+            and session_id in (None, r["session_id"])
+        ]
+        return found[:limit]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        return next((dict(r) for r in self.action_runs if r["id"] == run_id), None)
 
     def load(self, session_id: str) -> Session:
         if session_id not in self.sessions:

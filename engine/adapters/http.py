@@ -52,6 +52,7 @@ from engine.identity import CUSTOMER, IdentityGate
 from engine.library import Library, LibraryProblem, refusals
 from engine.ratelimit import Limited, Limiter, rates_from_environment
 from engine.report import Report
+from engine.retry_loop import RetryLoop, interval_from_environment
 from engine.runtime import Session, current_step
 from engine.service import ActionExecutor, Sessions, SessionStore
 
@@ -68,6 +69,18 @@ HANDOVER = {
     "fr": "Un conseiller va prendre la suite : rien de ce que vous nous avez dit n'est perdu. "
     "Si vous nous appelez, donnez ce code : {code}. Cette page continue d'elle-même quand "
     "c'est de nouveau à vous.",
+}
+
+#: What a self-care customer reads while the back office does not answer (an incident): their
+#: request is kept and goes on by itself; never the technical reason, never a business answer.
+KEPT = {
+    "en": "Our systems are slow to answer just now. Your request is kept: nothing you told us "
+    "is lost, and it goes on by itself as soon as they are back. You can leave this page open "
+    "or come back later. If you call us, give this code: {code}.",
+    "fr": "Nos systèmes tardent à répondre en ce moment. Votre demande est conservée : rien de "
+    "ce que vous nous avez dit n'est perdu, et elle reprendra d'elle-même dès leur retour. "
+    "Vous pouvez laisser cette page ouverte ou revenir plus tard. Si vous nous appelez, donnez "
+    "ce code : {code}.",
 }
 
 
@@ -263,6 +276,20 @@ class ResumeBody(BaseModel):
     channel: str | None = Field(None, max_length=40)
 
 
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HandOffBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queue: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        description="The queue that finishes the contact (default: backoffice).",
+    )
+
+
 def parse_body(model: type[B], raw: bytes) -> B:
     """The body of a hot endpoint, read by pydantic straight from its bytes (one pass in
     Rust, where FastAPI's body dependency decodes the JSON in Python, then validates)."""
@@ -383,7 +410,10 @@ def create_app(
     executor: ActionExecutor,
     home: Path,
     on_close: Callable[[], None] | None = None,
+    retry_interval: float | None = None,
 ) -> FastAPI:
+    """The app; ``retry_interval``: seconds between two looks of the retry loop at the
+    incidents due (None: ``JOURNEYS_RETRY_INTERVAL``, default 5; 0: no loop)."""
     # Journeys that `journeys validate` finds errors in are not started, as `journeys run`
     # refuses them (409, with the first error); `journeys serve` names them when it starts.
     actions = catalogue()
@@ -416,7 +446,11 @@ def create_app(
         # garbage collector's sight, a full collection no longer stalls every request ~90 ms.
         gc.collect()
         gc.freeze()
+        retries = RetryLoop(
+            sessions, interval_from_environment() if retry_interval is None else retry_interval
+        ).start()
         yield
+        retries.stop()
         if threads:
             threads.pop().shutdown(wait=True)
         if on_close:
@@ -539,7 +573,11 @@ def create_app(
             "seq": session.seq,
             "channel": session.channel,
             "contact": session.contact_id,
-            "step": _handed_over(current_step(bundle.definitions, session), session, customer),
+            "step": _held(
+                _handed_over(current_step(bundle.definitions, session), session, customer),
+                session,
+                customer,
+            ),
         }
 
     console = Path(__file__).resolve().parent / "console"
@@ -637,14 +675,20 @@ def create_app(
 
     def _read(session_id: str, who: Caller) -> dict[str, Any]:
         session = load(session_id, who)
+        customer = who.role == "customer"
+        transcript, runs = store.events(session_id), store.runs(session_id)
+        if customer:  # a system's failure (its hosts, its errors) is the agents' business
+            transcript = [{k: v for k, v in e.items() if k != "failure"} for e in transcript]
+            runs = [{**r, "error": None} if r["status"] == "failed" else r for r in runs]
         return {
-            **view(session, who.role == "customer"),
+            **view(session, customer),
             "context": session.context,
             "path": session.path,
-            "transcript": store.events(session_id),
-            "actions": store.runs(session_id),
+            "transcript": transcript,
+            "actions": runs,
             "handoff": session.handoff,
             "error": session.error,
+            **_troubles(session, store, customer),
         }
 
     @app.post("/v1/sessions/{session_id}/resume")
@@ -667,6 +711,48 @@ def create_app(
         except Conflict as err:
             raise Problem(409, "Conflict", err.message) from None
         return {**view(session, who.role == "customer"), "context": session.context}
+
+    @app.post("/v1/sessions/{session_id}/retry")
+    async def retry(
+        session_id: str, body: RetryBody | None = None, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
+        """Run the failed action of an incident again now (agents only; same idempotency key,
+        so the back office never acts twice): the session goes on where it was, or stays an
+        incident with its next automatic retry. 409 when the session is not in an incident."""
+        return await off_loop(_incident_event, session_id, who, "retry", None)
+
+    @app.post("/v1/sessions/{session_id}/handoff")
+    async def hand_off(
+        session_id: str, body: HandOffBody | None = None, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
+        """Give up on an incident for this contact (agents only): the session ends, escalated,
+        in the back-office queue (or ``queue``) with its whole context, to be finished there.
+        409 when the session is not in an incident."""
+        queue = body.queue if body else None
+        return await off_loop(_incident_event, session_id, who, "handoff", queue)
+
+    def _incident_event(
+        session_id: str, who: Caller, what: str, queue: str | None
+    ) -> dict[str, Any]:
+        if who.role == "customer":
+            raise Problem(403, "Forbidden", "an agent retries or hands off an incident")
+        session = load(session_id, who)
+        if session.status != "incident":
+            raise Problem(
+                409,
+                "No incident",
+                f"session {session_id!r} is not held by an incident (it is {session.status}); "
+                "only an incident can be retried or handed off",
+                {"status": session.status},
+            )
+        try:
+            if what == "retry":
+                session = sessions.retry(session_id, actor=who.name)
+            else:
+                session = sessions.hand_off(session_id, actor=who.name, queue=queue)
+        except Conflict as err:  # the retry loop or another agent got there first
+            raise Problem(409, "Conflict", err.message) from None
+        return {**view(session), "incident": session.incident, "handoff": session.handoff}
 
     @app.get("/v1/contacts/{code}")
     async def contact(code: str, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -895,6 +981,34 @@ def _start_identity(
     if who.role != CUSTOMER and channel == "selfcare" and isinstance(customer, str):
         return {"customer_id": customer, "by": "agent"}  # the agent vouches for the customer
     return None
+
+
+def _held(step: dict[str, Any] | None, session: Session, customer: bool) -> dict[str, Any] | None:
+    """An incident shown to the customer: a calm message that the request is kept and goes
+    on by itself, with the contact code; never the technical reason (agents see it)."""
+    if step is None or step.get("kind") != "incident" or not customer:
+        return step
+    language = (session.locale or "en").split("-")[0].lower()
+    code = session.contact_id or ""
+    return {
+        "node": step["node"],
+        "kind": "incident",
+        "text": KEPT.get(language, KEPT["en"]).format(code=code),
+        "messages": step["messages"],
+        "retry_at": step.get("retry_at"),
+        "contact": code,
+    }
+
+
+def _troubles(session: Session, store: SessionStore, customer: bool) -> dict[str, Any]:
+    """What went wrong technically, for the agent: the incident holding the session (what
+    failed, since when, tries, next retry) and the background actions that failed (never the
+    outcome's business, but a promise to keep: `journeys runs retry` runs one again)."""
+    if customer:
+        held = session.incident
+        kept = {"since": held.get("since"), "retry_at": held.get("retry_at")} if held else None
+        return {"incident": kept}
+    return {"incident": session.incident, "failed_actions": store.failed_runs(session.id)}
 
 
 def _titles(title: Any) -> list[str]:

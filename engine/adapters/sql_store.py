@@ -1046,6 +1046,24 @@ class SqlStore:
             ).all()
         return [{k: v for k, v in r._mapping.items() if k not in ("id", "at")} for r in rows]
 
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The background runs (``wait: false``, ``after``) whose last run failed, the newest
+        first, of one session or all (each with its ``id``, to run it again)."""
+        query = select(action_runs).where(
+            action_runs.c.status == "failed", action_runs.c.mode.in_(("background", "after"))
+        )
+        if session_id is not None:
+            query = query.where(action_runs.c.session_id == session_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(action_runs.c.id.desc()).limit(limit)).all()
+        return [_run_row(r) for r in rows]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        """One action run by its id (None if there is none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(action_runs).where(action_runs.c.id == run_id)).first()
+        return _run_row(row) if row is not None else None
+
     def session_ids(self) -> list[str]:
         with self.engine.connect() as conn:
             return [
@@ -1146,6 +1164,12 @@ def _visit_rows(
         }
         for idx in range(first, len(path))
     ]
+
+
+def _run_row(row: Any) -> dict[str, Any]:
+    run = dict(row._mapping)
+    run["at"] = _aware(run["at"]).isoformat() if run.get("at") else None
+    return run
 
 
 def _to_json(data: Any) -> str:
