@@ -165,7 +165,9 @@ class PrefectExecutor:
 
     def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
         # Post-contact automation: in the background; its failure never changes the outcome.
-        future = self._submit(effect.action, effect.key, effect.input, 0, None, session)
+        future = self._submit(
+            effect.action, effect.key, effect.input, effect.retries, None, session
+        )
         self.pending.append(future)
         return ActionOutcome(pending=future)
 
