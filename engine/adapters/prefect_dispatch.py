@@ -182,7 +182,7 @@ class Dispatcher:
         self._opened = 0
         self._closed = False
         self._healthy_at = -HEALTH_SECONDS
-        atexit.register(self.close)
+        _dispatchers.add(self)
 
     def submit(self, job: Job) -> Future[Any]:
         self._check_api()
@@ -247,12 +247,30 @@ class Dispatcher:
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop taking actions, let the running ones finish, complete the flow run."""
+        run = self._stop()
+        if run is not None:
+            run.thread.join(timeout)
+
+    def _stop(self) -> _Run | None:
         with self._lock:
             self._closed = True
             run, self._current = self._current, None
         if run is not None:
             run.stop()
-            run.thread.join(timeout)
+        return run
+
+
+_dispatchers: set[Dispatcher] = set()  # to close at exit, even when no one holds them
+
+
+@atexit.register
+def _close_all(timeout: float = 10.0) -> None:
+    """At exit, every open dispatcher at once, for a bounded time (the Prefect server may be
+    gone already; then the next host marks its flow run Crashed)."""
+    runs = [run for d in list(_dispatchers) if (run := d._stop()) is not None]
+    deadline = time.monotonic() + timeout
+    for run in runs:
+        run.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 # ------------------------------------------------------------------- crash recovery
