@@ -63,8 +63,10 @@ class Keeper:
         base: str | None = None,
         probe: Callable[[], str] | None = None,
         launch: Callable[[], object] | None = None,
+        believe: float = CACHE_SECONDS,
     ) -> None:
         self.kind = kind
+        self.believe = believe
         self.base = base
         self._probe = probe or (lambda: _host_state(base))
         self._launch = launch or self._ensure
@@ -111,7 +113,7 @@ class Keeper:
         if not self.needed:
             return "ready"
         seen, state = self._known
-        if state == "ready" and time.monotonic() - seen < CACHE_SECONDS:
+        if state == "ready" and time.monotonic() - seen < self.believe:
             return state
         state = self._probe()
         if state == "down" and self.starting():

@@ -12,6 +12,7 @@ const TEXTS = {
     selftitle: "How can we help?", selfwords: "Tell us in your own words", yourcode: "Your contact code (give it to an agent to continue on the phone): ",
     handover: "An agent takes over", codelabel: "Your contact code", queue: "Waiting for an agent",
     nobody: "Nobody is waiting.", take: "Take", minutes: " min",
+    starting: "The back office is starting: this goes on by itself in a few seconds.",
   },
   fr: {
     title: "Console conseiller", report: "Rapport", language: "Langue", find: "De quoi le client a-t-il besoin ?",
@@ -23,6 +24,7 @@ const TEXTS = {
     selftitle: "Comment pouvons-nous vous aider ?", selfwords: "Dites-le avec vos mots", yourcode: "Votre code de contact (à donner à un conseiller pour continuer au téléphone) : ",
     handover: "Un conseiller prend le relais", codelabel: "Votre code de contact", queue: "En attente d'un conseiller",
     nobody: "Personne n'attend.", take: "Prendre", minutes: " min",
+    starting: "Le back-office démarre : cela continue tout seul dans quelques secondes.",
   },
 };
 
@@ -39,16 +41,32 @@ function translate() {
 async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
   if (state.token) headers.Authorization = "Bearer " + state.token;  // self-care: this session only
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json();
-  if (!response.ok) {
-    throw Object.assign(new Error(data.detail || data.title || response.statusText), { problem: data });
+  for (;;) {
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = await response.json();
+    // The back office is starting: nothing was done, so the same request is sent again
+    // when the server says, and the page says why it waits (never a silent wait).
+    if (response.status === 503 && data.backoffice === "starting") {
+      notice(t("starting"));
+      const seconds = Number(response.headers.get("Retry-After")) || 3;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * seconds));
+      continue;
+    }
+    notice("");
+    if (!response.ok) {
+      throw Object.assign(new Error(data.detail || data.title || response.statusText), { problem: data });
+    }
+    return data;
   }
-  return data;
+}
+
+function notice(text) {
+  const region = $("notice");
+  if (region && region.textContent !== text) region.textContent = text;
 }
 
 async function search(event) {
