@@ -1287,7 +1287,7 @@ def serve(
     # keep running while it lives however long nobody asks for an action.
     os.environ["JOURNEYS_BACKOFFICE_OWNER"] = str(os.getpid())
     keeper = Keeper(executor_kind)
-    keeper.start()
+    keeper.start(after=lambda: _listening(host, port))
     if keeper.needed:
         click.echo("starting the back office in the background (GET /v1/health)", err=True)
     click.echo(f"journeys API on http://{host}:{port} (OpenAPI: /openapi.json)", err=True)
@@ -1308,6 +1308,19 @@ def serve(
     finally:
         if keeper.stop_started():
             click.echo("stopped the back office this server started", err=True)
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether the server accepts connections on (host, port) yet."""
+    import socket
+
+    try:
+        with socket.create_connection(
+            ("127.0.0.1" if host in ("0.0.0.0", "") else host, port), 0.2
+        ):
+            return True
+    except OSError:
+        return False
 
 
 @main.command()

@@ -85,19 +85,26 @@ class Keeper:
 
         return ensure_host(self.base, progress=False, wait=True)
 
-    def start(self) -> None:
-        """Start the back office in the background, unless it is starting already."""
+    def start(self, after: Callable[[], bool] | None = None) -> None:
+        """Start the back office in the background, unless it is starting already; once
+        ``after()`` is true, if given (e.g. once the API answers: on two cores, the Prefect
+        server's start would otherwise slow the API's own)."""
         if not self.needed:
             return
         with self._lock:
             if self._closed or (self._thread is not None and self._thread.is_alive()):
                 return
             self._thread = threading.Thread(
-                target=self._start_now, name="journeys-backoffice-start", daemon=True
+                target=self._start_now, args=(after,), name="journeys-backoffice-start", daemon=True
             )
             self._thread.start()
 
-    def _start_now(self) -> None:
+    def _start_now(self, after: Callable[[], bool] | None = None) -> None:
+        deadline = time.monotonic() + 30
+        while after is not None and not after() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._closed:
+            return
         try:
             self._launch()
             self._failed = None
