@@ -81,9 +81,11 @@ class Keeper:
         return self.kind != "local"
 
     def _ensure(self) -> object:
-        from engine.adapters.action_host import ensure_host
+        from engine.adapters.action_host import ensure_host, touch
 
-        return ensure_host(self.base, progress=False, wait=True)
+        record = ensure_host(self.base, progress=False, wait=True)
+        touch(record, os.getpid())  # kept while this server lives, used or not
+        return record
 
     def start(self, after: Callable[[], bool] | None = None) -> None:
         """Start the back office in the background, unless it is starting already; once
