@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionExecutor, ActionOutcome
@@ -39,18 +40,20 @@ class BackofficeStarting(Exception):
 
 def _host_state(base: str | None) -> str:
     from engine.adapters.action_host import host_status
+    from engine.adapters.prefect_server import home
+    from engine.adapters.processes import alive, read_pid
 
     record, health = host_status(base)
     if health is not None:
         return str(health["state"])
-    return "starting" if record and _launched_recently(record) else "down"
+    # A host launched that does not answer yet (it imports), or a server process about to
+    # launch it (its marker): both starting, whichever process of the server asks.
+    if record and alive(int(record.get("pid") or 0)):
+        return "starting"
+    return "starting" if alive(read_pid(home(base) / STARTING)) else "down"
 
 
-def _launched_recently(record: dict[str, object]) -> bool:
-    """A host whose record is written but that does not answer yet (it imports)."""
-    from engine.adapters.processes import alive
-
-    return alive(int(str(record.get("pid") or 0)))
+STARTING = "starting.pid"  # in <home>/prefect while a server starts the back office
 
 
 class Keeper:
@@ -96,6 +99,9 @@ class Keeper:
         with self._lock:
             if self._closed or (self._thread is not None and self._thread.is_alive()):
                 return
+            if self._launch == self._ensure:
+                self._marker().parent.mkdir(parents=True, exist_ok=True)
+                self._marker().write_text(str(os.getpid()), encoding="utf-8")
             self._thread = threading.Thread(
                 target=self._start_now, args=(after,), name="journeys-backoffice-start", daemon=True
             )
@@ -112,6 +118,13 @@ class Keeper:
             self._failed = None
         except Exception as err:  # said by state() as "down", and by the failing actions
             self._failed = (time.monotonic(), str(err))
+        finally:
+            self._marker().unlink(missing_ok=True)
+
+    def _marker(self) -> Path:
+        from engine.adapters.prefect_server import home
+
+        return home(self.base) / STARTING
 
     def starting(self) -> bool:
         thread = self._thread
