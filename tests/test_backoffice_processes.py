@@ -141,23 +141,50 @@ def test_a_journey_run_in_another_folder_writes_the_back_office_there_then_it_st
         assert not (home / "prefect" / "server.json").exists()
 
 
-def test_prefect_stop_returns_once_both_processes_are_gone(tmp_path: Path) -> None:
+def hosts(home: Path) -> list[int]:
+    return [
+        pid
+        for pid in left(home)
+        if b"engine.adapters.action_host" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def test_two_commands_at_once_share_one_back_office_that_prefect_stop_stops(
+    tmp_path: Path,
+) -> None:
+    """Started together, two `journeys run` start one back office (not two); `journeys
+    prefect status` lists it with its memory; `journeys prefect stop` returns once both of
+    its processes are gone."""
     home = tmp_path / "home"
     (tmp_path / "answers.yaml").write_text(ANSWERS)
     env = environment(JOURNEYS_HOME=str(home), JOURNEYS_BACKOFFICE_IDLE_SECONDS="0")
+    command = [
+        str(JOURNEYS),
+        "run",
+        "delivery-missing",
+        "--new",
+        "--input",
+        "customer_id=C001",
+        "--answers",
+        "answers.yaml",
+    ]
     with cleaned(home, env, tmp_path):
-        run = journeys(
-            tmp_path,
-            env,
-            "run",
-            "delivery-missing",
-            "--input",
-            "customer_id=C001",
-            "--answers",
-            "answers.yaml",
-        )
-        assert run.returncode == 0, run.stderr
+        runs = [
+            subprocess.Popen(
+                command,
+                cwd=tmp_path,
+                # Their own session databases: the shared part here is the back office.
+                env={**env, "JOURNEYS_DB": f"sqlite:///{tmp_path / f'sessions-{n}.db'}"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for n in range(2)
+        ]
+        for run in runs:
+            _out, err = run.communicate(timeout=WAIT)
+            assert run.returncode == 0, err.decode()
         host = json.loads((home / "prefect" / "host.json").read_text())
+        assert hosts(home) == [host["pid"]]
         server = json.loads((home / "prefect" / "server.json").read_text())
         assert {host["pid"], server["pid"]} <= set(left(home))  # idle 0: they stay
         status = journeys(tmp_path, env, "prefect", "status")

@@ -311,7 +311,7 @@ def ensure_host(
     wanted = fingerprint(child_environment(base))
     with locked(folder / "host.lock"):
         record = _record(folder)
-        health = _health(str(record["url"])) if record else None
+        health = _answer_of(record, folder) if record else None
         if not (record and _fits(health, wanted)):
             if record:
                 _retire(record, folder)
@@ -325,6 +325,20 @@ def ensure_host(
     if wait:
         _wait_ready(record, folder)
     return record
+
+
+def _answer_of(record: dict[str, Any], folder: Path) -> dict[str, Any] | None:
+    """The health of the recorded host; one launched a moment ago by another command is
+    waited for while it imports (it answers within a second or two), not replaced."""
+    pid = int(record.get("pid") or 0)
+    deadline = time.monotonic() + 30
+    while True:
+        health = _health(str(record["url"]))
+        if health is not None or time.monotonic() > deadline:
+            return health
+        if not (alive(pid) and belongs_to(pid, folder.parent)):
+            return None
+        time.sleep(0.05)
 
 
 def _retire(record: dict[str, Any], folder: Path) -> None:

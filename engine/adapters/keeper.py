@@ -57,8 +57,8 @@ STARTING = "starting.pid"  # in <home>/prefect while a server starts the back of
 
 
 class Keeper:
-    """The back-office processes of one executor kind: ``prefect`` and ``workers`` need the
-    action host (``workers`` for the embedded server it keeps), ``local`` needs none."""
+    """The back-office processes of one executor kind: ``prefect`` needs the action host,
+    ``workers`` too unless ``PREFECT_API_URL`` is set (for the embedded server it keeps)."""
 
     def __init__(
         self,
@@ -81,6 +81,10 @@ class Keeper:
 
     @property
     def needed(self) -> bool:
+        """``local`` runs actions in-process; ``workers`` against a Prefect API of its own
+        needs nothing started either."""
+        if self.kind == "workers":
+            return not os.environ.get("PREFECT_API_URL")
         return self.kind != "local"
 
     def _ensure(self) -> object:
@@ -111,9 +115,9 @@ class Keeper:
         deadline = time.monotonic() + 30
         while after is not None and not after() and time.monotonic() < deadline:
             time.sleep(0.05)
-        if self._closed:
-            return
         try:
+            if self._closed:
+                return
             self._launch()
             self._failed = None
         except Exception as err:  # said by state() as "down", and by the failing actions
