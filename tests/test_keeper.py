@@ -171,3 +171,37 @@ def test_the_idle_time_defaults_to_five_minutes(monkeypatch: pytest.MonkeyPatch)
     assert idle_seconds() == 300
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_IDLE_SECONDS", "0")
     assert idle_seconds() == 0
+
+
+def test_a_bad_idle_time_makes_an_incident_that_says_so_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("JOURNEYS_EXECUTOR")  # the default: the back office's processes
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("JOURNEYS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_IDLE_SECONDS", "soon")
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "delivery-missing",
+            "--input",
+            "customer_id=C001",
+            "--answers",
+            "/dev/null",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    session = json.loads(result.stdout)
+    assert session["status"] == "incident"
+    assert "JOURNEYS_BACKOFFICE_IDLE_SECONDS='soon'" in session["incident"]["message"]
+    assert not (tmp_path / "home" / "prefect" / "host.json").exists()

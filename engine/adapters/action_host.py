@@ -307,6 +307,10 @@ def ensure_host(
     """The record (url, token, pid) of a host with this command's settings, launched if
     needed; with ``wait``, once it is ready (else it may still be starting)."""
     quiet_environment()
+    try:
+        idle_seconds()  # a bad setting said here, not as a host that dies at its start
+    except ValueError as err:
+        raise PrefectUnavailable(str(err)) from None
     folder = home(base)
     wanted = fingerprint(child_environment(base))
     with locked(folder / "host.lock"):
@@ -451,10 +455,14 @@ class HostExecutor:
     def __init__(self, base: str | None = None) -> None:
         self.base = base
         self.folder = home(base)
-        record = ensure_host(base)
+        self.pending: list[Future[ActionOutcome]] = []
+        self.url = "the action host"
+        try:
+            record = ensure_host(base)
+        except PrefectUnavailable:
+            return  # each action tries again, and fails with the reason (an incident)
         touch(record, os.getpid())  # kept alive while this process lives (an agent typing)
         self.url = str(record["url"])
-        self.pending: list[Future[ActionOutcome]] = []
 
     def _target(self, again: bool = False) -> tuple[str, str]:
         """The host's address and token, read from its record each time: a host started
