@@ -194,7 +194,7 @@ def _shown(f: Finding, cwd: Path, targets: list[Path], library: Path) -> dict[st
     for target in targets:
         root = target.resolve() if target.is_dir() else library_of(target.resolve(), library)
         full = root / f.file
-        if full.exists():
+        if os.path.lexists(full):
             try:
                 item["file"] = os.path.relpath(full, cwd) if full.is_relative_to(cwd) else str(full)
             except ValueError:
@@ -456,10 +456,14 @@ def run(
                 raise click.ClickException(
                     f"session {session_id!r} has ended (outcome {session.outcome!r})"
                 )
+            if session.status == "incident":  # continuing it is running its action again
+                held = session.incident or {}
+                say(f"Retrying {held.get('action')} (held since {held.get('since')})")
+                session = sessions.retry(session.id, actor=agent)
         else:
             assert journey is not None
             try:
-                definition = library.find(journey)
+                definition = library.find(journey, paths=True)
             except LibraryProblem as err:
                 raise click.UsageError(str(err)) from None
             _check_runnable(ctx, library, definition.id)
@@ -501,8 +505,10 @@ def run(
         _fail(fmt, f"invalid answer at {err.node!r}: {err.message}", 1)
     except (RuntimeProblem, LibraryProblem) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
-    _report_background(sessions.drain())
+    failed = _drained(sessions, [session.id])
     result = _result(session)
+    if failed:
+        result["failed_actions"] = failed
     if fmt == "json":
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     else:
@@ -513,12 +519,19 @@ def run(
         ctx.exit(3)
 
 
-def _report_background(outcomes: list[Any]) -> None:
-    """Post-contact and `wait: false` actions never change the outcome, but a failure is said."""
-    for outcome in outcomes:
-        if outcome.failure or outcome.error:
-            reason = outcome.failure or outcome.error
-            click.echo(f"warning: a background action failed: {reason}", err=True)
+def _drained(sessions: Any, session_ids: list[str]) -> list[dict[str, Any]]:
+    """Wait for the background runs of these sessions, then say which failed (post-contact
+    and `wait: false` actions never change the outcome, but a failure is recorded and said,
+    with how to run it again: never dropped)."""
+    sessions.drain()
+    failed = [run for sid in session_ids for run in sessions.store.failed_runs(sid)]
+    for run in failed:
+        click.echo(
+            f"warning: a background action failed: {run['action']} (run {run['id']}): "
+            f"{run.get('error')}; run it again with: journeys runs retry {run['id']}",
+            err=True,
+        )
+    return failed
 
 
 def _fail(fmt: str, message: str, code: int) -> None:
@@ -531,10 +544,12 @@ def _fail(fmt: str, message: str, code: int) -> None:
 
 def _print_result(result: dict[str, Any]) -> None:
     for grant in result.get("grants", []):
+        over = f" over {grant['over']}" if grant.get("over") else ""
+        total = f", total {grant['total']}" if grant.get("total") is not None else ""
         click.echo(
             f"Granted by the {grant['role']}{' ' + grant['actor'] if grant['actor'] else ''}: "
             f"{grant['action']} {grant['param']} {grant['value']} (limit: {grant['rule']} "
-            f"{grant['limit']})"
+            f"{grant['limit']}{over}{total})"
         )
     if result["status"] == "ended" and result.get("handoff"):
         handoff = result["handoff"]
@@ -545,6 +560,15 @@ def _print_result(result: dict[str, Any]) -> None:
         )
     elif result["status"] == "ended":
         click.echo(f"Session {result['session']} ended: {result['outcome']}")
+    elif result["status"] == "incident":
+        held = result["incident"]
+        click.echo(
+            f"Session {result['session']} is held at {result.get('node')!r}: the back office did "
+            f"not answer ({held['action']}: {held['message']}), since {held['since']}, "
+            f"{held['tries']} tr{'ies' if held['tries'] != 1 else 'y'}. Nothing is lost: "
+            f"`journeys serve` retries it by itself, or retry it with: "
+            f"journeys run --session {result['session']}"
+        )
     else:
         click.echo(
             f"Session {result['session']} is waiting at {result.get('node')!r}. "
@@ -574,7 +598,7 @@ def _interactive(sessions: Any, session: Any, library: Any) -> Any:
             if not nxt:
                 return session
             try:
-                following = library.find(nxt)
+                following = library.find(nxt, paths=True)
             except Exception as err:  # a wrong name: say so and finish cleanly
                 click.echo(f"  ✗ {err}")
                 return session
@@ -709,7 +733,7 @@ def trigger(
         started, nothing = _raise_event(ctx, sessions, event, data, as_text=True, locale=locale)
     except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
-    _report_background(sessions.drain())
+    _drained(sessions, [s.id for s in started])
     items = [_outbound(sessions, s) for s in started]
     if fmt == "json":
         report: dict[str, Any] = {"event": event, "data": data, "sessions": items}
@@ -959,6 +983,99 @@ def db_upgrade(db: str | None) -> None:
     click.echo(f"session database at revision {head_revision()}")
 
 
+@main.group(invoke_without_command=True)
+@click.option(
+    "--failed",
+    is_flag=True,
+    help="The background actions (wait: false, after) whose last run failed.",
+)
+@click.option("--session", "session_id", default=None, help="Only the runs of this session.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@FORMAT_OPTION
+@DB_OPTION
+@click.pass_context
+def runs(
+    ctx: click.Context,
+    failed: bool,
+    session_id: str | None,
+    limit: int,
+    fmt: str,
+    db: str | None,
+) -> None:
+    """The back-office action runs: `journeys runs --failed` lists the background actions that
+    failed (a callback booked, a message sent after the contact: a promise to keep), and
+    `journeys runs retry ID` runs one again."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not failed and not session_id:
+        raise click.UsageError(
+            "give --failed (the background actions that failed) or --session ID (its runs)"
+        )
+    store = _store(db)
+    try:
+        if failed:
+            rows = store.failed_runs(session_id, limit)
+        else:
+            rows = [{"id": None, "at": None, **r} for r in store.runs(session_id)][-limit:]
+    finally:
+        store.dispose()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False, default=str))
+        return
+    for row in rows:
+        when = (row.get("at") or "")[:19].replace("T", " ")
+        number = f"{row['id']:>6}  " if row.get("id") is not None else ""
+        reason = f"  {row['error']}" if row.get("error") else ""
+        click.echo(
+            f"{number}{when}  {row['session_id']}  {row['action']} ({row['mode']}, "
+            f"{row['status']}, {row['attempts']} tr{'ies' if row['attempts'] != 1 else 'y'})"
+            f"{reason}"
+        )
+    if failed:
+        click.echo(
+            f"{len(rows)} failed background run{'s' if len(rows) != 1 else ''}"
+            + ("; run one again with: journeys runs retry ID" if rows else ""),
+            err=True,
+        )
+
+
+@runs.command("retry")
+@click.argument("run_id", metavar="ID", type=click.IntRange(min=1))
+@FORMAT_OPTION
+@EXECUTOR_OPTION
+@DB_OPTION
+@click.pass_context
+def runs_retry(
+    ctx: click.Context, run_id: int, fmt: str, executor_kind: str, db: str | None
+) -> None:
+    """Run the failed background action ID again (from `journeys runs --failed`), with the
+    inputs it had and the same idempotency key: the back office never does it twice.
+
+    Exit status: 0 it succeeded (now or before), 1 it failed again or cannot be run again."""
+    from engine.adapters.executors import LazyExecutor
+    from engine.errors import RuntimeProblem
+    from engine.service import Sessions
+
+    store = _store(db)
+    sessions = Sessions(_library_object(ctx), store, LazyExecutor(executor_kind))
+    try:
+        run, ran = sessions.rerun(run_id)
+    except RuntimeProblem as err:
+        raise click.ClickException(err.message) from None
+    finally:
+        store.dispose()
+    if fmt == "json":
+        click.echo(json.dumps({**run, "ran": ran}, indent=2, ensure_ascii=False, default=str))
+    elif not ran:
+        click.echo(f"run {run_id} ({run['action']}) has already succeeded: nothing run again")
+    elif run["status"] == "succeeded":
+        click.echo(f"run {run_id} ({run['action']}) succeeded")
+    else:
+        click.echo(f"run {run_id} ({run['action']}) failed again: {run.get('error')}", err=True)
+    if run["status"] != "succeeded":
+        ctx.exit(1)
+
+
 @main.group()
 def backoffice() -> None:
     """The demo back office the shipped actions change (an embedded database)."""
@@ -1040,7 +1157,7 @@ def backoffice_scan(
         late = delayed_orders(min_days)
     except BackofficeUnavailable as err:
         raise click.ClickException(str(err)) from None
-    results, failed = [], False
+    results, failed, started_ids = [], False, []
     for data in late:
         item: dict[str, Any] = {"event": DELAYED_EVENT, "data": data, "sessions": []}
         try:
@@ -1052,6 +1169,7 @@ def backoffice_scan(
             results.append(item)
             continue
         item["sessions"] = [_outbound(sessions, s) for s in started]
+        started_ids += [s.id for s in started]
         if nothing:
             item["message"] = nothing
         if started:
@@ -1060,7 +1178,7 @@ def backoffice_scan(
             )
         failed = failed or any(s.error for s in started)
         results.append(item)
-    _report_background(sessions.drain())
+    _drained(sessions, started_ids)
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, ensure_ascii=False, default=str))
     else:
@@ -1262,16 +1380,28 @@ def serve(
 
     import uvicorn
 
+    from engine.adapters.connections import uvicorn_settings
     from engine.adapters.home import idle_seconds
     from engine.adapters.http import agent_keys
     from engine.adapters.keeper import Keeper
+    from engine.ratelimit import RateLimitProblem, rates_from_environment
 
     library = _library_object(ctx)  # a clear error now for a missing folder
+    try:
+        rates_from_environment()  # a clear error now for JOURNEYS_RATE_LIMITS
+    except RateLimitProblem as err:
+        raise click.UsageError(str(err)) from None
     os.environ["JOURNEYS_LIBRARY"] = str(library.root.resolve())
     if db:
         os.environ["JOURNEYS_DB"] = db
     os.environ["JOURNEYS_EXECUTOR"] = executor_kind
     _store(db).dispose()  # a clear error now for a bad URL, and the tables created once
+    from engine.retry_loop import interval_from_environment
+
+    try:  # the incidents' retry loop runs in the server: a bad setting is said now
+        interval_from_environment()
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     for _journey, reason in sorted(_refused(library).items()):
         click.echo(f"not served: {reason}", err=True)
     if not agent_keys():
@@ -1290,6 +1420,7 @@ def serve(
     keeper.start(after=lambda: _listening(host, port))
     if keeper.needed:
         click.echo("starting the back office in the background (GET /v1/health)", err=True)
+    _signed_identity_said()
     click.echo(f"journeys API on http://{host}:{port} (OpenAPI: /openapi.json)", err=True)
     # SIGTERM ends the server as Ctrl-C does (uvicorn raises it again once it has shut down),
     # so that what it started is stopped below.
@@ -1302,6 +1433,7 @@ def serve(
             port=port,
             workers=workers,
             log_level="warning",
+            **uvicorn_settings(),  # bounded headers, request time, idle connections, concurrency
         )
     except KeyboardInterrupt:
         pass
@@ -1321,6 +1453,25 @@ def _listening(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _signed_identity_said() -> None:
+    """A clear error now for a signed-identity configuration that cannot be safe, and one
+    line saying how self-care customers are identified (docs/selfcare-identity.md)."""
+    from engine.adapters.signed_identity import IdentityProblem, SignedIdentity
+
+    try:
+        signed = SignedIdentity.from_environment()
+    except IdentityProblem as err:
+        raise click.ClickException(str(err)) from None
+    if signed is None:
+        click.echo(
+            "self-care: customers prove their number with a one-time code (no signed identity "
+            "configured: JOURNEYS_IDENTITY_KEY or JOURNEYS_IDENTITY_JWKS)",
+            err=True,
+        )
+    else:
+        click.echo(f"self-care: signed identities accepted from {signed.issuer}", err=True)
 
 
 @main.command()
@@ -1379,7 +1530,7 @@ def graph(
         raise click.UsageError("--since and --until choose the sessions of --heat: add --heat")
     library = _library_object(ctx)
     try:
-        definition = library.find(journey)
+        definition = library.find(journey, paths=True)
     except LibraryProblem as err:
         raise click.UsageError(str(err)) from None
     if locale and definition.locales and locale not in definition.locales:

@@ -87,8 +87,9 @@ def parse_slot(slot: str) -> tuple[date, str]:
         "refused": "the request cannot be granted as asked (the message says why)",
     },
 )
-def reschedule(appointment_id: str, slot: str) -> Rescheduled:
-    """Move an appointment to another slot (``morning``/``afternoon`` of a date)."""
+def reschedule(appointment_id: str, slot: str, customer_id: str | None = None) -> Rescheduled:
+    """Move an appointment to another slot (``morning``/``afternoon`` of a date); with
+    ``customer_id``, only their own appointment."""
     from sqlalchemy import select, update
 
     from actions import backoffice as bo
@@ -97,8 +98,8 @@ def reschedule(appointment_id: str, slot: str) -> Rescheduled:
     a = bo.appointments
     with bo.transaction() as conn:
         row = conn.execute(select(a).where(a.c.appointment_id == appointment_id)).first()
-        if row is None:
-            raise NotFound(f"no appointment {appointment_id!r} in the back office")
+        if row is None or (customer_id is not None and row.customer_id != customer_id):
+            raise NotFound(f"no appointment {appointment_id!r} for this customer")
         if row.status != "booked":
             raise Refused(f"appointment {appointment_id!r} is {row.status}, it cannot be moved")
         conn.execute(

@@ -422,6 +422,37 @@ delay_alerts = Table(
     _created(),
 )
 
+# Self-care identity: the one-time codes sent to prove a customer number (actions/identity.py).
+# Only a salted hash of each code is kept; a code expires and allows a few attempts.
+one_time_codes = Table(
+    "one_time_codes",
+    metadata,
+    _id(),
+    Column("challenge_id", String(20), unique=True),
+    Column("customer_id", ForeignKey("customers.customer_id"), nullable=False, index=True),
+    Column("channel", String(20), nullable=False),  # sms, email
+    Column("message_id", String(20), nullable=False),
+    Column("salt", String(40), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # open, verified, locked
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    _created(),
+)
+
+# The demo's SMS and e-mail gateway: the text each message delivered to the customer's phone
+# or mailbox (a one-time code, a link), as the customer reads it. A real back office hands
+# the text to its gateway instead; nothing else reads this table.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    _id(),
+    Column("message_id", String(20), nullable=False, index=True),
+    Column("recipient", String(200), nullable=False),
+    Column("text", String(400), nullable=False),
+    _created(),
+)
+
 TABLES: dict[str, Table] = dict(metadata.tables)
 
 # ------------------------------------------------------------------------ the database
@@ -683,13 +714,19 @@ def customer_row(conn: Connection, customer_id: str) -> Row[Any]:
     return row
 
 
-def order_row(conn: Connection, order_id: str, *, for_update: bool = False) -> Row[Any]:
+def order_row(
+    conn: Connection, order_id: str, customer_id: str | None = None, *, for_update: bool = False
+) -> Row[Any]:
+    """The order; with ``customer_id``, only if it is that customer's: another customer's
+    order is answered as one that does not exist, so that order numbers cannot be probed."""
     query = select(orders).where(orders.c.order_id == order_id)
     if for_update:
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
         raise NotFound(f"no order {order_id!r} in the back office")
+    if customer_id is not None and row.customer_id != customer_id:
+        raise NotFound(f"customer {customer_id!r} has no order {order_id!r}")
     return row
 
 

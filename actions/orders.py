@@ -51,12 +51,13 @@ def days_late(order: Row[Any]) -> int:
         "refused": "the request cannot be granted as asked (the message says why)",
     },
 )
-def get_tracking(order_id: str) -> Tracking:
-    """Where the parcel is: status, days late, carrier, shipping cost and order amount."""
+def get_tracking(order_id: str, customer_id: str | None = None) -> Tracking:
+    """Where the parcel is: status, days late, carrier, shipping cost and order amount (with
+    ``customer_id``, only if the order is theirs)."""
     from actions import backoffice as bo
 
     with bo.transaction() as conn:
-        order = bo.order_row(conn, order_id)
+        order = bo.order_row(conn, order_id, customer_id)
     return {
         "order_id": order.order_id,
         "status": order.status,
@@ -74,8 +75,9 @@ def get_tracking(order_id: str) -> Tracking:
         "refused": "the request cannot be granted as asked (the message says why)",
     },
 )
-def create_return(order_id: str, reason: str) -> ReturnCreated:
-    """Open a return and produce a prepaid return label."""
+def create_return(order_id: str, reason: str, customer_id: str | None = None) -> ReturnCreated:
+    """Open a return and produce a prepaid return label (with ``customer_id``, only on
+    their own order)."""
     from sqlalchemy import select
 
     from actions import backoffice as bo
@@ -83,7 +85,7 @@ def create_return(order_id: str, reason: str) -> ReturnCreated:
     reason = bo.required_text("reason", reason)
     r = bo.returns
     with bo.transaction() as conn:
-        order = bo.order_row(conn, order_id)
+        order = bo.order_row(conn, order_id, customer_id)
         if order.status != "delivered":
             raise Refused(
                 f"order {order_id!r} is {order.status.replace('_', ' ')}, not delivered: "
@@ -115,13 +117,14 @@ def create_return(order_id: str, reason: str) -> ReturnCreated:
         "refused": "the request cannot be granted as asked (the message says why)",
     },
 )
-def reship(order_id: str, reason: str) -> Reshipped:
-    """Send the same items again at no cost (lost or damaged parcel)."""
+def reship(order_id: str, reason: str, customer_id: str | None = None) -> Reshipped:
+    """Send the same items again at no cost (lost or damaged parcel); with ``customer_id``,
+    only their own order."""
     from actions import backoffice as bo
 
     reason = bo.required_text("reason", reason)
     with bo.transaction() as conn:
-        order = bo.order_row(conn, order_id)
+        order = bo.order_row(conn, order_id, customer_id)
         if order.status == "ordered":
             raise Refused(f"order {order_id!r} has not been shipped yet: nothing to send again")
         shipment_id = bo.add_with_code(

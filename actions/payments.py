@@ -36,8 +36,9 @@ class Voucher(TypedDict):
         "refused": "the request cannot be granted as asked (the message says why)",
     },
 )
-def refund(order_id: str, amount: float, reason: str) -> Refund:
-    """Refund an amount on an order to the original means of payment."""
+def refund(order_id: str, amount: float, reason: str, customer_id: str | None = None) -> Refund:
+    """Refund an amount on an order to the original means of payment (with ``customer_id``,
+    only their own order)."""
     from sqlalchemy import func, select
 
     from actions import backoffice as bo
@@ -48,7 +49,7 @@ def refund(order_id: str, amount: float, reason: str) -> Refund:
     reason = bo.required_text("reason", reason)
     r = bo.refunds
     with bo.transaction() as conn:
-        order = bo.order_row(conn, order_id, for_update=True)
+        order = bo.order_row(conn, order_id, customer_id, for_update=True)
         already = conn.execute(
             select(func.coalesce(func.sum(r.c.amount), 0.0)).where(
                 r.c.order_id == order_id, r.c.status.in_(("pending", "paid"))
@@ -83,15 +84,16 @@ def refund(order_id: str, amount: float, reason: str) -> Refund:
         "refused": "the request cannot be granted as asked (the message says why)",
     },
 )
-def get_refund_status(order_id: str) -> RefundStatus:
-    """The latest refund on an order: none, pending, paid or rejected, and since when."""
+def get_refund_status(order_id: str, customer_id: str | None = None) -> RefundStatus:
+    """The latest refund on an order: none, pending, paid or rejected, and since when (with
+    ``customer_id``, only their own order)."""
     from sqlalchemy import select
 
     from actions import backoffice as bo
 
     r = bo.refunds
     with bo.transaction() as conn:
-        bo.order_row(conn, order_id)
+        bo.order_row(conn, order_id, customer_id)
         latest = conn.execute(
             select(r).where(r.c.order_id == order_id).order_by(r.c.id.desc())
         ).first()

@@ -25,6 +25,7 @@ DOMAIN_MODULES = (
     "actions.billing",
     "actions.callbacks",
     "actions.crm",
+    "actions.identity",
     "actions.lines",
     "actions.network",
     "actions.notify",
@@ -66,17 +67,13 @@ class ActionSpec:
     function: Callable[..., Any]
     #: The business errors this action answers (code -> when), from ``@action(errors=...)``.
     errors: tuple[tuple[str, str], ...] = ()
+    #: Its part in proving who a self-care customer is: ``challenge`` (sends a one-time
+    #: code to the contact details on file) or ``proof`` (``{"verified": true}`` proves its
+    #: ``customer_id``); None for the others (engine.identity).
+    identity: str | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
-
-    def describe(self) -> dict[str, Any]:
-        """A plain, stable description (used for the validator's cache key and docs)."""
-        return {
-            "name": self.name,
-            "params": [[p.name, p.type, p.required, p.nullable] for p in self.params],
-            "output": list(self.output),
-        }
 
 
 class BusinessError(Exception):
@@ -121,6 +118,11 @@ BUSINESS_CODES = {
     Refused.code: "the request cannot be granted as asked",
     Forbidden.code: "the back office refuses it for this customer",
 }
+#: The code the engine answers, without running the action, when a self-care customer has
+#: not yet proven that the account is theirs (engine.identity.UNVERIFIED).
+UNVERIFIED = "unverified"
+#: The parts an action may take in proving who a self-care customer is.
+IDENTITY_PARTS = ("challenge", "proof")
 
 
 _REGISTRY: dict[str, ActionSpec] = {}
@@ -144,10 +146,17 @@ def _json_type(annotation: Any) -> tuple[str, bool]:
     return _JSON_TYPES[base], nullable
 
 
-def action(name: str, errors: dict[str, str] | None = None) -> Callable[[F], F]:
+def action(
+    name: str, errors: dict[str, str] | None = None, identity: str | None = None
+) -> Callable[[F], F]:
     """Declare a function as the back-office action ``name`` (``domain.verb``); ``errors``
     names the business errors it answers (code -> when), e.g. ``{"not_found": "no such
-    customer"}``: the catalogue a process expert reads to plan the ``on_error`` path."""
+    customer"}``: the catalogue a process expert reads to plan the ``on_error`` path;
+    ``identity`` its part in proving a self-care customer (``challenge`` or ``proof``)."""
+    if identity is not None and identity not in IDENTITY_PARTS:
+        raise ValueError(
+            f"action {name!r}: identity={identity!r} is not one of {', '.join(IDENTITY_PARTS)}"
+        )
     declared = tuple(sorted((errors or {}).items()))
     unknown = [code for code, _ in declared if code not in BUSINESS_CODES]
     if unknown:
@@ -166,10 +175,22 @@ def action(name: str, errors: dict[str, str] | None = None) -> Callable[[F], F]:
         summary = (inspect.getdoc(function) or "").split("\n\n")[0].replace("\n", " ")
         if name in _REGISTRY and _REGISTRY[name].function is not function:
             raise ValueError(f"action {name!r} is declared twice")
-        _REGISTRY[name] = ActionSpec(name, summary, tuple(params), output, function, declared)
+        _REGISTRY[name] = ActionSpec(
+            name, summary, tuple(params), output, function, declared, identity
+        )
         return function
 
     return register
+
+
+def account_actions(specs: dict[str, ActionSpec]) -> dict[str, frozenset[str]]:
+    """What the identity gate needs of a catalogue: the actions taking a ``customer_id``
+    (they act on that customer's account), the challenges and the proofs."""
+    return {
+        "accounts": frozenset(n for n, s in specs.items() if s.param("customer_id")),
+        "challenges": frozenset(n for n, s in specs.items() if s.identity == "challenge"),
+        "proofs": frozenset(n for n, s in specs.items() if s.identity == "proof"),
+    }
 
 
 def catalogue() -> dict[str, ActionSpec]:

@@ -15,9 +15,9 @@ from engine import build
 from engine.checks.actions import Catalogue, check_actions
 from engine.checks.dataflow import flow_problem
 from engine.checks.expressions import check_expressions, check_locales, check_trigger_expressions
-from engine.checks.graph import check_graph
+from engine.checks.graph import check_graph, looped_actions
 from engine.checks.library import journey_summary
-from engine.checks.policies import POLICY_FILES, check_policy
+from engine.checks.policies import POLICY_FILES, check_policy, per_call_only
 from engine.checks.schema import check_document, check_embedded_schema
 from engine.findings import Finding, finding
 from engine.model import Journey, Loc, Trigger
@@ -68,8 +68,9 @@ def analyse(data: bytes, rel: str, catalogue: Catalogue) -> dict[str, Any]:
     }[role]
     found = check_document(schema_name, document, rel)
     if role == POLICIES:
-        found += check_policy(build.build_policy(document, rel), catalogue)
-        return _result(role, found, None)
+        policy = build.build_policy(document, rel)
+        found += check_policy(policy, catalogue)
+        return _result(role, found, per_call_only(policy))
     if role == JOURNEY:
         return _journey(document, rel, catalogue, found)
     if role == MOTIVES:
@@ -123,6 +124,8 @@ def _journey(
         problem = json.dumps(flow_problem(journey, uses).to_json(), separators=(",", ":"))
     summary = journey_summary(journey, rel)
     summary["schema_clean"] = schema_clean
+    # Action nodes on a loop, for the authority limits that apply per call (W003).
+    summary["loops"] = looped_actions(journey) if schema_clean else []
     return _result(JOURNEY, found, summary, problem)
 
 

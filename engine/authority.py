@@ -3,11 +3,19 @@
 Pure functions on the :class:`~engine.model.Policy` of ``policies.yaml``: the runtime asks
 before it runs an action node, and either runs it (recording the limits that applied: who
 granted what) or does not (the first limit exceeded says why).
+
+Three scopes: one call (``max``, ``min``, ``in``), the session (``per_session``: the calls of
+this session added up, known from the session itself) and the customer over a period
+(``per_customer``: all sessions counted, known only to the store). For the last, the runtime
+asks the store for the customer's totals (:class:`Claim`), which it reads and records under a
+lock so that two sessions of one customer cannot both take the same room; both decide with
+:func:`customer_breach`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +36,11 @@ class Breach:
 
     limit: Limit
     value: Any
-    rule: str  # "max", "min" or "in"
+    rule: str  # "max", "min", "in", "per_session" or "per_customer"
     bound: Any  # the number, or the list of allowed values
+    #: For a total (per_session, per_customer): what the total would have become.
+    total: float | None = None
+    customer: str | None = None  # per_customer: whose total
 
     @property
     def reason(self) -> str:
@@ -40,37 +51,192 @@ class Breach:
             allowed = ", ".join(_shown(v) for v in self.bound)
             return f"{what} is not one of the values the {lim.role} may decide ({allowed})"
         if not _is_number(self.value):
-            word = "limit" if self.rule == "max" else "minimum"
+            word = {"max": "limit", "min": "minimum"}.get(self.rule, "limit")
             return (
                 f"{what} is not a number, so it cannot be checked against the {lim.role}'s "
-                f"{word} of {_shown(self.bound)}"
+                f"{word} of {_shown(self.bound)}{_per(self)}"
             )
         if self.rule == "min":
             return f"{what} is below the {lim.role}'s minimum of {_shown(self.bound)}"
+        if self.rule == "per_session":
+            return (
+                f"{what} would bring this session's total to {_shown(self.total)}, above the "
+                f"{lim.role}'s limit of {_shown(self.bound)}{_per(self)}"
+            )
+        if self.rule == "per_customer" and self.customer is None:
+            return (
+                f"{what} is limited per customer, but the session does not know its customer, "
+                f"so the {lim.role}'s limit of {_shown(self.bound)}{_per(self)} cannot be checked"
+            )
+        if self.rule == "per_customer":
+            return (
+                f"{what} would bring the total of customer {self.customer} over the last "
+                f"{period_words(lim.over_s)} to {_shown(self.total)}, above the {lim.role}'s "
+                f"limit of {_shown(self.bound)}{_per(self)}"
+            )
         return f"{what} is above the {lim.role}'s limit of {_shown(self.bound)}"
 
 
+def _per(breach: Breach) -> str:
+    if breach.rule == "per_session":
+        return " per session"
+    if breach.rule == "per_customer":
+        return f" per customer over {period_words(breach.limit.over_s)}"
+    return ""
+
+
+def period_words(seconds: int | None) -> str:
+    """30 days, 12 hours, 90 minutes: a period as a process expert says it."""
+    if not seconds:
+        return "no time"
+    for size, word in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {word}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"  # pragma: no cover - every whole number of seconds matches
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A rule a granted decision was within: one entry of the session's grants."""
+
+    limit: Limit
+    rule: str  # as Breach.rule
+    bound: Any
+    total: float | None = None  # per_session, per_customer: the total with this grant
+    customer: str | None = None
+
+    @property
+    def param(self) -> str:
+        return self.limit.param
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One parameter of an action to count in a customer's totals. ``max`` and ``over_s``
+    when the deciding role is bounded per customer (checked, then counted); None when it is
+    not (counted only: another role's limit counts what this one grants)."""
+
+    param: str
+    amount: float
+    max: float | None = None
+    over_s: int | None = None
+
+
 def decide(
-    policy: Policy | None, role: str, action: str, inputs: Mapping[str, Any]
-) -> tuple[Breach | None, list[Limit]]:
-    """The first limit the inputs exceed (None when allowed) and the limits that applied.
+    policy: Policy | None,
+    role: str,
+    action: str,
+    inputs: Mapping[str, Any],
+    session_totals: Mapping[str, float] | None = None,
+) -> tuple[Breach | None, list[Applied]]:
+    """The first limit the inputs exceed (None when allowed) and the rules that applied, for
+    one call and for this session's totals (``session_totals``: param -> what the session
+    was granted of this action so far). The totals per customer are decided afterwards, by
+    :func:`customer_breach`, on the totals the store holds.
 
     A parameter that is not given is not decided, so not limited; one that is given must be a
-    number within ``min``/``max`` and one of the values of ``in`` (a value that cannot be
-    checked, such as a text where a number is limited, is refused).
+    number within ``min``/``max``/``per_session`` and one of the values of ``in`` (a value
+    that cannot be checked, such as a text where a number is limited, is refused).
     """
-    applied: list[Limit] = []
+    applied: list[Applied] = []
     if policy is None:
         return None, applied
+    totals = session_totals or {}
     for limit in policy.limits_for(role, action):
-        if limit.param not in inputs or (limit.max, limit.min, limit.allowed) == (None,) * 3:
-            continue  # not decided here, or no rule (J002): nothing to check nor to record
+        if limit.param not in inputs:
+            continue  # not decided here: nothing to check nor to record
         value = inputs[limit.param]
         breach = _breach(limit, value)
         if breach is not None:
             return breach, applied
-        applied.append(limit)
+        if (limit.max, limit.min, limit.allowed) != (None, None, None):
+            applied.append(Applied(limit, limit.rule, limit.bound))
+        if limit.per_session is not None:
+            if not _is_number(value):
+                return Breach(limit, value, "per_session", limit.per_session), applied
+            total = added(totals.get(limit.param, 0), value)
+            if total > limit.per_session:
+                return Breach(limit, value, "per_session", limit.per_session, total), applied
+            applied.append(Applied(limit, "per_session", limit.per_session, total))
     return None, applied
+
+
+def claims(
+    policy: Policy | None, role: str, action: str, inputs: Mapping[str, Any]
+) -> tuple[Breach | None, list[Claim]]:
+    """What a grant of ``action`` adds to its customer's totals: the parameters some role
+    bounds per customer, checked against this role's limit when it has one. A value that is
+    not a number where this role is bounded is a breach (it cannot be counted)."""
+    if policy is None:
+        return None, []
+    own = {x.param: x for x in policy.limits_for(role, action) if x.per_customer is not None}
+    found = []
+    for param in policy.counted_per_customer(action):
+        if param not in inputs:
+            continue
+        value, limit = inputs[param], own.get(param)
+        if not _is_number(value):
+            if limit is not None:
+                return Breach(limit, value, "per_customer", limit.per_customer), []
+            continue
+        if limit is None:
+            found.append(Claim(param, value))
+        else:
+            found.append(Claim(param, value, limit.per_customer, limit.over_s))
+    return None, found
+
+
+def customer_breach(claimed: Sequence[Claim], totals: Mapping[str, float]) -> Claim | None:
+    """The first claim that would bring the customer's total over its period (``totals``:
+    param -> what the customer was granted over that claim's period) above its max. Pure: the
+    store runs it under its lock, the runtime again on the totals the store returned."""
+    for claim in claimed:
+        if claim.max is not None and added(totals.get(claim.param, 0), claim.amount) > claim.max:
+            return claim
+    return None
+
+
+def customer_applied(
+    policy: Policy,
+    role: str,
+    action: str,
+    claimed: Sequence[Claim],
+    totals: Mapping[str, float],
+    customer: str | None,
+) -> tuple[Breach | None, list[Applied]]:
+    """The per-customer rules of this role, decided on the customer's ``totals``: the breach
+    (the first claim over its max) or the rules that applied."""
+    own = {x.param: x for x in policy.limits_for(role, action) if x.per_customer is not None}
+    over = customer_breach(claimed, totals)
+    applied = []
+    for claim in claimed:
+        limit = own.get(claim.param)
+        if limit is None or claim.max is None:
+            continue
+        total = added(totals.get(claim.param, 0), claim.amount)
+        if claim is over:
+            return Breach(limit, claim.amount, "per_customer", claim.max, total, customer), []
+        applied.append(Applied(limit, "per_customer", claim.max, total, customer))
+    return None, applied
+
+
+def unknown_customer(
+    policy: Policy, role: str, claimed: Sequence[Claim], action: str
+) -> Breach | None:
+    """A claim this role is bounded for, in a session that does not know its customer: it
+    cannot be checked, so it is refused (the per-call rule of failing closed)."""
+    own = {x.param: x for x in policy.limits_for(role, action) if x.per_customer is not None}
+    for claim in claimed:
+        if claim.max is not None:
+            return Breach(own[claim.param], claim.amount, "per_customer", claim.max)
+    return None
+
+
+def added(total: float, amount: float) -> float:
+    """A total plus an amount, rounded to 9 decimals: 10.1 + 19.9 is 30, within a limit of 30
+    (binary floats would make it 30.000000000000004, above)."""
+    return round(total + amount, 9)
 
 
 def _breach(limit: Limit, value: Any) -> Breach | None:
@@ -84,7 +250,9 @@ def _breach(limit: Limit, value: Any) -> Breach | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A number a limit can compare: not a boolean, not NaN nor an infinity (NaN compares
+    false with everything, so it would pass any total)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _same(a: Any, b: Any) -> bool:

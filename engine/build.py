@@ -7,6 +7,7 @@ loader accepts; a test proves the JSON Schemas accept exactly the same ones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,7 +70,7 @@ NODE_KEYS: Mapping[str, frozenset[str]] = {
 }
 OPTION_KEYS = frozenset({"value", "label", "next"})
 BRANCH_KEYS = frozenset({"if", "next"})
-AFTER_KEYS = frozenset({"action", "input", "description"})
+AFTER_KEYS = frozenset({"action", "input", "retries", "description"})
 MOTIVES_FILE_KEYS = frozenset({"motives", "triggers"})
 TRIGGER_KEYS = frozenset({"event", "journey", "motive", "channel", "inputs", "when", "description"})
 MOTIVE_KEYS = frozenset({"title", "category", "journey", "keywords", "sources", "description"})
@@ -77,9 +78,10 @@ SCENARIO_FILE_KEYS = frozenset({"journey", "scenarios"})
 SCENARIO_KEYS = frozenset(
     {"name", "description", "inputs", "locale", "channel", "role", "actions", "answers", "expect"}
 )
-EXPECT_KEYS = frozenset({"outcome", "status", "path", "context"})
+EXPECT_KEYS = frozenset({"outcome", "status", "node", "path", "context"})
 POLICIES_FILE_KEYS = frozenset({"roles"})
-LIMIT_KEYS = frozenset({"max", "min", "in", "description"})
+LIMIT_KEYS = frozenset({"max", "min", "in", "per_session", "per_customer", "description"})
+PER_CUSTOMER_KEYS = frozenset({"max", "over", "description"})
 
 
 def _loc(file: str, pos: tuple[int, int] | None) -> Loc:
@@ -247,6 +249,7 @@ def _after(data: Any, file: str) -> tuple[ActionCall, ...]:
                     input_locs=_key_locs(file, input_data)
                     if isinstance(input_data, YamlMap)
                     else {},
+                    retries=_int(item.get("retries"), 0),
                 )
             )
     return tuple(calls)
@@ -338,6 +341,7 @@ def _scenario(item: YamlMap, file: str) -> Scenario:
         else {},
         outcome=_str(expect.get("outcome")),
         status=_str(expect.get("status")),
+        node=_str(expect.get("node")),
         locale=_str(item.get("locale")),
         channel=_str(item.get("channel")),
         role=_str(item.get("role")),
@@ -371,6 +375,8 @@ def build_policy(data: YamlMap, file: str) -> Policy:
                 if not isinstance(rule, YamlMap):
                     continue
                 allowed = rule.get("in")
+                customer = rule.get("per_customer")
+                customer = customer if isinstance(customer, YamlMap) else None
                 limits.append(
                     Limit(
                         role=role,
@@ -381,6 +387,30 @@ def build_policy(data: YamlMap, file: str) -> Policy:
                         min=_number(rule.get("min")),
                         allowed=tuple(allowed) if isinstance(allowed, list) else None,
                         key_locs=_key_locs(file, rule),
+                        per_session=_number(rule.get("per_session")),
+                        per_customer=_number(customer.get("max")) if customer else None,
+                        over_s=period_seconds(customer.get("over")) if customer else None,
+                        over=_str(customer.get("over")) if customer else None,
                     )
                 )
     return Policy(tuple(limits), actions)
+
+
+_PERIOD = re.compile(
+    r"^(?:([1-9][0-9]{0,5})([smhd])|P([1-9][0-9]{0,5})D|PT([1-9][0-9]{0,6})([HMS]))$"
+)
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def period_seconds(value: Any) -> int | None:
+    """``30d``, ``12h``, ``90m``, ``45s`` or ISO 8601 ``P30D``/``PT12H``, in seconds (None if
+    it is none of these: the schema says so, J002)."""
+    found = _PERIOD.match(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    short, unit, days, iso, iso_unit = found.groups()
+    if days:
+        return int(days) * 86400
+    if iso:
+        return int(iso) * _SECONDS[iso_unit.lower()]
+    return int(short) * _SECONDS[unit]

@@ -39,6 +39,12 @@ class UnknownSession(RuntimeProblem):
     status = 404
 
 
+class UnknownRun(RuntimeProblem):
+    """No action run has this id."""
+
+    status = 404
+
+
 class JourneyHasErrors(RuntimeProblem):
     """The journey may not start: `journeys validate` finds errors in it (see
     ``engine.library.journey_errors``)."""

@@ -16,18 +16,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from engine import bounds
+
 #: The documented helpers, the only calls an expression may make.
 HELPERS: Mapping[str, Callable[..., Any]] = {
     "len": len,
-    "lower": lambda s: str(s).lower(),
-    "upper": lambda s: str(s).upper(),
-    "round": round,
+    "lower": lambda s: bounds.check_text(bounds.as_text(s).lower()),
+    "upper": lambda s: bounds.check_text(bounds.as_text(s).upper()),
+    "round": lambda x, *digits: round(x, *bounds.round_digits(digits)),
     "abs": abs,
     "min": min,
     "max": max,
     "int": int,
-    "float": float,
-    "str": str,
+    "float": lambda x: bounds.check_number(float(x)),
+    "str": bounds.as_text,
 }
 CONSTANTS: Mapping[str, Any] = {
     "true": True,
@@ -42,16 +44,6 @@ RESERVED = (
     frozenset(CONSTANTS) | frozenset(HELPERS) | {"and", "or", "not", "in", "if", "else", "is"}
 )
 
-_MAX_SIZE = 100_000  # the longest text or list an expression may build
-
-
-def _multiply(a: Any, b: Any) -> Any:
-    # "a" * 2000000000 would take gigabytes: repetition is bounded.
-    for seq, times in ((a, b), (b, a)):
-        if isinstance(seq, str | list) and isinstance(times, int) and len(seq) * times > _MAX_SIZE:
-            raise EvaluationError(f"the result would be longer than {_MAX_SIZE} items")
-    return operator.mul(a, b)
-
 
 def _modulo(a: Any, b: Any) -> Any:
     if isinstance(a, str):  # '%999999999d' % 1 formats text: not arithmetic, not allowed
@@ -59,16 +51,10 @@ def _modulo(a: Any, b: Any) -> Any:
     return operator.mod(a, b)
 
 
-def _add(a: Any, b: Any) -> Any:
-    if isinstance(a, str | list) and isinstance(b, str | list) and len(a) + len(b) > _MAX_SIZE:
-        raise EvaluationError(f"the result would be longer than {_MAX_SIZE} items")
-    return operator.add(a, b)
-
-
 _BINARY: Mapping[type, Callable[[Any, Any], Any]] = {
-    ast.Add: _add,
+    ast.Add: operator.add,  # bounded by the evaluator, which knows the sizes (engine/bounds.py)
     ast.Sub: operator.sub,
-    ast.Mult: _multiply,
+    ast.Mult: operator.mul,
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: _modulo,
@@ -283,6 +269,7 @@ def _describe(node: ast.AST) -> str:
 class _Evaluator:
     def __init__(self, context: Mapping[str, Any]) -> None:
         self.context = context
+        self.sizes = bounds.Sizes()
 
     def eval(self, n: ast.AST) -> Any:
         try:
@@ -320,7 +307,7 @@ class _Evaluator:
                     return result
             return result
         if isinstance(n, ast.BinOp):
-            return _BINARY[type(n.op)](self._eval(n.left), self._eval(n.right))
+            return self._binary(n.op, self._eval(n.left), self._eval(n.right))
         if isinstance(n, ast.UnaryOp):
             return _UNARY[type(n.op)](self._eval(n.operand))
         if isinstance(n, ast.Compare):
@@ -332,12 +319,37 @@ class _Evaluator:
                 left = right
             return True
         if isinstance(n, ast.List | ast.Tuple):
-            return [self._eval(e) for e in n.elts]
+            items = [self._eval(e) for e in n.elts]
+            size = 2 + sum(self.sizes.of(i) + 1 for i in items)
+            if size > bounds.MAX_VALUE_BYTES:
+                raise bounds.refuse(size)
+            self.sizes.built(items, size)
+            return items
         if isinstance(n, ast.IfExp):
             return self._eval(n.body) if self._eval(n.test) else self._eval(n.orelse)
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name):
-            return HELPERS[n.func.id](*[self._eval(a) for a in n.args])
+            args = [self._eval(a) for a in n.args]
+            if n.func.id == "str" and len(args) == 1:
+                return bounds.as_text(args[0], self.sizes)
+            return HELPERS[n.func.id](*args)
         raise EvaluationError(f"{_describe(n)} is not allowed")  # unreachable after _check
+
+    def _binary(self, op: ast.operator, a: Any, b: Any) -> Any:
+        """An operator, bounded: a text or list that would be over the limit, or a number
+        with too many digits, is refused before it is built (engine/bounds.py)."""
+        size = None
+        if isinstance(op, ast.Mult):
+            size = self.sizes.product(a, b)
+            bounds.check_product(a, b)
+        elif isinstance(op, ast.Add):
+            size = self.sizes.total(a, b)
+        if size is not None and size > bounds.MAX_VALUE_BYTES:
+            raise bounds.refuse(size)
+        result = _BINARY[type(op)](a, b)
+        if size is not None:
+            self.sizes.built(result, size)
+            return result
+        return bounds.check_number(result)
 
 
 def _item(container: Any, key: Any, shown: str) -> Any:
@@ -391,12 +403,20 @@ def compile_template(text: str) -> tuple[Placeholder, ...]:
 
 
 def render(text: str, context: Mapping[str, Any]) -> str:
-    """Fill a template's placeholders from the context."""
-    out, end = [], 0
+    """Fill a template's placeholders from the context; the text is bounded like a value
+    (engine/bounds.py), counted before each placeholder's text is added."""
+    out, end, size = [], 0, 0
     for match in _TEMPLATE.finditer(text):
         out.append(text[end : match.start()])
         value = compile_expression(match.group(1)).evaluate(context)
-        out.append(_show(value))
+        try:
+            shown = _show(value)
+        except bounds.TooLarge as err:
+            raise EvaluationError(f"{{{{{match.group(1)}}}}}: {err}") from None
+        size += bounds.text_bytes(out[-1]) + bounds.text_bytes(shown)
+        if size > bounds.MAX_VALUE_BYTES:
+            raise EvaluationError(f"the text with {{{{{match.group(1)}}}}}: {bounds.refuse(size)}")
+        out.append(shown)
         end = match.end()
     out.append(text[end:])
     return "".join(out)
@@ -411,7 +431,7 @@ def _show(value: Any) -> str:
         return str(int(value)) if abs(value) < 1e15 else str(value)
     if isinstance(value, float):
         return f"{value:.2f}"
-    return str(value)
+    return bounds.as_text(value)
 
 
 def is_expression(value: Any) -> bool:

@@ -28,6 +28,7 @@ CODES: dict[str, tuple[str, str]] = {
     "J012": (ERROR, "a locale missing from a text"),
     "W001": (WARNING, "a journey has no scenario test"),
     "W002": (WARNING, "a journey with no motives is not used as a sub-journey"),
+    "W003": (WARNING, "an action on a loop whose authority limit applies per call only"),
 }
 
 

@@ -14,16 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from engine import build
 from engine.analyse import JOURNEY, MOTIVES, POLICIES, role_of
 from engine.checks.actions import Catalogue
 from engine.checks.schema import check_document
 from engine.findings import Finding, did_you_mean, finding
+from engine.libraryfiles import library_files, read_text
 from engine.model import Journey, Loc, Motive, Policy, Trigger
-from engine.validate import Options, library_files, validate
+from engine.validate import Options, validate
 from engine.yamlsafe import YamlMap, YamlProblem, parse
+from engine.yamlsafe import read_text as read_given_file
 
 
 class LibraryProblem(Exception):
@@ -108,9 +109,9 @@ class Library:
                 self._read_policy(path, rel)
                 continue
             try:
-                text = path.read_text(encoding="utf-8")
+                text = read_text(root, rel)
                 data = parse(text)
-            except (OSError, UnicodeDecodeError, YamlProblem):
+            except YamlProblem:
                 continue  # `journeys validate` reports it; the rest of the library still runs
             if not isinstance(data, YamlMap):
                 continue
@@ -131,10 +132,10 @@ class Library:
             return  # policies.yaml before policies.yml
         self.policy_file = path
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(self.root, rel)
             data = parse(text)
-        except (OSError, UnicodeDecodeError, YamlProblem) as err:
-            self.policy_problem = f"{rel} cannot be read ({err})"
+        except YamlProblem as err:
+            self.policy_problem = f"{rel} cannot be read ({err.message})"
             return
         if not isinstance(data, YamlMap):
             self.policy_problem = f"{rel} holds no 'roles' mapping"
@@ -153,14 +154,16 @@ class Library:
                 "until it is fixed (run 'journeys validate')"
             )
 
-    def find(self, name: str) -> Journey:
-        """A journey by id, by motive id, or by the path of its file."""
+    def find(self, name: str, paths: bool = False) -> Journey:
+        """A journey by id, by motive id, or (with ``paths``: the command line, where the
+        person names their own files) by the path of its file. Never a path from a request:
+        that would read any YAML file of the server as a journey."""
         if name in self.journeys:
             return self.journeys[name]
         if name in self.motives and self.motives[name].journey in self.journeys:
             return self.journeys[self.motives[name].journey]
         path = Path(name)
-        if path.suffix in (".yaml", ".yml") and path.is_file():
+        if paths and path.suffix in (".yaml", ".yml") and path.is_file():
             for jid, file in self.files.items():
                 if file.resolve() == path.resolve():
                     return self.journeys[jid]
@@ -171,9 +174,13 @@ class Library:
         )
 
     def load_file(self, path: Path) -> Journey:
-        """A journey file outside the library (its sub-journeys come from the library)."""
-        text = path.read_text(encoding="utf-8")
-        data = parse(text)
+        """A journey file named on the command line, maybe outside the library (its
+        sub-journeys come from the library)."""
+        try:
+            text = read_given_file(path)
+            data = parse(text)
+        except YamlProblem as err:
+            raise LibraryProblem(f"{path}: {err}") from None
         if not isinstance(data, YamlMap):
             raise LibraryProblem(f"{path} is not a journey file")
         journey = build.build_journey(data, str(path))
@@ -216,10 +223,6 @@ class Library:
         if journey and journey.motives:
             return journey.motives[0]
         return next((m.id for m in self.motives.values() if m.journey == journey_id), None)
-
-
-def describe(journey: Journey) -> dict[str, Any]:
-    return {"id": journey.id, "version": journey.version, "title": journey.title}
 
 
 def journey_errors(library: Library, catalogue: Catalogue) -> dict[str, list[Finding]]:

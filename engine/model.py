@@ -63,6 +63,7 @@ class ActionCall:
     loc: Loc
     action_loc: Loc
     input_locs: Mapping[str, Loc]
+    retries: int = 0  # tries again after a technical failure, as an action node's
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,8 @@ class Scenario:
     answer_locs: Mapping[str, Loc] = _field(default_factory=dict)
     outcome: str | None = None
     outcome_loc: Loc | None = None
-    status: str | None = None  # "ended" or "waiting"
+    status: str | None = None  # "ended", "waiting" or "incident"
+    node: str | None = None  # where it waits or is held (with status waiting or incident)
     locale: str | None = None
     channel: str | None = None
     role: str | None = None  # who performs the steps (default: from the channel)
@@ -248,6 +250,13 @@ class Limit:
     min: float | None = None
     allowed: tuple[Any, ...] | None = None  # YAML key: in
     key_locs: Mapping[str, Loc] = _field(default_factory=dict)
+    #: The most the role may grant in all within one session (the calls added up).
+    per_session: float | None = None
+    #: The most the role may bring one customer's total to over the last ``over_s`` seconds,
+    #: all sessions and roles counted (YAML: ``per_customer: {max, over}``).
+    per_customer: float | None = None
+    over_s: int | None = None
+    over: str | None = None  # the period as written (30d)
 
     def at(self, key: str) -> Loc:
         return self.key_locs.get(key, self.loc)
@@ -280,3 +289,21 @@ class Policy:
 
     def limits_for(self, role: str, action: str) -> tuple[Limit, ...]:
         return tuple(x for x in self.limits if x.role == role and x.action == action)
+
+    def counted_per_session(self, action: str) -> tuple[str, ...]:
+        """The parameters of ``action`` that some role bounds per session: every grant of
+        them is added to the session's totals, whichever role grants it."""
+        return tuple(
+            dict.fromkeys(
+                x.param for x in self.limits if x.action == action and x.per_session is not None
+            )
+        )
+
+    def counted_per_customer(self, action: str) -> tuple[str, ...]:
+        """The parameters of ``action`` that some role bounds per customer: every grant of
+        them is counted in the customer's totals, whichever role grants it."""
+        return tuple(
+            dict.fromkeys(
+                x.param for x in self.limits if x.action == action and x.per_customer is not None
+            )
+        )

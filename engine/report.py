@@ -157,6 +157,9 @@ class Report:
     by: dict[str, dict[str, Tally]] = field(default_factory=dict)  # dimension -> key -> tally
     categories: dict[str, str] = field(default_factory=dict)  # motive -> category
     funnels: dict[str, list[NodeFunnel]] = field(default_factory=dict)  # journey -> nodes
+    #: Technical failures by action: {action, incidents, held, background_failed}, see
+    #: ``add_failures``.
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def last_day(self) -> date | None:
@@ -170,6 +173,20 @@ class Report:
             self.by.setdefault(dimension, {}).setdefault(key, Tally()).add(counts)
         category = self.categories.get(keys.get("motive", ""), "")
         self.by.setdefault("category", {}).setdefault(category or "-", Tally()).add(counts)
+
+    def add_failures(self, action: str, incidents: int, held: int, background_failed: int) -> None:
+        """One action's technical failures: ``incidents`` (sessions it stopped at a step, held
+        there or sent to their ``on_failure``), how many are still ``held`` now, and its
+        ``background_failed`` runs (wait: false, after) not yet run again with success."""
+        self.failures.append(
+            {
+                "action": action,
+                "incidents": incidents,
+                "held": held,
+                "background_failed": background_failed,
+            }
+        )
+        self.failures.sort(key=lambda f: (-f["incidents"], -f["background_failed"], f["action"]))
 
     def prevalence(self) -> list[dict[str, Any]]:
         """Motives by share of contacts, with their category, steps and time to resolution."""
@@ -222,6 +239,7 @@ class Report:
                 journey: [n.as_dict() for n in nodes]
                 for journey, nodes in sorted(self.funnels.items())
             },
+            "incidents": [dict(f) for f in self.failures],
         }
 
 
@@ -280,6 +298,29 @@ def as_text(report: Report) -> str:
         groups = report.by.get(dimension, {})
         if groups:
             lines += _table(dimension, groups)
+    if report.failures:
+        lines += [
+            "Incidents by action (a back office that failed: never a business answer)",
+            "",
+        ]
+        lines += _rows(
+            ["action", "incidents", "held now", "background failed"],
+            [
+                [
+                    f["action"],
+                    f"{f['incidents']:,}",
+                    f"{f['held']:,}",
+                    f"{f['background_failed']:,}",
+                ]
+                for f in report.failures
+            ],
+        )
+        lines += [
+            "",
+            "held now: sessions waiting for the action to succeed (retried by themselves); "
+            "background failed: `journeys runs --failed` lists them",
+            "",
+        ]
     lines += ["Motive prevalence", ""]
     lines += _rows(
         ["motive", "category", "share", "sessions", "steps", "min to resolve"],

@@ -14,9 +14,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.authority import SUPERVISOR_QUEUE, decide, default_role
+from engine.authority import (
+    SUPERVISOR_QUEUE,
+    Applied,
+    Breach,
+    Claim,
+    added,
+    claims,
+    customer_applied,
+    decide,
+    default_role,
+    unknown_customer,
+)
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem
-from engine.expressions import EvaluationError, compile_expression, is_expression, literal, render
+from engine.expressions import (
+    EvaluationError,
+    Expression,
+    compile_expression,
+    is_expression,
+    literal,
+    render,
+)
+from engine.identity import CUSTOMER, identity_of, scope_value
 from engine.model import ROLES, Journey, Node, Policy, Text
 from engine.values import AnswerProblem, check_answer, convert_inputs
 
@@ -29,6 +48,9 @@ ENDED = "ended"
 #: The action at `node` failed technically after its retries: the session holds there, an
 #: incident, retried by itself (``incident.retry_at``) or by an agent, or handed off.
 INCIDENT = "incident"
+#: Within one step only, never saved: the action at `node` waits for the customer's totals
+#: (``Reserve``), which the service asks the store for at once (``Reserved``).
+AUTHORISING = "authorising"
 
 #: Queue of a session handed off from an incident: the back office finishes it.
 INCIDENT_QUEUE = "backoffice"
@@ -77,8 +99,15 @@ class Session:
     #: who that is when known: the authority limits of policies.yaml are the role's.
     role: str | None = None
     actor: str | None = None
-    #: Every action decided within a limit: {node, action, param, value, limit, rule, role, actor}.
+    #: Every action decided within a limit: {node, action, param, value, limit, rule, role, actor}
+    #: (and, for a total, ``total``; per customer also ``customer`` and ``over``).
     grants: list[dict[str, Any]] = field(default_factory=list)
+    #: Who the customer is proven to be ({customer_id, by}, see engine.identity); None until
+    #: proven. In self-care no action acts on a customer's account before.
+    identity: dict[str, Any] | None = None
+    #: What this session granted so far, action -> param -> sum, for the parameters a role
+    #: bounds per session (``per_session``), whoever granted them.
+    totals: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self, copy: bool = True) -> dict[str, Any]:
         """Plain data; deep-copied unless the caller serializes it at once (``copy=False``)."""
@@ -122,6 +151,9 @@ class Start:
     as_text: bool = False  # inputs typed on a command line or a query string
     role: str | None = None  # default: customer on the selfcare channel, agent otherwise
     actor: str | None = None
+    #: The customer proven when the session starts ({customer_id, by}: a signed identity
+    #: checked by the adapter, or the agent or event that started it for this customer).
+    identity: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +179,18 @@ class ActionDone:
     code: str | None = None
     failure: str | None = None
     at: str | None = None
+    #: The customer this successful run proved (a one-time code checked), if any.
+    verified: str | None = None
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """The customer's totals the store read, under its lock, for the ``Reserve`` of ``node``:
+    param -> what the customer was granted over the period of that param's limit (the grant
+    itself, when within the limits, is recorded by the store with them)."""
+
+    node: str
+    totals: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,7 +219,7 @@ class SkipSurvey:
     pass
 
 
-Event = Start | Answer | ActionDone | Retry | HandOff | SurveyAnswer | SkipSurvey
+Event = Start | Answer | ActionDone | Reserved | Retry | HandOff | SurveyAnswer | SkipSurvey
 
 
 # --------------------------------------------------------------------------- effects
@@ -195,12 +239,28 @@ class RunAction:
 
 
 @dataclass(frozen=True)
+class Reserve:
+    """Read the customer's totals for ``claims`` and record them as granted if they stay
+    within their limits, atomically (``authority.customer_breach``); answer with Reserved.
+    ``key`` (the action's idempotency key) makes a repeated reservation a no-op."""
+
+    node: str
+    action: str
+    role: str
+    customer_id: str
+    session_id: str
+    key: str
+    claims: tuple[Claim, ...]
+
+
+@dataclass(frozen=True)
 class RunAfter:
     """A post-contact action, run in the background once the session has ended."""
 
     action: str
     input: Mapping[str, Any]
     key: str
+    retries: int = 0  # tries again after a technical failure (the `after` entry's)
 
 
 @dataclass(frozen=True)
@@ -208,7 +268,7 @@ class Ended:
     outcome: str
 
 
-Effect = RunAction | RunAfter | Ended
+Effect = RunAction | Reserve | RunAfter | Ended
 
 Definitions = Mapping[str, Journey]  # journey id -> the pinned definition
 
@@ -240,7 +300,9 @@ def step(
         elif isinstance(event, Answer):
             _answer(definitions, s, event)
         elif isinstance(event, ActionDone):
-            _action_done(definitions, s, event)
+            _action_done(definitions, s, event, policy)
+        elif isinstance(event, Reserved):
+            _reserved(definitions, s, event, policy, effects)
         elif isinstance(event, Retry):
             _retry(definitions, s, event, effects)
             return _bump(s), effects
@@ -287,7 +349,20 @@ def _start(definitions: Definitions, s: Session, event: Start) -> None:
     s.role = role or default_role(s.channel)
     s.actor = event.actor
     s.status = "moving"
-    if s.customer_id is None and isinstance(s.context.get("customer_id"), str):
+    if event.identity:
+        # The proven customer, whatever number the inputs claimed.
+        s.identity = identity_of(
+            str(event.identity["customer_id"]),
+            str(event.identity.get("by") or "signed"),
+            event.identity.get("issuer"),
+        )
+        s.customer_id = s.identity["customer_id"]
+        s.context["customer_id"] = s.customer_id
+    elif (
+        s.customer_id is None
+        and isinstance(s.context.get("customer_id"), str)
+        and s.role != CUSTOMER  # a self-care customer's number is a claim until proven
+    ):
         s.customer_id = s.context["customer_id"]
     _enter(s, journey.start)
 
@@ -378,7 +453,9 @@ def _checked_role(role: str | None) -> str | None:
     return role
 
 
-def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> None:
+def _action_done(
+    definitions: Definitions, s: Session, event: ActionDone, policy: Policy | None = None
+) -> None:
     if s.status != RUNNING or s.node is None:
         raise Conflict(f"no action is running (the session is {s.status})", s.node)
     if resolve_node(definitions, s, event.node) != s.node:
@@ -390,11 +467,15 @@ def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> Non
         return
     s.incident = None
     if event.error is None:
+        if event.verified:
+            s.identity = identity_of(event.verified, "code")
+            s.customer_id = event.verified
         if node.output:
             s.context[node.output] = dict(event.result or {})
         _complete(s, node)
         _go(s, node.next)
         return
+    _refused(s, node, policy)
     s.context["last_error"] = {
         "node": s.node,
         "action": node.action,
@@ -409,6 +490,20 @@ def _action_done(definitions: Definitions, s: Session, event: ActionDone) -> Non
     s.outcome = "unresolved"
     s.status = ENDED
     s.node = None
+
+
+def _refused(s: Session, node: Node, policy: Policy | None) -> None:
+    """The back office refused the action (a business error): nothing was given, so it leaves
+    the session's totals (the store releases the customer's). The grants, the record of who
+    decided what, stay. The context is the one the action started from: the same inputs."""
+    action = node.action or ""
+    for param in policy.counted_per_session(action) if policy else ():
+        value = (
+            _value(s, node, node.input[param], f"input {param!r}") if param in node.input else None
+        )
+        sums = s.totals.get(action, {})
+        if isinstance(value, int | float) and not isinstance(value, bool) and param in sums:
+            sums[param] = added(sums[param], -value)
 
 
 def _failed(s: Session, node: Node, event: ActionDone) -> None:
@@ -527,9 +622,18 @@ def _value(s: Session, node: Node, value: Any, where: str) -> Any:
     if not is_expression(value):
         return literal(value)
     try:
-        return compile_expression(value[1:]).evaluate(s.context)
+        expression = compile_expression(value[1:])
+        return expression.evaluate(_scope(s, expression))
     except EvaluationError as err:
         raise RuntimeProblem(f"node {node.id!r}, {where}: {err}", s.node) from None
+
+
+def _scope(s: Session, expression: Expression) -> Mapping[str, Any]:
+    """The names an expression reads: the context, and the read-only ``identity`` (who the
+    customer is proven to be) when it reads it."""
+    if "identity" not in expression.names:
+        return s.context
+    return {**s.context, "identity": scope_value(s.role, s.identity)}
 
 
 def _go(s: Session, node_id: str | None) -> None:
@@ -544,8 +648,11 @@ def _text(s: Session, node: Node, text: Text | None) -> str | None:
         return None
     if not isinstance(text, str):
         text = text.get(s.locale or "", next(iter(text.values()), ""))
+    scope = s.context
+    if "identity" in text:  # the engine's read-only name, given only to the texts reading it
+        scope = {**s.context, "identity": scope_value(s.role, s.identity)}
     try:
-        return render(text, s.context)
+        return render(text, scope)
     except EvaluationError as err:
         raise RuntimeProblem(
             f"node {node.id!r}: a placeholder of its text failed: {err}", s.node
@@ -588,21 +695,9 @@ def _advance(
             _go(s, _decide(s, node))
         elif node.kind == "action":
             inputs = {k: _value(s, node, v, f"input {k!r}") for k, v in node.input.items()}
-            if not _authorised(s, node, qualified, inputs, policy, effects):
-                if s.status != "moving":  # handed to the supervisor queue
-                    return
-                continue
-            key = f"{s.id}:{qualified}:{s.visits[qualified]}"
-            effects.append(
-                RunAction(
-                    qualified, node.action or "", inputs, node.wait, node.retries, node.timeout, key
-                )
-            )
-            if node.wait:
-                s.status = RUNNING
+            _authorise(s, node, qualified, inputs, policy, effects)
+            if s.status != "moving":  # waiting for the customer's totals, or escalated
                 return
-            _complete(s, node)
-            _go(s, node.next)
         elif node.kind == "journey":
             sub = definitions[node.journey or ""]
             for name, value in node.input.items():
@@ -624,7 +719,9 @@ def _advance(
                     k: _value(s, node, v, f"after action {i} input {k!r}")
                     for k, v in call.input.items()
                 }
-                effects.append(RunAfter(call.action, inputs, f"{s.id}:{qualified}:after{i}"))
+                effects.append(
+                    RunAfter(call.action, inputs, f"{s.id}:{qualified}:after{i}", call.retries)
+                )
             if len(s.stack) > 1:
                 _return(definitions, s)
                 continue
@@ -637,38 +734,103 @@ def _advance(
     )
 
 
-def _authorised(
+def _authorise(
     s: Session,
     node: Node,
     qualified: str,
     inputs: Mapping[str, Any],
     policy: Policy | None,
     effects: list[Effect],
-) -> bool:
-    """Whether the role performing the step may run the action with these inputs.
-
-    Allowed: each limit that applied is recorded in ``grants``, with who decided. Denied: the
-    action does not run, ``last_denial`` says why, and the session goes to ``on_denied`` or,
-    without one, is handed to the supervisor queue.
-    """
+    customer_totals: Mapping[str, float] | None = None,
+) -> None:
+    """Whether the role performing the step may run the action with these inputs, for this
+    call and this session's totals, then (``customer_totals`` given by ``Reserved``) for the
+    customer's totals. Allowed: the action runs. A total per customer not yet known: a
+    ``Reserve`` is asked for and the session is ``authorising``. Denied: see :func:`_denied`."""
     role = s.role or default_role(s.channel)
-    breach, applied = decide(policy, role, node.action or "", inputs)
-    if breach is None:
-        for limit in applied:
-            s.grants.append(
-                {
-                    "node": qualified,
-                    "action": limit.action,
-                    "param": limit.param,
-                    "value": copy_data(inputs[limit.param]),
-                    "limit": limit.bound,
-                    "rule": limit.rule,
-                    "role": role,
-                    "actor": s.actor,
-                }
+    action = node.action or ""
+    breach, applied = decide(policy, role, action, inputs, s.totals.get(action))
+    if breach is not None:
+        _denied(s, node, qualified, breach, role, effects)
+        return
+    breach, claimed = claims(policy, role, action, inputs)
+    # Whose totals: the customer the action names (a voucher's customer_id), else the session's.
+    customer = (
+        _text_or_none(inputs.get("customer_id"))
+        or s.customer_id
+        or _text_or_none(s.context.get("customer_id"))
+    )
+    if breach is None and claimed and policy is not None:
+        if customer is None:
+            breach = unknown_customer(policy, role, claimed, action)
+        elif customer_totals is None:
+            key = f"{s.id}:{qualified}:{s.visits[qualified]}"
+            effects.append(Reserve(qualified, action, role, customer, s.id, key, tuple(claimed)))
+            s.status = AUTHORISING
+            return
+        else:
+            breach, more = customer_applied(
+                policy, role, action, claimed, customer_totals, customer
             )
-        return True
-    s.context["last_denial"] = {
+            applied += more
+    if breach is not None:
+        _denied(s, node, qualified, breach, role, effects)
+        return
+    _granted(s, qualified, action, inputs, applied, policy, role)
+    key = f"{s.id}:{qualified}:{s.visits[qualified]}"
+    effects.append(RunAction(qualified, action, inputs, node.wait, node.retries, node.timeout, key))
+    if node.wait:
+        s.status = RUNNING
+        return
+    _complete(s, node)
+    _go(s, node.next)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _granted(
+    s: Session,
+    qualified: str,
+    action: str,
+    inputs: Mapping[str, Any],
+    applied: list[Applied],
+    policy: Policy | None,
+    role: str,
+) -> None:
+    """Record who granted what (each rule that applied) and add the grant to the session's
+    totals of the parameters some role bounds per session."""
+    for rule in applied:
+        grant = {
+            "node": qualified,
+            "action": action,
+            "param": rule.param,
+            "value": copy_data(inputs[rule.param]),
+            "limit": rule.bound,
+            "rule": rule.rule,
+            "role": role,
+            "actor": s.actor,
+        }
+        if rule.total is not None:
+            grant["total"] = rule.total
+        if rule.rule == "per_customer":
+            grant["customer"] = rule.customer
+            grant["over"] = rule.limit.over
+        s.grants.append(grant)
+    for param in policy.counted_per_session(action) if policy else ():
+        value = inputs.get(param)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            sums = s.totals.setdefault(action, {})
+            sums[param] = added(sums.get(param, 0), value)
+
+
+def _denied(
+    s: Session, node: Node, qualified: str, breach: Breach, role: str, effects: list[Effect]
+) -> None:
+    """The action does not run, ``last_denial`` says why, and the session goes to
+    ``on_denied`` or, without one, is handed to the supervisor queue."""
+    denial = {
         "node": qualified,
         "action": node.action,
         "param": breach.limit.param,
@@ -677,18 +839,44 @@ def _authorised(
         "rule": breach.rule,
         "role": role,
     }
+    if breach.total is not None:
+        denial["total"] = breach.total
+    if breach.rule == "per_customer":
+        denial["customer"] = breach.customer
+        denial["over"] = breach.limit.over
+    s.context["last_denial"] = denial
     if node.on_denied:
         _go(s, node.on_denied)
-        return False
+        return
     s.handoff = {"queue": SUPERVISOR_QUEUE, "reason": breach.reason, "node": qualified}
     _finish(s, "escalated", effects)
-    return False
+
+
+def _reserved(
+    definitions: Definitions,
+    s: Session,
+    event: Reserved,
+    policy: Policy | None,
+    effects: list[Effect],
+) -> None:
+    """The customer's totals came: the action node's decision is taken again, now whole
+    (the same inputs and session totals give the same answer for one call and the session)."""
+    if s.status != AUTHORISING or s.node is None:
+        raise Conflict(f"no action waits for its authority limits (the session is {s.status})")
+    if resolve_node(definitions, s, event.node) != s.node:
+        raise Conflict(f"the action waiting for its limits is at {s.node!r}, not {event.node!r}")
+    journey, _frame = _current(definitions, s)
+    node = journey.nodes[_local(s)]
+    inputs = {k: _value(s, node, v, f"input {k!r}") for k, v in node.input.items()}
+    s.status = "moving"
+    _authorise(s, node, s.node, inputs, policy, effects, dict(event.totals))
 
 
 def _decide(s: Session, node: Node) -> str | None:
     for i, branch in enumerate(node.branches, 1):
         try:
-            if compile_expression(branch.condition).evaluate(s.context):
+            condition = compile_expression(branch.condition)
+            if condition.evaluate(_scope(s, condition)):
                 return branch.next
         except EvaluationError as err:
             raise RuntimeProblem(f"node {node.id!r}, branch {i}: {err}", s.node) from None

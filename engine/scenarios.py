@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import build
+from engine import build, libraryfiles
 from engine.errors import RuntimeProblem
 from engine.library import Bundle, Library, LibraryProblem
 from engine.model import Journey, Scenario
 from engine.runtime import (
+    INCIDENT,
     SURVEY,
     WAITING,
     RunAction,
@@ -22,7 +23,7 @@ from engine.runtime import (
     unambiguous,
 )
 from engine.service import ActionExecutor, ActionOutcome, MemoryStore, Sessions
-from engine.yamlsafe import YamlMap, YamlProblem, load
+from engine.yamlsafe import YamlMap, YamlProblem
 
 
 class StubExecutor:
@@ -38,8 +39,13 @@ class StubExecutor:
         if action not in self.stubs:
             return None
         stub = self.stubs[action]
-        if isinstance(stub, Mapping) and set(stub) == {"error"}:
-            return ActionOutcome(error=str(stub["error"]))
+        if isinstance(stub, Mapping) and set(stub) == {"failure"}:
+            # A technical failure (the system down): an incident, or the node's on_failure.
+            return ActionOutcome(failure=str(stub["failure"]))
+        if isinstance(stub, Mapping) and "error" in stub and set(stub) <= {"error", "code"}:
+            # The back office's business answer: the node's on_error, with last_error.code.
+            code = str(stub["code"]) if stub.get("code") is not None else "refused"
+            return ActionOutcome(error=str(stub["error"]), code=code)
         return ActionOutcome(result=dict(stub) if isinstance(stub, Mapping) else {"value": stub})
 
     def run(self, effect: RunAction, session: Session) -> ActionOutcome:
@@ -181,20 +187,32 @@ class Coverage:
 
 
 def scenario_files(library: Library, paths: Iterable[Path] = ()) -> list[Path]:
-    chosen = list(paths)
-    if not chosen:
-        return sorted(library.root.rglob("*.test.yaml"))
+    """The ``*.test.yaml`` files of the library, or of the folders and files named: found as
+    `journeys validate` finds files (linked folders not entered), read by :func:`load_file`."""
+    chosen = list(paths) or [library.root]
     files: list[Path] = []
     for path in chosen:
-        files += sorted(path.rglob("*.test.yaml")) if path.is_dir() else [path]
+        if path.is_dir():
+            files += [path / rel for rel in libraryfiles.library_files(path, (".test.yaml",))]
+        else:
+            files.append(path)
     return files
+
+
+def load_file(library: Library, path: Path) -> Any:
+    """A scenario file's data, read as a library file: a link out of the library (or out of
+    the folder of a file named outside it) is refused unread."""
+    rel = libraryfiles.relative(library.root, path)
+    if rel is None:
+        return libraryfiles.load(path.parent, path.name)
+    return libraryfiles.load(library.root, rel)
 
 
 def run_file(library: Library, path: Path, coverage: dict[str, Coverage]) -> list[ScenarioResult]:
     rel = str(path)
     try:
-        data = load(path)
-    except (OSError, YamlProblem) as err:
+        data = load_file(library, path)
+    except YamlProblem as err:
         return [ScenarioResult(rel, "?", "(file)", False, [f"the file cannot be read: {err}"])]
     if not isinstance(data, YamlMap):
         return [ScenarioResult(rel, "?", "(file)", False, ["the file is not a scenario file"])]
@@ -234,24 +252,28 @@ def run_scenario(
     bundle = sessions.bundle_of(session)
     _cover(bundle, session.path, coverage)
     expected_status = scenario.status or ("ended" if scenario.outcome else None)
-    actual_status = "ended" if session.status in ("ended", "survey") else "waiting"
+    actual_status = _status(session)
     if scenario.status and actual_status != scenario.status:
-        where = (
-            f" at {session.node!r}"
-            if actual_status == "waiting"
-            else f" (outcome {session.outcome!r})"
-        )
         result.differences.append(
-            f"status: expected {scenario.status!r}, the session is {actual_status}{where}"
+            f"status: expected {scenario.status!r}, the session is {actual_status}{_where(session)}"
         )
     elif scenario.outcome and session.outcome != scenario.outcome:
         result.differences.append(
             f"outcome: expected {scenario.outcome!r}, got {session.outcome!r}"
-            + (f" (waiting at {session.node!r})" if session.status == WAITING else "")
+            + (
+                f" ({actual_status if actual_status == 'waiting' else 'held'}{_where(session)})"
+                if actual_status != "ended"
+                else ""
+            )
         )
     elif expected_status == "ended" and actual_status != "ended":
         result.differences.append(
-            f"status: expected the session to end, it is waiting at {session.node!r}"
+            f"status: expected the session to end, it is {actual_status}{_where(session)}"
+        )
+    if scenario.node is not None and not _same_node(bundle, session, scenario.node):
+        result.differences.append(
+            f"node: expected the session at {scenario.node!r}, it is {actual_status}"
+            + (_where(session) if session.node else "")
         )
     if scenario.path is not None and list(scenario.path) != session.path:
         result.differences.append(_path_difference(list(scenario.path), session.path))
@@ -264,6 +286,33 @@ def run_scenario(
             )
     result.passed = not result.differences
     return result
+
+
+def _status(session: Session) -> str:
+    """The status a scenario expects: ended (a survey offered counts), waiting, or incident."""
+    if session.status in ("ended", SURVEY):
+        return "ended"
+    return "incident" if session.status == INCIDENT else "waiting"
+
+
+def _where(session: Session) -> str:
+    if session.status == INCIDENT:
+        held = session.incident or {}
+        return f" at {session.node!r}: {held.get('action')} failed: {held.get('message')}"
+    if session.node is None or session.status in ("ended", SURVEY):
+        return f" (outcome {session.outcome!r})"
+    return f" at {session.node!r}"
+
+
+def _same_node(bundle: Bundle, session: Session, expected: str) -> bool:
+    """Whether the session is at ``expected``: its qualified name, or its bare id when no
+    other node of the session has it."""
+    if session.node is None:
+        return False
+    if expected == session.node:
+        return True
+    names = node_names(bundle.definitions, session.journey)
+    return expected == session.node.rsplit("/", 1)[-1] and unambiguous(names, session.node)
 
 
 def _subset(want: Any, got: Any) -> bool:

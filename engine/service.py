@@ -12,13 +12,14 @@ import secrets
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from engine import clock
-from engine.authority import default_role
-from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownSession
+from engine.authority import customer_breach, default_role
+from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownRun, UnknownSession
+from engine.identity import CUSTOMER, UNVERIFIED, IdentityGate
 from engine.library import Bundle, Library
 from engine.model import ROLES, Journey, Node
 from engine.runtime import (
@@ -28,6 +29,8 @@ from engine.runtime import (
     Effect,
     Event,
     HandOff,
+    Reserve,
+    Reserved,
     Retry,
     RunAction,
     RunAfter,
@@ -48,7 +51,23 @@ Records = Sequence[tuple[int, Mapping[str, Any]]]
 Runs = Sequence[Mapping[str, Any]]
 
 
-class SessionStore(Protocol):
+class GrantLedger(Protocol):
+    """What each customer was granted, per action and parameter, and when: the totals that
+    ``per_customer`` limits bound."""
+
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        """Atomically, against every other session of any process: the customer's totals
+        (param -> sum granted over each bounded claim's period, counted back from now), and,
+        when ``authority.customer_breach`` finds them within every limit, the claims recorded
+        as granted now. A request whose key was recorded already returns the totals it was
+        granted on, and records nothing more (a step done again after a crash)."""
+
+    def release(self, key: str) -> None:
+        """The back office refused the action of the reservation ``key`` (a business error):
+        its amounts no longer count in the customer's totals (they stay on record)."""
+
+
+class SessionStore(GrantLedger, Protocol):
     def save_bundle(self, bundle: Bundle) -> None: ...
     def load_bundle(self, digest: str) -> Bundle: ...
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None: ...
@@ -78,6 +97,12 @@ class SessionStore(Protocol):
 
     def record_run(self, run: Mapping[str, Any]) -> None: ...
     def runs(self, session_id: str) -> list[dict[str, Any]]: ...
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The background runs whose last run failed, the newest first, each with its ``id``
+        and ``at`` (ISO text)."""
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        """One action run by its id, with ``id`` and ``at``."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +139,8 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
             "as_text": event.as_text,
             "role": event.role,
         }
+        if event.identity:
+            data["identity"] = dict(event.identity)
     elif isinstance(event, Answer):
         data = {
             "type": "answer",
@@ -136,6 +163,10 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
         if event.failure is not None:
             data["failure"] = event.failure
             data["failed_at"] = event.at
+        if event.verified is not None:
+            data["verified"] = event.verified
+    elif isinstance(event, Reserved):
+        data = {"type": "authority", "node": event.node, "totals": dict(event.totals)}
     elif isinstance(event, Retry):
         data = {"type": "retry", "node": event.node}
     elif isinstance(event, HandOff):
@@ -155,7 +186,11 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
     kind = record["type"]
     if kind == "start":
         return Start(
-            record["inputs"], record.get("as_text", False), record.get("role"), record.get("actor")
+            record["inputs"],
+            record.get("as_text", False),
+            record.get("role"),
+            record.get("actor"),
+            record.get("identity"),
         )
     if kind == "answer":
         return Answer(
@@ -176,7 +211,10 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
             record.get("code"),
             record.get("failure"),
             record.get("failed_at"),
+            record.get("verified"),
         )
+    if kind == "authority":
+        return Reserved(record["node"], record.get("totals") or {})
     if kind == "retry":
         return Retry(record.get("node"))
     if kind == "handoff":
@@ -188,8 +226,14 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
     return None
 
 
-def replay(bundle: Bundle, header: Mapping[str, Any], records: list[dict[str, Any]]) -> Session:
-    """Rebuild a session from its event log alone."""
+def replay(
+    bundle: Bundle,
+    header: Mapping[str, Any],
+    records: list[dict[str, Any]],
+    effects: list[Effect] | None = None,
+) -> Session:
+    """Rebuild a session from its event log alone; ``effects``, when given, receives what
+    each step asked for (the actions run, with the inputs they were given then)."""
     details = {
         k: header.get(k)
         for k in ("locale", "channel", "contact_id", "customer_id", "agent", "motive")
@@ -204,7 +248,9 @@ def replay(bundle: Bundle, header: Mapping[str, Any], records: list[dict[str, An
             continue
         event = event_of(record)
         if event is not None:
-            session, _effects = step(bundle.definitions, session, event, policy=bundle.policy)
+            session, more = step(bundle.definitions, session, event, policy=bundle.policy)
+            if effects is not None:
+                effects += more
     return session
 
 
@@ -218,10 +264,15 @@ class Sessions:
         store: SessionStore,
         executor: ActionExecutor,
         refused: Mapping[str, str] | None = None,
+        gate: IdentityGate | None = None,
     ) -> None:
         self.library = library
         self.store = store
         self.executor = executor
+        # Who may act on which customer's account in self-care (engine.identity); a server
+        # always has one, built from the action catalogue. None: no customer is held (a
+        # scenario, a simulation, a terminal run by the operator).
+        self.gate = gate
         # Journeys that may not start, with the reason: a server fills it from the validator
         # (engine.library.journey_errors), so that no entry point starts a journey with errors.
         self.refused: Mapping[str, str] = refused or {}
@@ -241,9 +292,12 @@ class Sessions:
         session_id: str | None = None,
         motive: str | None = None,
         role: str | None = None,
+        identity: Mapping[str, Any] | None = None,
     ) -> Session:
         """A new session of ``journey``; ``motive`` (default: the journey's first) is the
-        motive it counts for, e.g. the one a proactive trigger names."""
+        motive it counts for, e.g. the one a proactive trigger names; ``identity`` the
+        customer already proven ({customer_id, by}: see engine.identity), whose number then
+        replaces any the inputs give."""
         definition = self.library.find(journey)
         if definition.id in self.refused:
             raise JourneyHasErrors(self.refused[definition.id])
@@ -251,7 +305,12 @@ class Sessions:
         bundle = self.library.bundle(definition.id)
         self.store.save_bundle(bundle)
         given = dict(inputs or {})
+        role = role or default_role(channel)
         customer = given.get("customer_id") if isinstance(given.get("customer_id"), str) else None
+        if identity:
+            customer = given["customer_id"] = str(identity["customer_id"])
+        elif role == CUSTOMER:
+            customer = None  # a number a self-care customer gives is theirs once proven
         session = new_session(
             session_id or new_id(),
             bundle.root,
@@ -278,7 +337,7 @@ class Sessions:
             "motive": session.motive,
         }
         # The role is written down even when it is the channel's default: the log says who decided.
-        begin = Start(given, as_text, role or default_role(channel), actor)
+        begin = Start(given, as_text, role, actor, identity)
         started, effects = step(bundle.definitions, session, begin, policy=bundle.policy)
         first = (started.seq, {**header, **record_of(begin, actor, channel)})
         final, more, runs = self._follow(bundle, started, effects, actor)
@@ -334,6 +393,59 @@ class Sessions:
             except Conflict:
                 continue  # another process retried it, or it moved on meanwhile
         return retried
+
+    def rerun(self, run_id: int) -> tuple[dict[str, Any], bool]:
+        """Run a failed background action (``wait: false``, ``after``) again, with the inputs
+        it had then and the same idempotency key: a refund that did go through the first time
+        is not made twice. (The run record afterwards, whether it was run now.) A run that has
+        succeeded since is not run again."""
+        run = self.store.run(run_id)
+        if run is None:
+            raise UnknownRun(
+                f"there is no action run {run_id}; `journeys runs --failed` lists them"
+            )
+        if run["status"] == "succeeded":
+            return run, False
+        if run["mode"] not in ("background", "after"):
+            raise Conflict(
+                f"run {run_id} ({run['action']}) is a step the session waited for: retry its "
+                f"session instead (journeys run --session {run['session_id']}, or Retry in the "
+                "console)"
+            )
+        if run["status"] != "failed":
+            raise Conflict(
+                f"run {run_id} ({run['action']}) was refused by the back office "
+                f"({run.get('error')}): a business answer, which running it again would not change"
+            )
+        effect = self._effect_of(run["session_id"], run["key"])
+        session = self.store.load(run["session_id"])
+        if isinstance(effect, RunAction):
+            outcome = self.executor.run(replace(effect, wait=True), session)
+        else:
+            outcome = self.executor.run_after(effect, session)
+        if outcome.pending is not None:  # an executor that always runs these in the background
+            outcome = outcome.pending.result()
+        self.store.record_run(
+            _run(run["session_id"], run["node"], run["action"], run["key"], run["mode"], outcome)
+        )
+        return self.store.run(run_id) or run, True
+
+    def _effect_of(self, session_id: str, key: str) -> RunAction | RunAfter:
+        """The action a step of the session asked for under ``key``, from its event log: the
+        same inputs as then, whatever the context holds now."""
+        records = self.store.events(session_id)
+        if not records:
+            raise UnknownSession(f"no session {session_id!r}")
+        bundle = self.store.load_bundle(self.store.load(session_id).definition)
+        effects: list[Effect] = []
+        replay(bundle, records[0], records, effects)
+        for effect in effects:
+            if isinstance(effect, RunAction | RunAfter) and effect.key == key:
+                return effect
+        raise Conflict(
+            f"the session {session_id!r} never asked for the action run {key!r} (its log and "
+            "its runs disagree); nothing was run"
+        )
 
     def apply(self, session_id: str, event: Event, actor: str | None = None) -> Session:
         session = self.store.load(session_id)  # ours alone: stepped in place
@@ -439,13 +551,15 @@ class Sessions:
         while pending:
             effect = pending.pop(0)
             if isinstance(effect, RunAction):
-                outcome = self.executor.run(effect, session)
+                outcome = self._run(effect, session)
                 mode = "wait" if effect.wait else "background"
                 if not effect.wait:
                     self._record_later(
                         session.id, effect.node, effect.action, effect.key, mode, outcome, runs
                     )
                     continue
+                if outcome.error is not None and outcome.failure is None:
+                    self._release(bundle, effect)
                 tries = int((session.incident or {}).get("tries", 0))
                 record_key = effect.key if not tries else f"{effect.key}~{tries + 1}"
                 runs.append(_run(session.id, effect.node, effect.action, record_key, mode, outcome))
@@ -458,18 +572,59 @@ class Sessions:
                     outcome.code,
                     outcome.failure,
                     clock.now().isoformat() if outcome.failure is not None else None,
+                    self._proven(effect, outcome),
                 )
                 session, more = step(
                     bundle.definitions, session, event, in_place=True, policy=bundle.policy
                 )
                 records.append((session.seq, record_of(event, "system", session.channel)))
                 pending += more
+            elif isinstance(effect, Reserve):
+                # Before the action runs: of two sessions of one customer at once, the one
+                # the store serves second sees the first one's grant.
+                reserved = Reserved(effect.node, self.store.reserve(effect))
+                session, more = step(
+                    bundle.definitions, session, reserved, in_place=True, policy=bundle.policy
+                )
+                records.append((session.seq, record_of(reserved, "system", session.channel)))
+                pending += more
             elif isinstance(effect, RunAfter):
-                outcome = self.executor.run_after(effect, session)
+                refusal = self._held(effect.action, effect.input, session)
+                outcome = (
+                    ActionOutcome(error=refusal, code=UNVERIFIED)
+                    if refusal
+                    else self.executor.run_after(effect, session)
+                )
                 self._record_later(
                     session.id, "after", effect.action, effect.key, "after", outcome, runs
                 )
         return session, records, runs
+
+    def _run(self, effect: RunAction, session: Session) -> ActionOutcome:
+        """Run an action, unless it would act on an account the customer has not proven is
+        theirs: then the back office is not reached and the journey gets the business error
+        ``unverified`` (its on_error path), recorded like any refusal."""
+        refusal = self._held(effect.action, effect.input, session)
+        if refusal:
+            return ActionOutcome(error=refusal, code=UNVERIFIED)
+        return self.executor.run(effect, session)
+
+    def _held(self, action: str, inputs: Mapping[str, Any], session: Session) -> str | None:
+        if self.gate is None:
+            return None
+        return self.gate.refusal(session.role, session.identity, action, inputs)
+
+    def _proven(self, effect: RunAction, outcome: ActionOutcome) -> str | None:
+        if self.gate is None or outcome.error is not None or outcome.failure is not None:
+            return None
+        return self.gate.proven(effect.action, effect.input, outcome.result)
+
+    def _release(self, bundle: Bundle, effect: RunAction) -> None:
+        """A refused action gave nothing: what it reserved of its customer's totals goes back
+        (a technical failure keeps it: the action may have been done, and is retried)."""
+        policy = bundle.policy
+        if policy is not None and policy.counted_per_customer(effect.action):
+            self.store.release(effect.key)
 
     def _record_later(
         self,
@@ -581,15 +736,77 @@ class MemoryStore:
         self.sessions: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[dict[str, Any]]] = {}
         self.action_runs: list[dict[str, Any]] = []
+        #: The grant ledger: {key, customer_id, action, param, amount, before, role,
+        #: session_id, node, at}.
+        self._granted: list[dict[str, Any]] = []
+        self._ledger_lock = threading.Lock()
+        self._run_ids = 0
+
+    def _stamped(self, runs: Runs) -> list[dict[str, Any]]:
+        stamped = []
+        for run in runs:
+            self._run_ids += 1
+            stamped.append({**run, "id": self._run_ids, "at": clock.now().isoformat()})
+        return stamped
 
     def save_bundle(self, bundle: Bundle) -> None:
         self.bundles.setdefault(bundle.hash, bundle)
+
+    def granted(self, customer_id: str) -> list[dict[str, Any]]:
+        """The grant ledger's rows of one customer, the oldest first."""
+        return [dict(r) for r in self._granted if r["customer_id"] == customer_id]
+
+    def release(self, key: str) -> None:
+        with self._ledger_lock:
+            for row in self._granted:
+                if row["key"] == key and row["released"] is None:
+                    row["released"] = clock.now()
+
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        with self._ledger_lock:  # threads of one process: the one place totals are read
+            done = [r for r in self._granted if r["key"] == request.key]
+            if done:
+                return {r["param"]: r["before"] for r in done if r["before"] is not None}
+            now = clock.now()
+            totals = {
+                c.param: round(
+                    sum(
+                        r["amount"]
+                        for r in self._granted
+                        if (r["customer_id"], r["action"], r["param"])
+                        == (request.customer_id, request.action, c.param)
+                        and r["at"] > now - timedelta(seconds=c.over_s or 0)
+                        and r["released"] is None
+                    ),
+                    9,
+                )
+                for c in request.claims
+                if c.max is not None
+            }
+            if customer_breach(request.claims, totals) is None:
+                self._granted += [
+                    {
+                        "key": request.key,
+                        "customer_id": request.customer_id,
+                        "action": request.action,
+                        "param": c.param,
+                        "amount": c.amount,
+                        "before": totals.get(c.param),
+                        "role": request.role,
+                        "session_id": request.session_id,
+                        "node": request.node,
+                        "at": now,
+                        "released": None,
+                    }
+                    for c in request.claims
+                ]
+            return totals
 
     def load_bundle(self, digest: str) -> Bundle:
         return self.bundles[digest]
 
     def create(self, session: Session, records: Records, runs: Runs = ()) -> None:
-        self.action_runs += [dict(r) for r in runs]
+        self.action_runs += self._stamped(runs)
         self.sessions[session.id] = session.to_dict()
         self.logs[session.id] = [dict(r) for _seq, r in records]
 
@@ -610,13 +827,35 @@ class MemoryStore:
             )
         self.sessions[session.id] = session.to_dict()
         self.logs[session.id] += [dict(r) for _seq, r in records]
-        self.action_runs += [dict(r) for r in runs]
+        self.action_runs += self._stamped(runs)
 
     def record_run(self, run: Mapping[str, Any]) -> None:
-        self.action_runs = [r for r in self.action_runs if r["key"] != run["key"]] + [dict(run)]
+        """A repeated key updates the same run (its id stays), as in the SQL store."""
+        for kept in self.action_runs:
+            if kept["key"] == run["key"]:
+                kept.update({**run, "id": kept["id"], "at": clock.now().isoformat()})
+                return
+        self.action_runs += self._stamped([run])
 
     def runs(self, session_id: str) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.action_runs if r["session_id"] == session_id]
+        return [
+            {k: v for k, v in r.items() if k not in ("id", "at")}
+            for r in self.action_runs
+            if r["session_id"] == session_id
+        ]
+
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        found = [
+            dict(r)
+            for r in reversed(self.action_runs)
+            if r["status"] == "failed"
+            and r["mode"] in ("background", "after")
+            and session_id in (None, r["session_id"])
+        ]
+        return found[:limit]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        return next((dict(r) for r in self.action_runs if r["id"] == run_id), None)
 
     def load(self, session_id: str) -> Session:
         if session_id not in self.sessions:

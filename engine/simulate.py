@@ -29,9 +29,9 @@ from engine.errors import RuntimeProblem, UnknownSession
 from engine.library import Library
 from engine.model import Journey, Node, Scenario
 from engine.runtime import SURVEY, WAITING, RunAction, Session, node_names
-from engine.scenarios import AnswerBook, StubExecutor, scenario_files
+from engine.scenarios import AnswerBook, StubExecutor, load_file, scenario_files
 from engine.service import ActionOutcome, Sessions, SessionStore
-from engine.yamlsafe import YamlMap, YamlProblem, load
+from engine.yamlsafe import YamlMap, YamlProblem
 
 DEFAULT_SEED = 7
 
@@ -305,6 +305,10 @@ class _Simulation:
             session_id=contact.session_id,
             motive=contact.motive,
             role=script.role or ("customer" if trigger else None),
+            # A simulated customer answering is proven: logged in on the company's site, or
+            # written to by the back office (a trigger), so that the journeys' paths and the
+            # customer's repeat contacts are as recorded.
+            identity=_proven(channel, bool(trigger), script.role, script.inputs),
         )
         session, switched = self._answer(service, session, AnswerBook(script.answers))
         if session.status == SURVEY:
@@ -446,8 +450,8 @@ def _scenarios(library: Library) -> dict[str, list[Scenario]]:
     found: dict[str, list[Scenario]] = {}
     for path in scenario_files(library):
         try:
-            data = load(path)
-        except (OSError, YamlProblem):
+            data = load_file(library, path)
+        except YamlProblem:
             continue  # `journeys test` reports it
         if isinstance(data, YamlMap):
             spec = build.build_scenarios(data, str(path))
@@ -508,3 +512,16 @@ def _id(rng: random.Random) -> str:
 def _code(rng: random.Random) -> str:
     code = "".join(rng.choices(_CODE, k=8))
     return f"{code[:4]}-{code[4:]}"
+
+
+def _proven(
+    channel: str | None, outbound: bool, role: str | None, inputs: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    customer = inputs.get("customer_id")
+    if not isinstance(customer, str):
+        return None
+    if outbound:
+        return {"customer_id": customer, "by": "event"}
+    if channel == "selfcare" or role == "customer":
+        return {"customer_id": customer, "by": "signed"}
+    return None

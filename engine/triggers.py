@@ -175,7 +175,15 @@ def start_outbound(
             actor=f"trigger {event}",
             motive=trigger.motive,
             role="customer",  # outbound: the customer answers the message
+            # The back office names the customer it writes to, at the contact details on
+            # file: whoever answers through that message holds the customer's own phone.
+            identity=_known(inputs),
         )
         for trigger, inputs in fired
     ]
     return started, None
+
+
+def _known(inputs: Mapping[str, Any]) -> dict[str, Any] | None:
+    customer = inputs.get("customer_id")
+    return {"customer_id": customer, "by": "event"} if isinstance(customer, str) else None

@@ -18,17 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.analyse import JOURNEY, MOTIVES, SCENARIOS, analyse, role_of
+from engine.analyse import JOURNEY, MOTIVES, POLICIES, SCENARIOS, analyse, role_of
 from engine.checks.actions import Catalogue
 from engine.checks.dataflow import FlowProblem, Interface, solve
 from engine.checks.library import call_order, check_library
+from engine.checks.policies import check_looped_limits
 from engine.findings import ERROR, Finding, finding
+from engine.libraryfiles import library_files, read_bytes
 from engine.model import Loc
-from engine.yamlsafe import MAX_FILE_BYTES, YamlProblem, _human
+from engine.yamlsafe import MAX_FILE_BYTES, YamlProblem
 
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".journeys_cache"
-_SKIP_DIRS = {CACHE_DIR_NAME, "node_modules", "__pycache__"}
 _PARALLEL_FROM = 48  # files to analyse before worker processes pay off
 
 
@@ -62,10 +63,11 @@ class UsageError(Exception):
 
 def library_of(path: Path, default_library: Path) -> Path:
     """The library a file belongs to: the nearest folder above it with a motives.yaml."""
+    defaults = {Path(os.path.abspath(default_library)), default_library.resolve()}
     for parent in path.parents:
         if (parent / "motives.yaml").is_file():
             return parent
-        if parent == default_library.resolve():
+        if parent in defaults:
             return parent
     return path.parent
 
@@ -76,38 +78,28 @@ def validate(
     """Validate folders (each a library) and files (within their library)."""
     libraries: dict[Path, set[Path] | None] = {}  # library -> files to report (None: all)
     for path in paths:
-        if not path.exists():
+        if not os.path.lexists(path):
             raise UsageError(f"path {str(path)!r} does not exist")
-        resolved = path.resolve()
-        if resolved.is_dir():
-            libraries[resolved] = None
-        else:
-            library = library_of(resolved, default_library)
+        if path.is_dir():
+            libraries[path.resolve()] = None
+        else:  # a file is checked where it is written, not where a link points
+            file = Path(os.path.abspath(path))
+            library = library_of(file, default_library)
             chosen = libraries.setdefault(library, set())
             if chosen is not None:
-                chosen.add(resolved)
+                chosen.add(file)
     report = Report()
     for library, only in libraries.items():
         part = validate_library(library, catalogue, options)
         if only is not None:
-            part.findings = [f for f in part.findings if (library / f.file).resolve() in only]
+            part.findings = [
+                f for f in part.findings if Path(os.path.abspath(library / f.file)) in only
+            ]
         report.findings += part.findings
         report.files += part.files
         report.analysed += part.analysed
     report.findings.sort(key=lambda f: (f.file, f.line, f.column, f.code, f.message))
     return report
-
-
-def library_files(library: Path) -> list[str]:
-    """Library-relative paths of the YAML files to validate, in a stable order."""
-    found = []
-    for root, dirs, files in os.walk(library):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
-        for name in files:
-            if name.endswith((".yaml", ".yml")) and not name.startswith("."):
-                rel = os.path.relpath(os.path.join(root, name), library).replace(os.sep, "/")
-                found.append(rel)
-    return sorted(found)
 
 
 def default_cache_dir(library: Path) -> Path:
@@ -148,7 +140,7 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
     entries: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, bytes]] = []
     for rel in files:
-        data, digest, early = _read(library / rel, rel, options.max_file_bytes)
+        data, digest, early = _read(library, rel, options.max_file_bytes)
         cached = cache.get(rel)
         if cached is not None and cached["hash"] == digest:
             entries[rel] = cached
@@ -191,6 +183,8 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
         if e["role"] == SCENARIOS and e["summary"] and e["summary"].get("unreadable")
     }
     cross = check_library(journeys, motives, scenarios, catalogue, frozenset(unreadable))
+    policy = next((e["summary"] for e in entries.values() if e["role"] == POLICIES), None)
+    cross += check_looped_limits(journeys, policy)
     findings += [
         f
         for f in cross
@@ -213,14 +207,12 @@ def _caused_by_unreadable(
     return f.code == "W001" and f.journey in untested_ok
 
 
-def _read(path: Path, rel: str, max_bytes: int) -> tuple[bytes, str, dict[str, Any] | None]:
-    """The file's bytes and digest; an early result when it is too big to read."""
-    size = path.stat().st_size
-    if size > max_bytes:
-        problem = YamlProblem(
-            f"file is {_human(size)}, over the {_human(max_bytes)} limit for a journey file; "
-            "split it, or raise the limit with --max-file-size"
-        )
+def _read(library: Path, rel: str, max_bytes: int) -> tuple[bytes, str, dict[str, Any] | None]:
+    """The file's bytes and digest; an early result (one J001) when it is not read: too big,
+    a link outside the library or a dangling one, not a file (engine/libraryfiles.py)."""
+    try:
+        data = read_bytes(library, rel, max_bytes)
+    except YamlProblem as problem:
         early = {
             "role": role_of(rel),
             "findings": [finding("J001", Loc(rel), problem.message).to_dict()],
@@ -231,8 +223,8 @@ def _read(path: Path, rel: str, max_bytes: int) -> tuple[bytes, str, dict[str, A
             },
             "problem": None,
         }
-        return b"", f"size:{size}:{path.stat().st_mtime_ns}", early
-    data = path.read_bytes()
+        digest = hashlib.blake2b(problem.message.encode(), digest_size=16).hexdigest()
+        return b"", f"refused:{digest}", early
     return data, hashlib.blake2b(data, digest_size=16).hexdigest(), None
 
 

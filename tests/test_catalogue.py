@@ -11,16 +11,18 @@ from actions.registry import ActionSpec, catalogue
 from tests.conftest import ROOT
 
 #: The table at the end of the journey DSL spec: action -> (inputs, optional inputs, outputs).
+#: The order actions also take an optional ``customer_id``: given, the order must be that
+#: customer's (the ownership check of self-care, docs/selfcare-identity.md).
 SPEC_TABLE = {
     "crm.get_customer": (["customer_id"], [], ["customer_id", "name", "tier", "phone", "email"]),
     "crm.log_contact": (["customer_id", "motive", "outcome"], ["note"], ["contact_id"]),
     "orders.get_tracking": (
         ["order_id"],
-        [],
+        ["customer_id"],
         ["order_id", "status", "days_late", "carrier", "shipping_cost"],
     ),
-    "orders.create_return": (["order_id", "reason"], [], ["return_id", "label_url"]),
-    "payments.refund": (["order_id", "amount", "reason"], [], ["refund_id", "amount"]),
+    "orders.create_return": (["order_id", "reason"], ["customer_id"], ["return_id", "label_url"]),
+    "payments.refund": (["order_id", "amount", "reason"], ["customer_id"], ["refund_id", "amount"]),
     "payments.issue_voucher": (["customer_id", "amount"], [], ["voucher_code", "amount"]),
     "tickets.create": (["queue", "summary"], ["customer_id"], ["ticket_id"]),
     "notify.send": (["customer_id", "channel", "template"], [], ["message_id"]),
@@ -43,6 +45,7 @@ def test_parameter_types_come_from_the_annotations() -> None:
         ("order_id", "string"),
         ("amount", "number"),
         ("reason", "string"),
+        ("customer_id", "string"),
     ]
     note = catalogue()["crm.log_contact"].param("note")
     assert note is not None and (note.required, note.nullable) == (False, True)

@@ -406,3 +406,27 @@ def test_a_back_office_that_is_down_is_an_incident_never_customer_not_found(
     assert data["incident"]["action"] == "crm.get_customer"
     assert "last_error" not in data["context"]
     assert "could not find" not in result.output.lower()
+
+
+def test_an_incident_is_said_and_continued_once_the_back_office_is_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held by an incident: the text says so (not "waiting"); `journeys run --session` runs the
+    action again, and the session goes on where it was."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("JOURNEYS_LIBRARY", str(SHIPPED))
+    monkeypatch.setenv("JOURNEYS_DB", f"sqlite:///{tmp_path / 'sessions.db'}")
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    held = invoke("run", "delivery-missing", "--input", "customer_id=C001", "--answers",
+                  answers(tmp_path, "{}"))  # fmt: skip
+    assert held.exit_code == 1
+    assert "is held at 'identify/get_customer': the back office did not answer" in held.stdout
+    assert "crm.get_customer" in held.stdout and "is waiting" not in held.stdout
+    session = held.stdout.rsplit("journeys run --session ", 1)[1].split()[0]
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    script = answers(tmp_path, 'ask_order: "10000001"\noffer: refund\nconfirm/ask_solved: "yes"\n')
+    done = invoke("run", "--session", session, "--answers", script, "--format", "json")
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert (data["status"], data["outcome"]) == ("ended", "resolved")
+    assert data["context"]["customer"]["customer_id"] == "C001"

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.conftest import ROOT, SHIPPED, requires
+from tests.security.test_identity import ISSUER, SITE_KEY, last_code, personal, signed
 from tests.test_http import handover_library, serving
 
 pytestmark = pytest.mark.requires("chromium")
@@ -92,6 +93,9 @@ def test_selfcare_session_continued_by_an_agent_with_its_code(console_url: str) 
         expect(customer.locator("#question")).to_contain_text("numéro client")
         customer.locator("#value").fill("C001")
         customer.keyboard.press("Enter")
+        expect(customer.locator("#question")).to_contain_text("code à 6 chiffres")
+        customer.locator("#value").fill(last_code("C001"))  # read on the customer's phone
+        customer.keyboard.press("Enter")
         expect(customer.locator("#question")).to_contain_text("quelle commande")
         customer.locator("#value").fill("10000001")
         customer.keyboard.press("Enter")
@@ -158,6 +162,227 @@ def test_an_agent_only_step_is_handed_over_and_self_care_goes_on(handover_url: s
         customer.locator("#value").fill("ada@example.org")
         customer.keyboard.press("Enter")
         expect(customer.locator("#outcome")).to_contain_text("resolved")
+
+
+@pytest.fixture
+def signed_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The consoles, accepting the signed identities of the company's site."""
+    monkeypatch.setenv("JOURNEYS_IDENTITY_KEY", SITE_KEY)
+    monkeypatch.setenv("JOURNEYS_IDENTITY_ISSUER", ISSUER)
+    with serving(SHIPPED, tmp_path, monkeypatch) as url:
+        yield url
+
+
+#: What the self-care page says around the one-time code, by language.
+CODE_PAGE = {
+    "fr": {
+        "words": ("Dites-le avec vos mots", "mon colis n'est jamais arrivé"),
+        "find": "Trouver le motif",
+        "motive": "Colis non reçu",
+        "asked": "code à 6 chiffres par SMS",
+        "verify": "Confirmez que c'est bien vous",
+        "wrong": "Ce code n'est pas le bon",
+        "thanks": "Merci, {name}",
+        "next": "quelle commande",
+    },
+    "en": {
+        "words": ("Tell us in your own words", "my parcel never arrived"),
+        "find": "Find the motive",
+        "motive": "Parcel not received",
+        "asked": "6-digit code by SMS",
+        "verify": "Confirm it is you",
+        "wrong": "This code is not the right one",
+        "thanks": "Thank you, {name}",
+        "next": "Which order",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", sorted(CODE_PAGE))
+def test_selfcare_customer_proves_their_number_with_the_code_sent_by_sms(
+    console_url: str, lang: str
+) -> None:
+    """On a phone, in French and in English: a typed customer number shows nothing of that
+    customer until the code sent to the phone on file is typed; a wrong code says so; the
+    right one opens the journey as before."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    says = CODE_PAGE[lang]
+    name, phone, email, postcode, street, _city = personal("C002")
+    with chromium() as browser:
+        customer = browser.new_page(viewport={"width": 390, "height": 844})
+        customer.goto(console_url + f"/selfcare?lang={lang}")
+        customer.get_by_label(says["words"][0]).fill(says["words"][1])
+        customer.get_by_role("button", name=says["find"]).click()
+        customer.get_by_role("button", name=says["motive"]).click()
+        customer.locator("#value").fill("C002")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#question")).to_contain_text(says["asked"])
+        expect(customer.locator("#verify")).to_contain_text(says["verify"])
+        code_input = customer.locator("#value")
+        expect(code_input).to_have_attribute("inputmode", "numeric")
+        expect(code_input).to_have_attribute("autocomplete", "one-time-code")
+        page = customer.content()
+        for value in (name, phone, email, postcode, street, "^", "[0-9]"):
+            assert value not in page, f"{value!r} is on the page before the code"
+        customer.screenshot(path=str(ARTIFACTS / f"selfcare-code-{lang}.png"), full_page=True)
+        code = last_code("C002")
+        code_input.fill("000000" if code != "000000" else "111111")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#messages")).to_contain_text(says["wrong"])
+        assert name not in customer.content()
+        customer.locator("#value").fill(code)
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#messages")).to_contain_text(says["thanks"].format(name=name))
+        expect(customer.locator("#question")).to_contain_text(says["next"])
+        customer.screenshot(path=str(ARTIFACTS / f"selfcare-verified-{lang}.png"), full_page=True)
+
+
+def test_selfcare_opened_from_the_companys_site_needs_no_code(signed_url: str) -> None:
+    """In English, a logged-in customer arrives with a signed identity in the link's
+    fragment: no number, no code asked; the token leaves the address bar at once."""
+    from playwright.sync_api import expect
+
+    name = personal("C003")[0]
+    with chromium() as browser:
+        customer = browser.new_page(viewport={"width": 390, "height": 844})
+        customer.goto(signed_url + "/selfcare?lang=en#identity=" + signed("C003"))
+        assert "identity" not in customer.url
+        customer.get_by_label("Tell us in your own words").fill("my parcel never arrived")
+        customer.get_by_role("button", name="Find the motive").click()
+        customer.get_by_role("button", name="Parcel not received").click()
+        expect(customer.locator("#messages")).to_contain_text(f"Thank you, {name}")
+        expect(customer.locator("#question")).to_contain_text("Which order")
+
+
+DOWN = "postgresql+psycopg://nobody@127.0.0.1:1/none"  # the back-office database unreachable
+
+
+def test_an_incident_in_the_consoles_then_the_back_office_is_back(
+    console_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The back office down: the agent reads what could not be reached, since when and the
+    next retry, in English and French, never "customer not found"; the self-care customer
+    reads that the request is kept. Back up, "Retry now" goes on where it was, and the
+    customer's page goes on by itself."""
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    later = 15_000  # ms: the pages look again every 3 s
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", DOWN)
+    with chromium() as browser:
+        agent = browser.new_page()
+        agent.goto(console_url + "/?lang=en")
+        agent.get_by_label("The customer's own words").fill("my parcel never arrived")
+        agent.get_by_label("Customer number (if known)").fill("C001")
+        agent.get_by_role("button", name="Find the motive").click()
+        agent.get_by_role("button", name="Parcel not received").click()
+        panel = agent.locator("#incident")
+        expect(panel).to_be_visible()
+        expect(panel).to_contain_text("The back office did not answer")
+        expect(panel).to_contain_text("The customer records (CRM) could not be reached")
+        expect(panel).to_contain_text("tried once · next automatic retry at")
+        expect(panel).to_contain_text("crm.get_customer")
+        expect(panel).to_have_attribute("aria-live", "polite")
+        expect(agent.get_by_role("button", name="Retry now")).to_be_focused()
+        assert "could not find" not in agent.content().lower()
+        agent.screenshot(path=str(ARTIFACTS / "agent-incident.png"), full_page=True)
+        agent.locator("#lang").select_option("fr")
+        expect(panel).to_contain_text("Le back-office n'a pas répondu")
+        expect(panel).to_contain_text("Le fichier clients (CRM) est injoignable")
+        expect(panel).to_contain_text("1 essai · prochain essai automatique à")
+        expect(agent.get_by_role("button", name="Réessayer maintenant")).to_be_visible()
+        text = panel.inner_text()
+        assert "crm." not in text and "could" not in text and "answer" not in text
+        agent.locator("#lang").select_option("en")
+
+        customer = browser.new_page(viewport={"width": 390, "height": 844})
+        customer.goto(console_url + "/selfcare?lang=fr")
+        customer.get_by_label("Dites-le avec vos mots").fill("mon colis n'est jamais arrivé")
+        customer.get_by_role("button", name="Trouver le motif").click()
+        customer.get_by_role("button", name="Colis non reçu").click()
+        customer.locator("#value").fill("C002")
+        customer.keyboard.press("Enter")
+        expect(customer.locator("#question")).to_have_text("Votre demande est conservée")
+        expect(customer.locator("#kept")).to_contain_text("rien de ce que vous nous avez dit")
+        shown = customer.locator("#session").inner_text()
+        for word in ("crm", "introuvable", "pas trouvé", "aucun client", "127.0.0.1", "incident"):
+            assert word not in shown.lower()
+        code = customer.locator("#code-shown").inner_text().rsplit(" ", 1)[-1]
+        customer.screenshot(path=str(ARTIFACTS / "selfcare-incident.png"), full_page=True)
+
+        # The back office is back: the agent retries now, the session goes on where it was.
+        monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+        agent.get_by_role("button", name="Retry now").click()
+        expect(agent.locator("#question")).to_contain_text("Which order")
+        expect(panel).to_be_hidden()
+
+        # The customer's request, continued by an agent: the customer's page goes on by itself.
+        other = browser.new_page()
+        other.goto(console_url + "/?lang=en")
+        other.get_by_label("Continue a session (its code)").fill(code)
+        other.get_by_role("button", name="Open").click()
+        expect(other.locator("#incident")).to_be_visible()
+        other.get_by_role("button", name="Retry now").click()
+        expect(other.locator("#question")).to_contain_text("commande")
+        expect(customer.locator("#question")).to_contain_text("quelle commande", timeout=later)
+
+
+def test_a_failed_background_action_is_shown_to_the_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refund made in the background (wait: false) that failed: the agent who opens the
+    session sees it is not done, and the command that runs it again."""
+    import httpx
+    from playwright.sync_api import expect
+
+    from tests.test_background_failures import GOODWILL
+
+    library = tmp_path / "goodwill"
+    library.mkdir()
+    (library / "goodwill.yaml").write_text(GOODWILL, encoding="utf-8")
+    with serving(library, tmp_path, monkeypatch) as url, chromium() as browser:
+        monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", DOWN)
+        started = httpx.post(
+            url + "/v1/sessions", json={"journey": "goodwill", "customer_id": "C001"}
+        ).json()
+        done = httpx.post(
+            f"{url}/v1/sessions/{started['id']}/answers",
+            json={"node": "ask_order", "value": "10000001"},
+            timeout=60,
+        ).json()
+        assert done["outcome"] == "resolved"
+        page = browser.new_page()
+        page.goto(url + "/?lang=fr")
+        page.get_by_label("Reprendre une session (son code)").fill(started["contact"])
+        page.get_by_role("button", name="Ouvrir").click()
+        failed = page.locator("#failed-background")
+        expect(failed).to_be_visible()
+        expect(failed).to_contain_text("Actions en arrière-plan non faites")
+        expect(failed.locator("li")).to_have_count(2)
+        expect(failed).to_contain_text("Les paiements")
+        expect(failed).to_contain_text("journeys runs retry")
+
+
+def test_the_agent_hands_an_incident_off_to_the_back_office(
+    console_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", DOWN)
+    with chromium() as browser:
+        agent = browser.new_page()
+        agent.goto(console_url + "/?lang=en")
+        agent.get_by_label("The customer's own words").fill("my parcel never arrived")
+        agent.get_by_label("Customer number (if known)").fill("C001")
+        agent.get_by_role("button", name="Find the motive").click()
+        agent.get_by_role("button", name="Parcel not received").click()
+        agent.get_by_role("button", name="Hand off to the back office").click()
+        expect(agent.locator("#outcome")).to_contain_text(
+            "Handed off to the back office: it finishes the request"
+        )
+        expect(agent.locator("#incident")).to_be_hidden()
 
 
 @contextmanager

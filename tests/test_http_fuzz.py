@@ -17,16 +17,31 @@ from tests.conftest import SHIPPED
 
 _scratch = Path(tempfile.mkdtemp(prefix="journeys-fuzz-"))
 os.environ.setdefault("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{_scratch / 'bo.db'}")
-APP = create_app(
-    Library(SHIPPED), SqlStore(f"sqlite:///{_scratch / 'sessions.db'}"), LocalExecutor(), _scratch
-)
+# The in-process client is not this machine ('testclient', Host 'testserver'): the app is made
+# with an agent key, as in production, and every case is sent with it and without.
+_KEY = "fuzz-agent-key"
+_before = os.environ.get("JOURNEYS_AGENT_KEYS")
+os.environ["JOURNEYS_AGENT_KEYS"] = f"{_KEY}:agent"
+try:
+    APP = create_app(
+        Library(SHIPPED),
+        SqlStore(f"sqlite:///{_scratch / 'sessions.db'}"),
+        LocalExecutor(),
+        _scratch,
+    )
+finally:
+    if _before is None:
+        del os.environ["JOURNEYS_AGENT_KEYS"]
+    else:
+        os.environ["JOURNEYS_AGENT_KEYS"] = _before
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_error(case: schemathesis.Case) -> None:
-    response = case.call()
-    assert response.status_code < 500, (
-        f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
-    )
+    for headers in ({"Authorization": f"Bearer {_KEY}"}, {}):
+        response = case.call(headers={**(case.headers or {}), **headers})
+        assert response.status_code < 500, (
+            f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+        )

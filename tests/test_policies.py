@@ -219,7 +219,7 @@ def test_policy_findings_have_a_code_a_line_and_a_plain_message(lib: Path, check
     )
     assert messages[5] == (
         "role 'agent': payments.refund has no parameter 'amout' (did you mean 'amount'?); "
-        "it takes 'amount', 'order_id', 'reason'"
+        "it takes 'amount', 'customer_id', 'order_id', 'reason'"
     )
     assert messages[6].startswith(
         "role 'agent', payments.refund 'reason': 'max' needs a number, but 'reason' of "

@@ -318,3 +318,40 @@ def test_workers_run_the_actions_of_a_session(
             except subprocess.TimeoutExpired:
                 worker.kill()
                 worker.wait()
+
+
+def test_with_prefect_an_outage_holds_then_goes_on_and_background_runs_are_redone(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The back-office database unreachable, actions run as Prefect flows: the waited action
+    is an incident, the background ones fail after their retries and are recorded; back up,
+    the incident goes on where it was and a failed background run is run again once."""
+    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.sql_store import SqlStore
+    from tests.test_background_failures import DOWN, GOODWILL
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "goodwill.yaml").write_text(GOODWILL, encoding="utf-8")
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", DOWN)
+    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    executor = PrefectExecutor()
+    background = Sessions(Library(lib), store, executor)
+    s = background.start("goodwill", {"customer_id": "C001"})
+    s = background.answer(s.id, "ask_order", "10000001")
+    background.drain()
+    assert s.outcome == "resolved"
+    failed = {r["action"]: r for r in store.failed_runs(s.id)}
+    assert set(failed) == {"payments.refund", "notify.send"}
+    assert all(r["attempts"] == 2 and r["run_id"] for r in failed.values())  # retries: 1
+    held = Sessions(Library(SHIPPED), store, executor)
+    h = held.start("delivery-missing", {"customer_id": "C001"})
+    assert h.status == "incident" and "last_error" not in h.context
+
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    assert held.retry(h.id).node == "ask_order"
+    run, ran = background.rerun(failed["payments.refund"]["id"])
+    assert ran and run["status"] == "succeeded" and run["result"]["refund_id"]
+    assert flow_run(run["run_id"]).name  # type: ignore[attr-defined]
+    assert [r["action"] for r in store.failed_runs(s.id)] == ["notify.send"]
+    store.dispose()

@@ -91,6 +91,9 @@ def test_schema_and_loader_accept_the_same_keys() -> None:
     assert policies["properties"]["roles"]["additionalProperties"] is False
     assert set(policies["$defs"]["limit"]["properties"]) == build.LIMIT_KEYS
     assert policies["$defs"]["limit"]["additionalProperties"] is False
+    per_customer = policies["$defs"]["limit"]["properties"]["per_customer"]
+    assert set(per_customer["properties"]) == build.PER_CUSTOMER_KEYS
+    assert per_customer["additionalProperties"] is False
 
 
 def test_the_builder_reads_every_key_it_declares() -> None:

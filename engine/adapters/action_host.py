@@ -550,7 +550,14 @@ class HostExecutor:
 
     def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
         future = _background.submit(
-            self._post, session, "after", effect.action, effect.key, dict(effect.input), 0, None
+            self._post,
+            session,
+            "after",
+            effect.action,
+            effect.key,
+            dict(effect.input),
+            effect.retries,
+            None,
         )
         self.pending.append(future)
         return ActionOutcome(pending=future)

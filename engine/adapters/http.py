@@ -8,7 +8,12 @@ answer. Errors are RFC 9457 problem details. Who may do what:
 - a self-care customer presents the token returned when their session was created: it opens
   that session alone, for the steps whose roles include ``customer``; a step for agents only
   is handed over (shown as ``waiting_for: agent`` with the contact code, listed in
-  ``GET /v1/queue``) until an agent has answered it.
+  ``GET /v1/queue``) until an agent has answered it. The session stays on the ``selfcare``
+  channel unless an agent continues it;
+- a self-care customer is anonymous until proven (engine/identity.py): by the signed
+  identity the company's site hands over at the start (``identity``, see signed_identity.py),
+  or by the one-time code the identify journey sends. Until then no action reads or changes
+  a customer's account (docs/selfcare-identity.md).
 """
 
 from __future__ import annotations
@@ -38,12 +43,17 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from actions.registry import catalogue
+from actions.registry import account_actions, catalogue
+from engine.adapters.http_limits import limit, too_many
 from engine.adapters.keeper import BackofficeStarting, Keeper
+from engine.adapters.signed_identity import IdentityProblem, IdentityUnavailable, SignedIdentity
 from engine.adapters.sql_store import SERVER_THREADS
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
+from engine.identity import CUSTOMER, IdentityGate
 from engine.library import Library, LibraryProblem, refusals
+from engine.ratelimit import Limited, Limiter, rates_from_environment
 from engine.report import Report
+from engine.retry_loop import RetryLoop, interval_from_environment
 from engine.runtime import Session, current_step
 from engine.service import ActionExecutor, Sessions, SessionStore
 
@@ -60,6 +70,18 @@ HANDOVER = {
     "fr": "Un conseiller va prendre la suite : rien de ce que vous nous avez dit n'est perdu. "
     "Si vous nous appelez, donnez ce code : {code}. Cette page continue d'elle-même quand "
     "c'est de nouveau à vous.",
+}
+
+#: What a self-care customer reads while the back office does not answer (an incident): their
+#: request is kept and goes on by itself; never the technical reason, never a business answer.
+KEPT = {
+    "en": "Our systems are slow to answer just now. Your request is kept: nothing you told us "
+    "is lost, and it goes on by itself as soon as they are back. You can leave this page open "
+    "or come back later. If you call us, give this code: {code}.",
+    "fr": "Nos systèmes tardent à répondre en ce moment. Votre demande est conservée : rien de "
+    "ce que vous nous avez dit n'est perdu, et elle reprendra d'elle-même dès leur retour. "
+    "Vous pouvez laisser cette page ouverte ou revenir plus tard. Si vous nous appelez, donnez "
+    "ce code : {code}.",
 }
 
 
@@ -228,6 +250,12 @@ class StartBody(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     locale: str | None = Field(None, max_length=10)
     customer_id: str | None = Field(None, max_length=200)
+    identity: str | None = Field(
+        None,
+        max_length=8000,
+        description="Self-care: the signed identity (a JWT) the company's site hands over "
+        "for its logged-in customer; the customer number is then its own.",
+    )
 
 
 class AnswerBody(BaseModel):
@@ -247,6 +275,20 @@ class EventBody(BaseModel):
 class ResumeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     channel: str | None = Field(None, max_length=40)
+
+
+class RetryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HandOffBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queue: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^[a-z][a-z0-9_-]*$",
+        description="The queue that finishes the contact (default: backoffice).",
+    )
 
 
 def parse_body(model: type[B], raw: bytes) -> B:
@@ -377,13 +419,25 @@ def create_app(
     executor: ActionExecutor,
     home: Path,
     on_close: Callable[[], None] | None = None,
+    retry_interval: float | None = None,
     backoffice: Keeper | None = None,
 ) -> FastAPI:
+    """The app; ``retry_interval``: seconds between two looks of the retry loop at the
+    incidents due (None: ``JOURNEYS_RETRY_INTERVAL``, default 5; 0: no loop)."""
     # Journeys that `journeys validate` finds errors in are not started, as `journeys run`
     # refuses them (409, with the first error); `journeys serve` names them when it starts.
-    sessions = Sessions(library, store, executor, refusals(library, catalogue()))
+    actions = catalogue()
+    sessions = Sessions(
+        library,
+        store,
+        executor,
+        refusals(library, actions),
+        IdentityGate(**account_actions(actions)),
+    )
+    signed = SignedIdentity.from_environment()
     tokens = Tokens(server_secret(home))
     keys = agent_keys()
+    limiter = Limiter(rates_from_environment())
 
     # Database work runs on a few threads of our own, each with its own connection: more only
     # queue for the GIL (or SQLite's one writer), and asyncio's executor costs a fraction of
@@ -402,7 +456,11 @@ def create_app(
         # garbage collector's sight, a full collection no longer stalls every request ~90 ms.
         gc.collect()
         gc.freeze()
+        retries = RetryLoop(
+            sessions, interval_from_environment() if retry_interval is None else retry_interval
+        ).start()
         yield
+        retries.stop()
         if threads:
             threads.pop().shutdown(wait=True)
         if on_close:
@@ -415,6 +473,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.add_middleware(Edge)
+    app.state.limiter = limiter  # for every endpoint's limit, e.g. "otp" (engine/ratelimit.py)
+    app.add_exception_handler(Limited, too_many)
 
     @app.exception_handler(Problem)
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
@@ -491,6 +551,7 @@ def create_app(
             )
         if keys:
             if request.method == "POST" and request.url.path == "/v1/sessions":
+                limit(limiter, "start", request)  # anyone may start one: not without end
                 return Caller("customer", "customer")  # self-care: anyone may start a session
             raise Problem(
                 401,
@@ -498,7 +559,7 @@ def create_app(
                 "give an agent key or a session token: Authorization: Bearer ...",
             )
         host = request.client.host if request.client else ""
-        if host not in (*LOOPBACK, "testclient"):
+        if host not in LOOPBACK:
             raise Problem(
                 403,
                 "Forbidden",
@@ -507,7 +568,7 @@ def create_app(
         # DNS rebinding: a site whose name is pointed at 127.0.0.1 makes its pages the same
         # origin as this server in the browser; its name is still in the Host header.
         name = request.headers.get("host", "")
-        if _host_name(name) not in (*LOOPBACK, "testserver"):
+        if _host_name(name) not in LOOPBACK:
             raise Problem(
                 403,
                 "Forbidden",
@@ -538,7 +599,11 @@ def create_app(
             "seq": session.seq,
             "channel": session.channel,
             "contact": session.contact_id,
-            "step": _handed_over(current_step(bundle.definitions, session), session, customer),
+            "step": _held(
+                _handed_over(current_step(bundle.definitions, session), session, customer),
+                session,
+                customer,
+            ),
         }
 
     console = Path(__file__).resolve().parent / "console"
@@ -572,14 +637,18 @@ def create_app(
         inputs = dict(body.inputs)
         if body.customer_id and "customer_id" not in inputs:
             inputs["customer_id"] = body.customer_id
+        channel = _start_channel(body.channel, who)
+        identity = _start_identity(body.identity, inputs, channel, who, signed)
         try:
             session = sessions.start(
                 name,
                 inputs,
-                channel=body.channel or ("selfcare" if who.role == "customer" else None),
+                channel=channel,
                 locale=body.locale,
                 actor=who.name,
-                role=who.role,
+                # Self-care is performed by the customer, whoever opened the page.
+                role=CUSTOMER if channel == "selfcare" else who.role,
+                identity=identity,
             )
         except LibraryProblem as err:
             raise Problem(404, "No such journey", str(err)) from None
@@ -596,11 +665,13 @@ def create_app(
     async def answer(session_id: str, request: Request) -> FastJSON:
         who = identify(request)
         body = parse_body(AnswerBody, await request.body())
-        return FastJSON(await off_loop(_answer, session_id, body, who))
+        return FastJSON(await off_loop(_answer, session_id, body, who, request))
 
-    def _answer(session_id: str, body: AnswerBody, who: Caller) -> dict[str, Any]:
+    def _answer(session_id: str, body: AnswerBody, who: Caller, request: Request) -> dict[str, Any]:
         if who.role == "customer":  # an agent's answer needs no extra read: the step checks it
             session = load(session_id, who)
+            if session.identity is None:  # a customer number or a one-time code: not guessed
+                limit(limiter, "otp", request, session.id)
             step = current_step(sessions.bundle_of(session).definitions, session)
             if step and "customer" not in step.get("roles", ["customer"]):
                 raise Problem(
@@ -630,14 +701,20 @@ def create_app(
 
     def _read(session_id: str, who: Caller) -> dict[str, Any]:
         session = load(session_id, who)
+        customer = who.role == "customer"
+        transcript, runs = store.events(session_id), store.runs(session_id)
+        if customer:  # a system's failure (its hosts, its errors) is the agents' business
+            transcript = [{k: v for k, v in e.items() if k != "failure"} for e in transcript]
+            runs = [{**r, "error": None} if r["status"] == "failed" else r for r in runs]
         return {
-            **view(session, who.role == "customer"),
+            **view(session, customer),
             "context": session.context,
             "path": session.path,
-            "transcript": store.events(session_id),
-            "actions": store.runs(session_id),
+            "transcript": transcript,
+            "actions": runs,
             "handoff": session.handoff,
             "error": session.error,
+            **_troubles(session, store, customer),
         }
 
     @app.post("/v1/sessions/{session_id}/resume")
@@ -648,15 +725,66 @@ def create_app(
 
     def _resume(session_id: str, body: ResumeBody, who: Caller) -> dict[str, Any]:
         load(session_id, who)
+        if who.role == CUSTOMER and body.channel not in (None, "selfcare"):
+            raise Problem(
+                403,
+                "Forbidden",
+                f"a self-care session stays on the selfcare channel; an agent continues it on "
+                f"{body.channel!r} (give them the contact code)",
+            )
         try:
             session = sessions.resume(session_id, body.channel, actor=who.name)
         except Conflict as err:
             raise Problem(409, "Conflict", err.message) from None
         return {**view(session, who.role == "customer"), "context": session.context}
 
+    @app.post("/v1/sessions/{session_id}/retry")
+    async def retry(
+        session_id: str, body: RetryBody | None = None, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
+        """Run the failed action of an incident again now (agents only; same idempotency key,
+        so the back office never acts twice): the session goes on where it was, or stays an
+        incident with its next automatic retry. 409 when the session is not in an incident."""
+        return await off_loop(_incident_event, session_id, who, "retry", None)
+
+    @app.post("/v1/sessions/{session_id}/handoff")
+    async def hand_off(
+        session_id: str, body: HandOffBody | None = None, who: Caller = Depends(caller)
+    ) -> dict[str, Any]:
+        """Give up on an incident for this contact (agents only): the session ends, escalated,
+        in the back-office queue (or ``queue``) with its whole context, to be finished there.
+        409 when the session is not in an incident."""
+        queue = body.queue if body else None
+        return await off_loop(_incident_event, session_id, who, "handoff", queue)
+
+    def _incident_event(
+        session_id: str, who: Caller, what: str, queue: str | None
+    ) -> dict[str, Any]:
+        if who.role == "customer":
+            raise Problem(403, "Forbidden", "an agent retries or hands off an incident")
+        session = load(session_id, who)
+        if session.status != "incident":
+            raise Problem(
+                409,
+                "No incident",
+                f"session {session_id!r} is not held by an incident (it is {session.status}); "
+                "only an incident can be retried or handed off",
+                {"status": session.status},
+            )
+        try:
+            if what == "retry":
+                session = sessions.retry(session_id, actor=who.name)
+            else:
+                session = sessions.hand_off(session_id, actor=who.name, queue=queue)
+        except Conflict as err:  # the retry loop or another agent got there first
+            raise Problem(409, "Conflict", err.message) from None
+        return {**view(session), "incident": session.incident, "handoff": session.handoff}
+
     @app.get("/v1/contacts/{code}")
-    async def contact(code: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def contact(code: str, request: Request, who: Caller = Depends(caller)) -> dict[str, Any]:
         """The session a customer's contact code points at (agents only): the one to continue."""
+        if who.role != "customer":  # codes are short: guessing them is limited
+            limit(limiter, "contact", request, who.name)
         return await off_loop(_contact, code, who)
 
     def _contact(code: str, who: Caller) -> dict[str, Any]:
@@ -824,6 +952,89 @@ def _handed_over(
         "waiting_for": "agent",
         "contact": code,
     }
+
+
+def _start_channel(channel: str | None, who: Caller) -> str | None:
+    """The channel a session starts on: a self-care customer's is ``selfcare``, always (the
+    channel decides who performs the steps; an agent's channel is for agents)."""
+    if who.role != CUSTOMER:
+        return channel
+    if channel not in (None, "selfcare"):
+        raise Problem(
+            403,
+            "Forbidden",
+            f"a self-care customer starts on the selfcare channel, not {channel!r}; "
+            "the other channels are for agents (give an agent key)",
+        )
+    return "selfcare"
+
+
+def _start_identity(
+    token: str | None,
+    inputs: dict[str, Any],
+    channel: str | None,
+    who: Caller,
+    signed: SignedIdentity | None,
+) -> dict[str, Any] | None:
+    """Who the customer of a new session is proven to be, if anyone: the signed identity
+    handed over (its number replaces any other), or the customer an agent starts a
+    self-care session for. A self-care customer's own number is only a claim: the identify
+    journey has them prove it."""
+    if token is not None:
+        if signed is None:
+            raise Problem(
+                422,
+                "Invalid request",
+                "identity: this server accepts no signed identity (JOURNEYS_IDENTITY_KEY or "
+                "JOURNEYS_IDENTITY_JWKS is not set); start without it",
+            )
+        try:
+            identity = signed.check(token)
+        except IdentityUnavailable as err:
+            raise Problem(503, "Service unavailable", str(err)) from None
+        except IdentityProblem as err:
+            raise Problem(401, "Unauthorized", f"identity: {err}") from None
+        claimed = inputs.get("customer_id")
+        if claimed is not None and claimed != identity["customer_id"]:
+            raise Problem(
+                403,
+                "Forbidden",
+                f"the customer number given ({claimed!r}) is not the one of the signed identity",
+            )
+        inputs["customer_id"] = identity["customer_id"]
+        return identity
+    customer = inputs.get("customer_id")
+    if who.role != CUSTOMER and channel == "selfcare" and isinstance(customer, str):
+        return {"customer_id": customer, "by": "agent"}  # the agent vouches for the customer
+    return None
+
+
+def _held(step: dict[str, Any] | None, session: Session, customer: bool) -> dict[str, Any] | None:
+    """An incident shown to the customer: a calm message that the request is kept and goes
+    on by itself, with the contact code; never the technical reason (agents see it)."""
+    if step is None or step.get("kind") != "incident" or not customer:
+        return step
+    language = (session.locale or "en").split("-")[0].lower()
+    code = session.contact_id or ""
+    return {
+        "node": step["node"],
+        "kind": "incident",
+        "text": KEPT.get(language, KEPT["en"]).format(code=code),
+        "messages": step["messages"],
+        "retry_at": step.get("retry_at"),
+        "contact": code,
+    }
+
+
+def _troubles(session: Session, store: SessionStore, customer: bool) -> dict[str, Any]:
+    """What went wrong technically, for the agent: the incident holding the session (what
+    failed, since when, tries, next retry) and the background actions that failed (never the
+    outcome's business, but a promise to keep: `journeys runs retry` runs one again)."""
+    if customer:
+        held = session.incident
+        kept = {"since": held.get("since"), "retry_at": held.get("retry_at")} if held else None
+        return {"incident": kept}
+    return {"incident": session.incident, "failed_actions": store.failed_runs(session.id)}
 
 
 def _titles(title: Any) -> list[str]:

@@ -87,4 +87,4 @@ class LocalExecutor:
         return self._call(effect.action, effect.input, effect.retries + 1, effect.key)
 
     def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
-        return self._call(effect.action, effect.input, 1, effect.key)
+        return self._call(effect.action, effect.input, effect.retries + 1, effect.key)

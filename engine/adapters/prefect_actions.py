@@ -158,7 +158,14 @@ class PrefectExecutor:
     def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
         # Post-contact automation: in the background; its failure never changes the outcome.
         future = _background.submit(
-            self._call, effect.action, effect.key, effect.input, 0, None, session, "after"
+            self._call,
+            effect.action,
+            effect.key,
+            effect.input,
+            effect.retries,
+            None,
+            session,
+            "after",
         )
         self.pending.append(future)
         return ActionOutcome(pending=future)

@@ -152,7 +152,7 @@ class WorkerExecutor:
             effect.action,
             effect.key,
             dict(effect.input),
-            0,
+            effect.retries,
             None,
             self._labels(session, "after", effect.action),
         )

@@ -18,12 +18,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine import clock
-from engine.adapters.sql_store import SqlStore, StoreProblem, sessions, visits
+from engine.adapters.sql_store import SqlStore, StoreProblem, action_runs, sessions, visits
 from engine.diagram import Heat
 from engine.findings import did_you_mean
 from engine.library import Library
 from engine.report import NodeFunnel, Report, heat_of
-from engine.runtime import ENDED, SURVEY
+from engine.runtime import ENDED, INCIDENT, SURVEY
 
 DAY_MS = 86_400_000
 
@@ -90,6 +90,10 @@ def build_report(
             report.add_group(keys, dict(row._mapping))
         if funnels:
             report.funnels = _funnels(conn, since, until, motive, journey, idle_before)
+        for row in conn.execute(_failures(since, until, motive, journey)):
+            report.add_failures(
+                row.action, int(row.incidents or 0), int(row.held or 0), int(row.background or 0)
+            )
     return report
 
 
@@ -206,6 +210,37 @@ def _session_groups(
         .where(_scope(s, since, until, motive, journey))
         .group_by(s.c.motive, s.c.journey, s.c.version, s.c.channel)
     )
+
+
+def _failures(
+    since: datetime | None, until: datetime | None, motive: str | None, journey: str | None
+) -> Any:
+    """Technical failures by action, of the sessions in scope: the incidents (one per session
+    and node where a step the session waited for failed), those held there now, and the
+    background runs whose last run failed. Only failed runs are read."""
+    r = action_runs.alias("r")
+    s = sessions.alias("s")
+    waited = r.c.mode == "wait"
+    per_step = (
+        select(
+            r.c.action,
+            r.c.mode,
+            func.max(
+                case((and_(waited, s.c.status == INCIDENT, s.c.node == r.c.node), 1), else_=0)
+            ).label("held"),
+        )
+        .select_from(r.join(s, s.c.id == r.c.session_id))
+        .where(r.c.status == "failed", _scope(s, since, until, motive, journey))
+        # A step's tries are one incident; each background run is one failure.
+        .group_by(r.c.action, r.c.mode, r.c.session_id, case((waited, r.c.node), else_=r.c.key))
+        .subquery()
+    )
+    return select(
+        per_step.c.action,
+        _flag(per_step.c.mode == "wait").label("incidents"),
+        func.sum(per_step.c.held).label("held"),
+        _flag(per_step.c.mode != "wait").label("background"),
+    ).group_by(per_step.c.action)
 
 
 def _funnels(

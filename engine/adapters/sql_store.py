@@ -1,6 +1,6 @@
 """Sessions in a SQL database with SQLAlchemy 2: SQLite by default, PostgreSQL to scale out.
 
-Three tables: ``definitions`` (each pinned bundle of journey sources, stored once),
+Three tables (and the grant ledger of engine/adapters/sql_grants.py): ``definitions`` (each pinned bundle of journey sources, stored once),
 ``sessions`` (one small row per session: its current state) and ``events`` (append-only: who,
 channel, node, answer, when). A step writes its session row and its event in one transaction;
 the row is updated only if its sequence number is the one the step started from, so of two
@@ -51,10 +51,11 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, Ope
 from sqlalchemy.pool import NullPool
 
 from engine import clock
+from engine.adapters import sql_grants
 from engine.clock import to_ms
 from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.library import Bundle
-from engine.runtime import INCIDENT, Session
+from engine.runtime import INCIDENT, Reserve, Session
 from engine.service import Records, Runs
 
 _JSON = JSON().with_variant(JSONB(), "postgresql")
@@ -379,7 +380,8 @@ def shown_url(url: str) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # engine.clock, not the wall clock: simulated history gets simulated record times too.
+    return clock.now()
 
 
 class SqlStore:
@@ -1016,6 +1018,26 @@ class SqlStore:
                 with contextlib.suppress(IntegrityError):
                     conn.execute(insert(action_runs).values(**values))
 
+    def reserve(self, request: Reserve) -> dict[str, float]:
+        """The grant ledger (engine/adapters/sql_grants.py): the customer's totals, read and
+        added to atomically."""
+        return sql_grants.reserve(self, request)
+
+    def release(self, key: str) -> None:
+        sql_grants.release(self, key)
+
+    def granted(self, customer_id: str) -> list[dict[str, Any]]:
+        """The grant ledger's rows of one customer, the oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT key, action, param, amount, before, role, session_id, node, "
+                    "granted_ms, released_ms FROM authority_grants WHERE customer_id = :c ORDER BY id"
+                ),
+                {"c": customer_id},
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
     def runs(self, session_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -1024,6 +1046,24 @@ class SqlStore:
                 .order_by(action_runs.c.id)
             ).all()
         return [{k: v for k, v in r._mapping.items() if k not in ("id", "at")} for r in rows]
+
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The background runs (``wait: false``, ``after``) whose last run failed, the newest
+        first, of one session or all (each with its ``id``, to run it again)."""
+        query = select(action_runs).where(
+            action_runs.c.status == "failed", action_runs.c.mode.in_(("background", "after"))
+        )
+        if session_id is not None:
+            query = query.where(action_runs.c.session_id == session_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(action_runs.c.id.desc()).limit(limit)).all()
+        return [_run_row(r) for r in rows]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        """One action run by its id (None if there is none)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(action_runs).where(action_runs.c.id == run_id)).first()
+        return _run_row(row) if row is not None else None
 
     def session_ids(self) -> list[str]:
         with self.engine.connect() as conn:
@@ -1125,6 +1165,12 @@ def _visit_rows(
         }
         for idx in range(first, len(path))
     ]
+
+
+def _run_row(row: Any) -> dict[str, Any]:
+    run = dict(row._mapping)
+    run["at"] = _aware(run["at"]).isoformat() if run.get("at") else None
+    return run
 
 
 def _to_json(data: Any) -> str:

@@ -100,6 +100,10 @@ class FlowProblem:
         return {n.call for n in self.nodes.values() if n.call}
 
 
+#: Names the engine gives every journey to read: ``identity``, who the customer is proven to
+#: be (engine.identity.scope_value).
+ENGINE_NAMES = frozenset({"identity"})
+
 _FAILURE_DEFS = {
     "on_error": ["last_error"],
     "on_failure": ["last_error"],
@@ -149,7 +153,7 @@ def solve(
 ) -> tuple[list[Finding], Interface]:
     """J008 findings and the journey's interface, given its sub-journeys' interfaces."""
     nodes = problem.nodes
-    inputs = frozenset(problem.inputs)
+    inputs = frozenset(problem.inputs) | ENGINE_NAMES
     no_interface = Interface(frozenset(), frozenset())
 
     def edge_defs(node: FlowNode, defs: list[str]) -> frozenset[str]:
@@ -195,6 +199,18 @@ def solve(
                 problem, callees, node_id, name, everywhere
             )
             found.append(finding("J008", Loc(problem.file, line, col), message, jid, node_id))
+        defined = {*node.own, *(d for _t, defs, _v in node.edges for d in defs)}
+        for name in sorted(ENGINE_NAMES & defined):
+            found.append(
+                finding(
+                    "J008",
+                    Loc(problem.file, node.line, node.column),
+                    f"node {node_id!r} sets {name!r}, a name the engine gives every journey "
+                    "(who the customer is proven to be) and journeys only read: name it otherwise",
+                    jid,
+                    node_id,
+                )
+            )
         if node.call and node.call in callees:
             for name in sorted(callees[node.call].required - set(node.passed) - here):
                 found.append(
@@ -218,7 +234,7 @@ def solve(
 
 
 def _all_set(problem: FlowProblem, callees: Mapping[str, Interface]) -> set[str]:
-    names = set(problem.inputs)
+    names = set(problem.inputs) | ENGINE_NAMES
     for node in problem.nodes.values():
         names.update(node.own)
         for _t, defs, _v in node.edges:

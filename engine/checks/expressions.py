@@ -6,11 +6,11 @@ check (J007) and the dataflow check (J008) both work from that list.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from engine.bounds import static_problem
 from engine.expressions import (
     RESERVED,
     Expression,
@@ -21,8 +21,6 @@ from engine.expressions import (
 )
 from engine.findings import Finding, finding
 from engine.model import Journey, Loc, Node, Trigger
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -46,10 +44,11 @@ def check_expressions(journey: Journey) -> tuple[list[Finding], list[Use]]:
         for where, source, loc, phase, kind in _sources(node):
             try:
                 if kind == "template":
-                    for placeholder in compile_template(source):
-                        uses.append(Use(node.id, where, placeholder.expression, loc, phase))
+                    compiled = [p.expression for p in compile_template(source)]
                 else:
-                    uses.append(Use(node.id, where, compile_expression(source), loc, phase))
+                    compiled = [compile_expression(source)]
+                uses += [Use(node.id, where, e, loc, phase) for e in compiled]
+                _bounded(compiled)
             except ExpressionError as err:
                 what = "template" if kind == "template" else "expression"
                 found.append(
@@ -77,7 +76,7 @@ def check_trigger_expressions(triggers: tuple[Trigger, ...]) -> list[Finding]:
         ]
         for where, source, loc in sources:
             try:
-                compile_expression(source)
+                _bounded([compile_expression(source)])
             except ExpressionError as err:
                 found.append(
                     finding(
@@ -89,6 +88,15 @@ def check_trigger_expressions(triggers: tuple[Trigger, ...]) -> list[Finding]:
                     )
                 )
     return found
+
+
+def _bounded(expressions: list[Expression]) -> None:
+    """An expression whose literals show it can never be built within the bounds of a value
+    (engine/bounds.py) is refused here, not when a customer is waiting."""
+    for expression in expressions:
+        problem = static_problem(expression.tree)
+        if problem:
+            raise ExpressionError(f"it can never be evaluated: {problem}")
 
 
 def _reason(err: ExpressionError) -> str:
@@ -210,7 +218,3 @@ def check_locales(journey: Journey) -> list[Finding]:
 def attribute_reads(expression: Expression) -> Iterator[tuple[str, str]]:
     """(name, key) for each ``name.key`` or ``name["key"]`` an expression reads."""
     return iter(expression.keys)
-
-
-def valid_name(name: str) -> bool:
-    return bool(_NAME.fullmatch(name)) and name not in RESERVED

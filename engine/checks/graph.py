@@ -156,3 +156,28 @@ def _loop_of(graph: object, node_id: str, can_finish: set[str]) -> str:
     if len(trapped) <= 1:
         return ""
     return ", ".join(repr(n) for n in sorted(trapped)[:6]) + (" ..." if len(trapped) > 6 else "")
+
+
+def looped_actions(journey: Journey) -> list[list[object]]:
+    """The action nodes the journey can come back to after they succeeded: a path from the
+    node's ``next`` leads to it again. ``[node, action, line, column, [the loop's nodes]]``.
+    A way back through ``on_denied``, ``on_error`` or ``on_failure`` only is not a loop here:
+    the action was not granted, or did not run, on it."""
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(journey.nodes)
+    for node in journey.nodes.values():
+        for edge in node.edges():
+            if edge.target in journey.nodes:
+                graph.add_edge(node.id, edge.target)
+    found: list[list[object]] = []
+    for node in journey.nodes.values():
+        if node.kind != "action" or not node.action or node.next not in journey.nodes:
+            continue
+        try:
+            back = nx.shortest_path(graph, node.next, node.id)
+        except nx.NetworkXNoPath:
+            continue
+        found.append([node.id, node.action, node.loc.line, node.loc.column, [node.id, *back]])
+    return found

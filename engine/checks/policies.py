@@ -1,20 +1,26 @@
 """The authority limits of ``policies.yaml`` against the action catalogue.
 
-J009: an action that is not in the catalogue, a parameter the action does not take, a ``max``
-or ``min`` on a parameter that is not a number, an allowed value of the wrong type.
+J009: an action that is not in the catalogue, a parameter the action does not take, a ``max``,
+``min``, ``per_session`` or ``per_customer`` on a parameter that is not a number, an allowed
+value of the wrong type.
 J002 (beyond the JSON Schema): a limit that sets no rule, a ``min`` above the ``max``.
+W003 (with the journeys): an action on a loop that a role may decide up to a limit per call only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from engine.checks.actions import _TYPE_WORDS, Catalogue, _type_ok
 from engine.findings import Finding, did_you_mean, finding, one_of
-from engine.model import Policy
+from engine.model import Loc, Policy
 
 #: The names the policy file may have, at the library's root.
 POLICY_FILES = ("policies.yaml", "policies.yml")
 
 _NUMBERS = ("number", "integer")
+_RULES = ("max", "min", "in", "per_session", "per_customer")
 
 
 def check_policy(policy: Policy, catalogue: Catalogue) -> list[Finding]:
@@ -31,14 +37,15 @@ def check_policy(policy: Policy, catalogue: Catalogue) -> list[Finding]:
             )
     for limit in policy.limits:
         where = f"role {limit.role!r}, {limit.action} {limit.param!r}"
-        rules = [k for k in ("max", "min", "in") if k in limit.key_locs]
+        rules = [k for k in _RULES if k in limit.key_locs]
         if not rules:
             found.append(
                 finding(
                     "J002",
                     limit.loc,
                     f"{where}: no limit is given; write max and/or min for a number, or in with "
-                    "the allowed values (a parameter that is not listed is unlimited)",
+                    "the allowed values, or per_session / per_customer for a total (a parameter "
+                    "that is not listed is unlimited)",
                 )
             )
         if limit.max is not None and limit.min is not None and limit.min > limit.max:
@@ -65,7 +72,7 @@ def check_policy(policy: Policy, catalogue: Catalogue) -> list[Finding]:
                 )
             )
             continue
-        for key in ("max", "min"):
+        for key in ("max", "min", "per_session", "per_customer"):
             if key in limit.key_locs and param.type not in _NUMBERS:
                 found.append(
                     finding(
@@ -88,3 +95,53 @@ def check_policy(policy: Policy, catalogue: Catalogue) -> list[Finding]:
                     )
                 )
     return found
+
+
+def per_call_only(policy: Policy) -> dict[str, Any]:
+    """The limits with a ``max`` per call and no total (per_session, per_customer): what a
+    loop in a journey multiplies. ``{"per_call": [[role, action, param, max], ...]}``."""
+    return {
+        "per_call": [
+            [x.role, x.action, x.param, x.max]
+            for x in policy.limits
+            if x.max is not None and x.per_session is None and x.per_customer is None
+        ]
+    }
+
+
+def check_looped_limits(
+    journeys: Mapping[str, Mapping[str, Any]], policy: Mapping[str, Any] | None
+) -> list[Finding]:
+    """W003: an action node the journey comes back to after it succeeded, whose action a role
+    may decide up to a limit per call only: the loop grants the limit again at every turn."""
+    if not policy or policy.get("unreadable"):
+        return []
+    by_action: dict[str, list[list[Any]]] = {}
+    for role, action, param, most in policy.get("per_call", []):
+        by_action.setdefault(action, []).append([role, param, most])
+    found = []
+    for file, summary in journeys.items():
+        for node_id, action, line, column, loop in summary.get("loops", []):
+            limits = by_action.get(action)
+            if not limits:
+                continue
+            which = "; ".join(
+                f"{role}: {param} up to {_shown(most)} a call" for role, param, most in limits
+            )
+            found.append(
+                finding(
+                    "W003",
+                    Loc(file, line, column),
+                    f"node {node_id!r} runs {action} on a loop ({' → '.join(loop)}), but "
+                    f"policies.yaml limits it per call only ({which}): each turn of the loop "
+                    "may grant it again; bound the total with per_session (one session) or "
+                    "per_customer (the customer's total over a period)",
+                    summary.get("id"),
+                    node_id,
+                )
+            )
+    return found
+
+
+def _shown(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

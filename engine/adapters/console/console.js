@@ -12,6 +12,15 @@ const TEXTS = {
     selftitle: "How can we help?", selfwords: "Tell us in your own words", yourcode: "Your contact code (give it to an agent to continue on the phone): ",
     handover: "An agent takes over", codelabel: "Your contact code", queue: "Waiting for an agent",
     nobody: "Nobody is waiting.", take: "Take", minutes: " min",
+    verify: "Confirm it is you", codehint: "6 digits, received by SMS",
+    incidenttitle: "The back office did not answer", retrynow: "Retry now", handoffnow: "Hand off to the back office",
+    unreachable: "{system} could not be reached. The session waits at this step: nothing is lost, and it goes on by itself as soon as the back office answers.",
+    since: "Since {since} · {tries} · next automatic retry at {next}.", nonext: "Since {since} · {tries}.",
+    once: "tried once", times: "tried {n} times",
+    retrying: "Trying again…", failedtitle: "Background actions not done", redo: "run it again with",
+    handedoff: "Handed off to the back office: it finishes the request with everything the customer said.",
+    kept: "Your request is kept",
+    systems: { accounts: "The accounts system", appointments: "The appointments system", billing: "Billing", callbacks: "The callback planner", crm: "The customer records (CRM)", lines: "The lines system", network: "The network system", notify: "Messaging", orders: "The order system", payments: "Payments", subscriptions: "The subscriptions system", tickets: "The ticketing system", other: "A back-office system" },
     starting: "The back office is starting: this goes on by itself in a few seconds.",
   },
   fr: {
@@ -24,14 +33,39 @@ const TEXTS = {
     selftitle: "Comment pouvons-nous vous aider ?", selfwords: "Dites-le avec vos mots", yourcode: "Votre code de contact (à donner à un conseiller pour continuer au téléphone) : ",
     handover: "Un conseiller prend le relais", codelabel: "Votre code de contact", queue: "En attente d'un conseiller",
     nobody: "Personne n'attend.", take: "Prendre", minutes: " min",
+    verify: "Confirmez que c'est bien vous", codehint: "6 chiffres, reçus par SMS",
+    incidenttitle: "Le back-office n'a pas répondu", retrynow: "Réessayer maintenant", handoffnow: "Transférer au back-office",
+    unreachable: "{system} est injoignable. La session attend à cette étape : rien n'est perdu, et elle reprend d'elle-même dès que le back-office répond.",
+    since: "Depuis {since} · {tries} · prochain essai automatique à {next}.", nonext: "Depuis {since} · {tries}.",
+    once: "1 essai", times: "{n} essais",
+    retrying: "Nouvel essai…", failedtitle: "Actions en arrière-plan non faites", redo: "à relancer avec",
+    handedoff: "Transféré au back-office : il termine la demande avec tout ce que le client a dit.",
+    kept: "Votre demande est conservée",
+    systems: { accounts: "Le système des comptes", appointments: "Le système des rendez-vous", billing: "La facturation", callbacks: "Le planificateur de rappels", crm: "Le fichier clients (CRM)", lines: "Le système des lignes", network: "Le système réseau", notify: "La messagerie", orders: "Le système des commandes", payments: "Les paiements", subscriptions: "Le système des abonnements", tickets: "Le système de tickets", other: "Un système du back-office" },
     starting: "Le back-office démarre : cela continue tout seul dans quelques secondes.",
   },
 };
 
+// A step whose field has this name asks for the one-time code sent to the customer's phone:
+// shown with the phone's numeric keypad and its code autofill (journeys/shared/identify-customer.yaml).
+const CODE_FIELD = "one_time_code";
+
 const POLL_MS = 3000;  // how often a page waiting for someone else looks again
-const state = { lang: "en", session: null, token: null, selfcare: false, poll: null, queue: "" };
+const state = { lang: "en", session: null, token: null, selfcare: false, poll: null, queue: "", identity: null, incidentOf: null };
 const $ = (id) => document.getElementById(id);
 const t = (key) => TEXTS[state.lang][key] || key;
+
+const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, name) => values[name] ?? "");
+// Which system an action belongs to, in plain words: crm.get_customer -> "the customer records".
+const system = (action) => { const names = t("systems"); return names[(action || "").split(".")[0]] || names.other; };
+// A time as the agent reads it in their language ("14:05", or the day too when not today).
+function when(iso) {
+  if (!iso) return "";
+  const moment = new Date(iso);
+  const today = moment.toDateString() === new Date().toDateString();
+  const options = today ? { hour: "2-digit", minute: "2-digit" } : { dateStyle: "medium", timeStyle: "short" };
+  return moment.toLocaleString(state.lang === "fr" ? "fr-FR" : "en-GB", options);
+}
 
 function translate() {
   document.documentElement.lang = state.lang;
@@ -94,6 +128,7 @@ async function start(motive) {
   const body = { motive, channel: state.selfcare ? "selfcare" : "phone", locale: state.lang };
   const customer = $("customer");
   if (customer && customer.value.trim()) body.customer_id = customer.value.trim();
+  if (state.identity) body.identity = state.identity;  // handed over by the company's site
   try {
     const session = await api("POST", "/v1/sessions", body);
     if (state.selfcare) {
@@ -111,7 +146,9 @@ async function open(event) {
   event.preventDefault();
   try {
     const found = await api("GET", "/v1/contacts/" + encodeURIComponent($("code").value.trim()));
-    await take(found.id);
+    // A finished session is shown as it ended (with what is left to do), not continued.
+    if (found.status === "ended" || found.status === "survey") show(found);
+    else await take(found.id);
   } catch (error) {
     alert(error.message);
   }
@@ -203,6 +240,8 @@ function show(session) {
   answer.replaceChildren();
   $("send").hidden = true;
   $("outcome").textContent = "";
+  if ($("incident")) $("incident").hidden = true;
+  if (session.status !== "incident") state.incidentOf = null;
   if (session.status === "waiting" && step && step.waiting_for === "agent" && state.selfcare) {
     showHandover(step);
     watch(session);
@@ -220,18 +259,68 @@ function show(session) {
     } else {
       const input = Object.assign(document.createElement("input"), { id: "value", name: "value", autocomplete: "off" });
       input.setAttribute("aria-label", step.text || step.node);
-      if (step.schema && step.schema.pattern) input.placeholder = step.schema.pattern;
+      if (step.field === CODE_FIELD) {
+        // The one-time code: a heading saying why, the numeric keypad, the SMS autofill.
+        const hint = Object.assign(document.createElement("small"), { textContent: t("codehint") });
+        const heading = Object.assign(document.createElement("p"), { id: "verify", className: "verify", textContent: t("verify") });
+        heading.append(document.createElement("br"), hint);
+        answer.append(heading);
+        Object.assign(input, { inputMode: "numeric", autocomplete: "one-time-code", maxLength: 6 });
+      } else if (!state.selfcare && step.schema && step.schema.pattern) {
+        input.placeholder = step.schema.pattern;  // agents only: a customer reads no pattern
+      }
       answer.append(input);
       $("send").hidden = false;
       input.focus();
     }
   } else if (session.status === "running") {
     $("question").textContent = t("running");
+  } else if (session.status === "incident" && step) {
+    showIncident(session, step);
+    watch(session);  // the retry loop may clear it: the page goes on by itself
   } else {
     $("question").textContent = "";
     $("outcome").textContent = t("ended") + (session.outcome || "");
   }
   refresh(session.id);
+}
+
+// An incident: the agent reads what could not be reached, since when and the next automatic
+// retry, and may retry now or hand the contact off; the customer reads that the request is
+// kept (the server's calm message, in their language) and the page waits.
+function showIncident(session, step) {
+  if (state.selfcare || !$("incident")) {
+    $("question").textContent = t("kept");
+    const box = Object.assign(document.createElement("p"), { id: "kept", textContent: step.text || "" });
+    box.setAttribute("role", "status");
+    $("answer").append(box);
+    return;
+  }
+  $("question").textContent = "";
+  $("incident").hidden = false;
+  $("incident-what").textContent = fill(t("unreachable"), { system: system(step.action) });
+  const tries = step.tries === 1 ? t("once") : fill(t("times"), { n: step.tries });
+  const times = { since: when(step.since), tries, next: when(step.retry_at) };
+  $("incident-when").textContent = fill(step.retry_at ? t("since") : t("nonext"), times);
+  // The technical reason is in the back office's words (English): shown on an English page.
+  $("incident-detail").textContent = state.lang === "en" ? `${step.action}: ${step.message}` : "";
+  $("incident-detail").hidden = state.lang !== "en";
+  for (const id of ["retry-now", "hand-off"]) $(id).disabled = false;
+  // Focus the first time only: the loop's retries re-render the panel while the agent works.
+  if (state.incidentOf !== session.id) $("retry-now").focus();
+  state.incidentOf = session.id;
+}
+
+async function incidentAction(path, body) {
+  const session = state.session;
+  for (const id of ["retry-now", "hand-off"]) $(id).disabled = true;
+  $("incident-when").textContent = t("retrying");
+  try {
+    show(await api("POST", "/v1/sessions/" + session.id + path, body));
+  } catch (error) {
+    show(await api("GET", "/v1/sessions/" + session.id));  // the retry loop got there first
+    $("error").textContent = error.message;
+  }
 }
 
 async function send(value) {
@@ -260,16 +349,39 @@ async function refresh(id) {
     textContent: `${run.action}: ${run.status}${run.error ? " (" + run.error + ")" : ""}`,
   })));
   $("transcript").replaceChildren(...full.path.map((node) => Object.assign(document.createElement("li"), { textContent: node })));
-  if (full.handoff) $("outcome").textContent = t("handoff") + full.handoff.queue;
+  if (full.handoff) {
+    $("outcome").textContent = full.handoff.queue === "backoffice" ? t("handedoff") : t("handoff") + full.handoff.queue;
+  }
+  // Background actions (wait: false, after) that failed: a promise to keep, never dropped.
+  const failed = full.failed_actions || [];
+  $("failed-background").hidden = !failed.length;
+  $("failed-actions").replaceChildren(...failed.map((run) => {
+    const item = Object.assign(document.createElement("li"), { textContent: `${system(run.action)} (${when(run.at)}) · ${t("redo")} ` });
+    item.append(Object.assign(document.createElement("code"), { textContent: `journeys runs retry ${run.id}` }));
+    return item;
+  }));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   const wanted = new URLSearchParams(location.search).get("lang") || (navigator.language || "en").slice(0, 2);
   state.lang = TEXTS[wanted] ? wanted : "en";
   $("lang").value = state.lang;
-  $("lang").addEventListener("change", (event) => { state.lang = event.target.value; translate(); loadQueue(); });
+  $("lang").addEventListener("change", (event) => {
+    state.lang = event.target.value;
+    translate();
+    loadQueue();
+    if (state.session && state.session.status === "incident") show(state.session);  // its words too
+  });
   translate();
   state.selfcare = document.body.dataset.mode === "selfcare";
+  // The company's site may hand over its logged-in customer's signed identity in the link's
+  // fragment (/selfcare#identity=...): never sent to any server in a URL, and taken out of
+  // the address bar at once, so that it is in no history, bookmark or screenshot.
+  const handed = new URLSearchParams(location.hash.slice(1)).get("identity");
+  if (state.selfcare && handed) {
+    state.identity = handed;
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   $("search").addEventListener("submit", search);
   if ($("continue")) $("continue").addEventListener("submit", open);
   if ($("queue")) {
@@ -277,4 +389,8 @@ document.addEventListener("DOMContentLoaded", () => {
     setInterval(loadQueue, POLL_MS);
   }
   $("step").addEventListener("submit", (event) => { event.preventDefault(); send($("value").value); });
+  if ($("retry-now")) {
+    $("retry-now").addEventListener("click", () => incidentAction("/retry", {}));
+    $("hand-off").addEventListener("click", () => incidentAction("/handoff", {}));
+  }
 });
