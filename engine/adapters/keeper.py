@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.errors import NotReady
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionExecutor, ActionOutcome
 
@@ -26,7 +27,7 @@ CACHE_SECONDS = 1.0  # "ready" is believed this long without asking the host aga
 FAILED_PAUSE = 30.0  # after a start that failed, actions fail (incidents) this long
 
 
-class BackofficeStarting(Exception):
+class BackofficeStarting(NotReady):
     """The back office is starting: the request was not carried out; send it again."""
 
     def __init__(self, retry_after: int = RETRY_AFTER) -> None:
