@@ -275,7 +275,8 @@ DB_OPTION = click.option(
     envvar="JOURNEYS_DB",
     default=None,
     metavar="URL",
-    help="Session database (or JOURNEYS_DB). Default: a SQLite file in .journeys/.",
+    help="Session database (or JOURNEYS_DB). Default: sessions.db in the journeys home "
+    "(JOURNEYS_HOME, else ./.journeys).",
 )
 
 
@@ -1197,38 +1198,66 @@ def backoffice_scan(
 
 @main.group()
 def prefect() -> None:
-    """The embedded Prefect server that runs the actions (started on first use)."""
+    """The back office's processes: the action host and the embedded Prefect server."""
+
+
+def _megabytes(pid: int) -> str:
+    from engine.adapters.processes import rss_bytes
+
+    return f"{rss_bytes(pid) / 1e6:.0f} MB"
 
 
 @prefect.command("status")
 def prefect_status() -> None:
-    """Say where actions run: PREFECT_API_URL, the embedded server, or nowhere yet."""
+    """List the back office's processes (pid, address, memory) and where actions run."""
     import os
 
-    from engine.adapters.prefect_server import home, running
+    from engine.adapters.action_host import host_status
+    from engine.adapters.home import idle_seconds
+    from engine.adapters.prefect_server import home, running, server_record
 
-    configured = os.environ.get("PREFECT_API_URL")
-    if configured:
-        click.echo(f"actions run through the Prefect API at {configured} (PREFECT_API_URL)")
-        return
-    url = running()
-    if url:
+    record, health = host_status()
+    if record and health:
+        idle = health.get("idle_seconds") or 0
         click.echo(
-            f"the embedded Prefect server answers at {url} (data in {home()}); its UI is at {url[:-4]}"
+            f"action host: pid {record['pid']}, {record['url']}, {health['state']}, "
+            f"{_megabytes(int(record['pid']))}; "
+            + (
+                f"stops after {idle:.0f} s unused (JOURNEYS_BACKOFFICE_IDLE_SECONDS)"
+                if idle
+                else "never stops by itself (JOURNEYS_BACKOFFICE_IDLE_SECONDS=0)"
+            )
         )
     else:
-        click.echo("no embedded Prefect server is running; the first action starts one")
+        click.echo("action host: not running (the first action starts it)")
+    configured = os.environ.get("PREFECT_API_URL")
+    server = server_record()
+    url = running()
+    if url and server:
+        click.echo(
+            f"embedded Prefect server: pid {server['pid']}, {url}, "
+            f"{_megabytes(int(str(server['pid'])))}; UI at {url[:-4]}; data in {home()}"
+        )
+    elif not configured:
+        click.echo("embedded Prefect server: not running")
+    if configured:
+        click.echo(f"actions run through the Prefect API at {configured} (PREFECT_API_URL)")
+    try:
+        idle_seconds()
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
 
 
 @prefect.command("stop")
 def prefect_stop() -> None:
-    """Stop the embedded Prefect server (the next action starts it again)."""
+    """Stop the action host and the embedded Prefect server; return once both are gone (the
+    next action starts them again)."""
     from engine.adapters.prefect_server import stop
 
     click.echo(
-        "stopped the embedded Prefect server"
+        "stopped the back office (the action host and the embedded Prefect server)"
         if stop()
-        else "no embedded Prefect server was running"
+        else "the back office was not running"
     )
 
 
@@ -1341,13 +1370,20 @@ def simulate(ctx: click.Context, count: int, days: int, seed: int | None, db: st
 def serve(
     ctx: click.Context, host: str, port: int, workers: int, db: str | None, executor_kind: str
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /openapi.json) on the library and the session database."""
+    """Serve the HTTP API (OpenAPI at /openapi.json) on the library and the session database.
+
+    The back office (the action host and the embedded Prefect server) is started in the
+    background at once, and stopped with the server if it started it (GET /v1/health says
+    when it is ready)."""
     import os
+    import signal
 
     import uvicorn
 
     from engine.adapters.connections import uvicorn_settings
+    from engine.adapters.home import idle_seconds
     from engine.adapters.http import agent_keys
+    from engine.adapters.keeper import Keeper
     from engine.ratelimit import RateLimitProblem, rates_from_environment
 
     library = _library_object(ctx)  # a clear error now for a missing folder
@@ -1373,17 +1409,50 @@ def serve(
             "no agent key configured (JOURNEYS_AGENT_KEYS): only this machine may call the API",
             err=True,
         )
+    try:
+        idle_seconds()
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
+    # What this server starts names it as its owner: it stops them when it stops, and they
+    # keep running while it lives however long nobody asks for an action.
+    os.environ["JOURNEYS_BACKOFFICE_OWNER"] = str(os.getpid())
+    keeper = Keeper(executor_kind)
+    keeper.start(after=lambda: _listening(host, port))
+    if keeper.needed:
+        click.echo("starting the back office in the background (GET /v1/health)", err=True)
     _signed_identity_said()
     click.echo(f"journeys API on http://{host}:{port} (OpenAPI: /openapi.json)", err=True)
-    uvicorn.run(
-        "engine.adapters.http:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        **uvicorn_settings(),  # bounded headers, request time, idle connections, concurrency
-    )
+    # SIGTERM ends the server as Ctrl-C does (uvicorn raises it again once it has shut down),
+    # so that what it started is stopped below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(
+            "engine.adapters.http:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            **uvicorn_settings(),  # bounded headers, request time, idle connections, concurrency
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if keeper.stop_started():
+            click.echo("stopped the back office this server started", err=True)
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether the server accepts connections on (host, port) yet."""
+    import socket
+
+    try:
+        with socket.create_connection(
+            ("127.0.0.1" if host in ("0.0.0.0", "") else host, port), 0.2
+        ):
+            return True
+    except OSError:
+        return False
 
 
 def _signed_identity_said() -> None:

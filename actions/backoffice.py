@@ -1,7 +1,7 @@
 """The demo back office: an embedded database that the shipped actions really read and change.
 
-A SQLite file by default (``<JOURNEYS_HOME or .journeys>/backoffice.db``), or any SQLAlchemy
-URL in ``JOURNEYS_BACKOFFICE_DB`` (``postgresql+psycopg://...``). The tables are created and
+A SQLite file by default (``backoffice.db`` in the journeys home, an absolute folder: see
+engine/adapters/home.py), or any SQLAlchemy URL in ``JOURNEYS_BACKOFFICE_DB`` (``postgresql+psycopg://...``). The tables are created and
 filled with deterministic seed data the first time the database is used (see
 ``actions/seed.py`` and docs/backoffice.md): customers C001...C050, their orders, lines,
 subscriptions, invoices, accounts and appointments, a few refunds and a known outage. Every
@@ -13,7 +13,8 @@ that day and one more each day after): delete the file to start again from the s
 back office's "today" is the real date, or ``JOURNEYS_BACKOFFICE_TODAY`` (an ISO date) to pin
 it for a demo or a test.
 
-This module needs SQLAlchemy only: never Prefect, never the engine. The domain modules
+This module needs SQLAlchemy only: never Prefect, never the engine (but for the few lines of
+the standard library that say where the journeys home is). The domain modules
 import it (and SQLAlchemy) inside their action bodies, so that reading the catalogue, as
 ``journeys validate`` does, imports neither.
 """
@@ -62,8 +63,6 @@ from sqlalchemy.exc import (
 from sqlalchemy.pool import NullPool, StaticPool
 
 from actions.registry import NotFound, Refused
-
-DEFAULT_HOME = ".journeys"
 
 metadata = MetaData()
 
@@ -460,12 +459,11 @@ TABLES: dict[str, Table] = dict(metadata.tables)
 
 
 def database_url() -> str:
-    """``JOURNEYS_BACKOFFICE_DB``, else the SQLite file ``backoffice.db`` in the journeys home."""
-    url = os.environ.get("JOURNEYS_BACKOFFICE_DB")
-    if url:
-        return url
-    home = Path(os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
-    return f"sqlite:///{home / 'backoffice.db'}"
+    """``JOURNEYS_BACKOFFICE_DB``, else the SQLite file ``backoffice.db`` in the journeys home:
+    absolute, so that every process (this one, the action host, a worker) opens the same."""
+    from engine.adapters.home import backoffice_url
+
+    return backoffice_url()
 
 
 _lock = threading.Lock()

@@ -14,7 +14,12 @@ Prints, in one run:
   reference, in-process without Prefect. Targets: a ``wait: false`` action adds under 5 ms to
   its step; a ``wait: true`` action adds <= 50 ms.
 
-Usage: python bench/actions.py [--steps 40] [--out bench/out/actions]
+Last, `journeys serve` as an agent meets it (issue 11): how soon the API answers
+``GET /v1/health`` after the command starts, how long the back office takes to be ready, and
+the first action after health says "ready" (target under 2 s), with the next actions'
+median for reference. ``--first-action`` measures only that.
+
+Usage: python bench/actions.py [--steps 40] [--out bench/out/actions] [--first-action]
 """
 
 from __future__ import annotations
@@ -281,6 +286,95 @@ def measure_host(library: Path, steps: int, base: list[float]) -> dict[str, list
     return measure(HostExecutor(), library, steps)
 
 
+def first_action_after_ready(library: Path, out: Path) -> None:
+    """`journeys serve` started afresh (its own home): serve start to the first health
+    answer, to "ready", then the first step with a ``wait: true`` action, and the next ones."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "JOURNEYS_HOME": str(out / "serve-home"),
+        "JOURNEYS_LIBRARY": str(library),
+        "JOURNEYS_DB": f"sqlite:///{out / 'serve-sessions.db'}",
+    }
+    env.pop("PREFECT_API_URL", None)
+    env.pop("JOURNEYS_EXECUTOR", None)
+
+    def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            base + path,
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def step() -> float:
+        status, session = call("POST", "/v1/sessions", {"journey": "sync"})
+        if status != 201:
+            sys.exit(f"could not start a session: {status} {session}")
+        began = time.perf_counter()
+        status, answered = call(
+            "POST", f"/v1/sessions/{session['id']}/answers", {"node": "first", "value": "hi"}
+        )
+        took = time.perf_counter() - began
+        if status != 200 or answered["step"]["node"] != "second":
+            sys.exit(f"the action did not run: {status} {answered}")
+        return took
+
+    journeys = str(Path(sys.executable).with_name("journeys"))
+    began = time.perf_counter()
+    serve = subprocess.Popen(
+        [journeys, "serve", "--port", str(port)],
+        env=env,
+        cwd=out,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        health: Any = None
+        while health is None:
+            try:
+                health = call("GET", "/v1/health")
+            except OSError:
+                time.sleep(0.02)
+        answered = time.perf_counter() - began
+        if health[0] == 404:  # before issue 11: no health; the first action starts it all
+            first = step()
+            print(
+                f"\njourneys serve: the API answers {answered:.2f} s after start; no /v1/health; "
+                f"the first action, right after, took {first:.2f} s (target < 2 s: "
+                f"{'met' if first < 2 else 'MISSED'})"
+            )
+            return
+        while health[1].get("backoffice") != "ready":
+            time.sleep(0.05)
+            health = call("GET", "/v1/health")
+        ready = time.perf_counter() - began
+        first = step()
+        later = statistics.median(step() for _ in range(10))
+        print(
+            f"\njourneys serve: GET /v1/health answers {answered:.2f} s after start, the back "
+            f"office is ready {ready:.1f} s after start\n"
+            f"  first action after ready: {first:.3f} s (target < 2 s: "
+            f"{'met' if first < 2 else 'MISSED'}); the next ones: {later:.3f} s (median of 10), "
+            f"first = {first / later:.1f} x the next"
+        )
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(120)
+
+
 def report(name: str, results: dict[str, list[float]], base: list[float] | None) -> None:
     print(f"\n{name}")
     plain = statistics.median(results["no action"])
@@ -304,6 +398,11 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "actions")
+    parser.add_argument(
+        "--first-action",
+        action="store_true",
+        help="Measure only the first action after `journeys serve` says ready.",
+    )
     parser.add_argument("--against", help=argparse.SUPPRESS)  # the run in a new process
     args = parser.parse_args()
     if args.against:
@@ -323,6 +422,9 @@ def main() -> None:
     os.environ["PYTHONPATH"] = str(ROOT)
     os.environ["JOURNEYS_BACKOFFICE_DB"] = f"sqlite:///{args.out / 'backoffice.db'}"
     os.environ.pop("PREFECT_API_URL", None)
+    if args.first_action:
+        first_action_after_ready(library, args.out)
+        return
 
     from engine.adapters import prefect_server
     from engine.adapters.local_actions import LocalExecutor
@@ -365,6 +467,7 @@ def main() -> None:
         subprocess.run([*command, "--out", str(args.out)], check=True)
     finally:
         os.killpg(pid, signal.SIGTERM)
+    first_action_after_ready(library, args.out)
 
 
 def against(url: str, library: Path, steps: int) -> None:

@@ -57,3 +57,8 @@ class StoreUnavailable(RuntimeProblem):
     try again. Says whether what was asked may have been saved."""
 
     status = 503
+
+
+class NotReady(Exception):
+    """A part the sessions need (the back office) is still starting: nothing was done or
+    saved; the same request succeeds once it is ready. Not a failure of anything."""

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from engine import clock
+from engine.errors import NotReady
 from engine.runtime import INCIDENT
 from engine.service import Sessions
 
@@ -96,6 +97,9 @@ class RetryLoop:
         """One look: retry what is due (a batch at most); how many were retried."""
         try:
             retried = self.sessions.retry_due(self.batch)
+        except NotReady:  # the back office is starting: its incidents wait for the next look
+            log.info("the retry loop waits for the back office to be ready")
+            return 0
         except Exception:  # the session database down: the next look tries again
             log.warning("the retry loop could not read the incidents due", exc_info=True)
             return 0

@@ -37,7 +37,7 @@ _PARALLEL_FROM = 48  # files to analyse before worker processes pay off
 class Options:
     max_file_bytes: int = MAX_FILE_BYTES
     use_cache: bool = True
-    cache_dir: Path | None = None  # default: <library>/.journeys_cache
+    cache_dir: Path | None = None  # default: default_cache_dir(library)
     jobs: int = 0  # 0: one per core
     progress: Callable[[int, int], None] | None = None
 
@@ -102,6 +102,19 @@ def validate(
     return report
 
 
+def default_cache_dir(library: Path) -> Path:
+    """``<library>/.journeys_cache``; for the library shipped with journeys, which lives in
+    the install (or source) folder that a command never writes, the user's cache folder
+    (``$XDG_CACHE_HOME``, else ``~/.cache``)."""
+    from engine.shipped import SHIPPED_LIBRARY
+
+    if library.resolve() != SHIPPED_LIBRARY:
+        return library / CACHE_DIR_NAME
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    where = hashlib.blake2b(str(SHIPPED_LIBRARY).encode(), digest_size=6).hexdigest()
+    return base / "journeys" / f"shipped-{where}"
+
+
 def environment_key(catalogue: Catalogue, options: Options) -> str:
     """What every cached result depends on besides the file itself."""
     h = hashlib.blake2b(digest_size=16)
@@ -122,7 +135,7 @@ def environment_key(catalogue: Catalogue, options: Options) -> str:
 def validate_library(library: Path, catalogue: Catalogue, options: Options) -> Report:
     files = library_files(library)
     env = environment_key(catalogue, options)
-    cache_file = (options.cache_dir or library / CACHE_DIR_NAME) / "validate.json"
+    cache_file = (options.cache_dir or default_cache_dir(library)) / "validate.json"
     cache = _load_cache(cache_file, env) if options.use_cache else {}
     entries: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, bytes]] = []

@@ -278,3 +278,18 @@ def test_validate_does_not_import_prefect_or_sqlalchemy() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert proc.stdout.strip() == "['networkx']"
+
+
+def test_the_shipped_library_is_validated_without_writing_in_the_install_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actions.registry import catalogue
+    from engine.shipped import SHIPPED_LIBRARY
+    from engine.validate import CACHE_DIR_NAME, Options, validate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    shipped = SHIPPED_LIBRARY / CACHE_DIR_NAME / "validate.json"
+    before = shipped.stat().st_mtime if shipped.exists() else None
+    validate([SHIPPED_LIBRARY], SHIPPED_LIBRARY, catalogue(), Options())
+    assert list((tmp_path / "cache" / "journeys").glob("shipped-*/validate.json"))
+    assert (shipped.stat().st_mtime if shipped.exists() else None) == before

@@ -388,3 +388,69 @@ def test_the_agent_hands_an_incident_off_to_the_back_office(
             "Handed off to the back office: it finishes the request"
         )
         expect(agent.locator("#incident")).to_be_hidden()
+
+
+@contextmanager
+def serving_while_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state: dict[str, str]
+) -> Iterator[str]:
+    """The consoles on a server whose back office is in ``state["now"]`` (starting, ready)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from engine.adapters.http import create_app
+    from engine.adapters.keeper import GatedExecutor, Keeper
+    from engine.adapters.local_actions import LocalExecutor
+    from engine.adapters.prefect_server import free_port
+    from engine.adapters.sql_store import SqlStore
+    from engine.library import Library
+
+    monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
+    monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)
+    keeper = Keeper("prefect", probe=lambda: state["now"], launch=lambda: None, believe=0)
+    store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
+    app = create_app(
+        Library(SHIPPED), store, GatedExecutor(LocalExecutor(), keeper), tmp_path, backoffice=keeper
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [("en", "The back office is starting"), ("fr", "Le back-office démarre")],
+)
+def test_the_console_says_the_back_office_is_starting_then_goes_on_by_itself(
+    lang: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No silent wait: the agent reads why nothing happens yet (read out by screen readers),
+    and the session starts by itself once the back office is ready."""
+    from playwright.sync_api import expect
+
+    state = {"now": "starting"}
+    with serving_while_starting(tmp_path, monkeypatch, state) as url, chromium() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/?lang={lang}")
+        page.locator("#words").fill("my parcel never arrived")
+        page.locator("#customer").fill("C001")
+        page.locator("#search button").click()
+        page.locator("#motives button").first.click()
+        notice = page.locator("#notice")
+        expect(notice).to_contain_text(said)
+        assert notice.get_attribute("aria-live") == "polite"
+        expect(page.locator("#session")).to_be_hidden()  # nothing started meanwhile
+        state["now"] = "ready"
+        expect(page.locator("#question")).not_to_be_empty(timeout=15_000)
+        expect(notice).to_be_empty()

@@ -363,3 +363,21 @@ def test_serve_refuses_a_bad_retry_interval_before_it_starts(
     monkeypatch.setenv("JOURNEYS_DB", f"sqlite:///{tmp_path / 'sessions.db'}")
     code, out = journeys("--library", str(SHIPPED), "serve", "--port", "1")
     assert code == 2 and "JOURNEYS_RETRY_INTERVAL='soon' is not a number of seconds" in out
+
+
+def test_the_retry_loop_waits_quietly_while_the_back_office_starts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While `journeys serve` is still starting the back office, a look of the loop is not a
+    failure to read the incidents: nothing is logged as a warning, the next look tries again."""
+    from engine.adapters.keeper import BackofficeStarting
+
+    class Starting:
+        def retry_due(self, limit: int) -> list[object]:
+            raise BackofficeStarting()
+
+    loop = RetryLoop(Starting(), interval=60)  # type: ignore[arg-type]
+    with caplog.at_level("INFO", logger="journeys.retry"):
+        assert loop.once() == 0
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+    assert "back office" in caplog.records[0].getMessage()

@@ -248,7 +248,7 @@ def _run_twice(
         assert result.exit_code == 0, result.output
         out.append(json.loads(result.stdout))
     host = json.loads((tmp_path / "home" / "prefect" / "host.json").read_text())
-    assert host["api"] and host["token"]
+    assert host["url"] and host["token"]
     return out[0], out[1]
 
 

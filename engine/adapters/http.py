@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Query, Request
@@ -45,6 +45,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actions.registry import account_actions, catalogue
 from engine.adapters.http_limits import limit, too_many
+from engine.adapters.keeper import BackofficeStarting, Keeper
 from engine.adapters.signed_identity import IdentityProblem, IdentityUnavailable, SignedIdentity
 from engine.adapters.sql_store import SERVER_THREADS
 from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
@@ -309,6 +310,14 @@ def documented_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+class Health(BaseModel):
+    status: Literal["ok"] = Field(description="The API answers.")
+    backoffice: Literal["ready", "starting", "down"] = Field(
+        description="The back office that runs the actions: ready; starting (an action asked "
+        "for now is answered 503 with Retry-After); or down (the next action starts it again)."
+    )
+
+
 class ReportQuery:
     """The filters of a report, as query parameters (the options of `journeys report`)."""
 
@@ -411,6 +420,7 @@ def create_app(
     home: Path,
     on_close: Callable[[], None] | None = None,
     retry_interval: float | None = None,
+    backoffice: Keeper | None = None,
 ) -> FastAPI:
     """The app; ``retry_interval``: seconds between two looks of the retry loop at the
     incidents due (None: ``JOURNEYS_RETRY_INTERVAL``, default 5; 0: no loop)."""
@@ -475,6 +485,22 @@ def create_app(
         # Those an endpoint does not name itself, e.g. the database unavailable (503).
         title = "Service unavailable" if exc.status == 503 else "Cannot do this"
         return _problem(exc.status, title, exc.message, str(request.url.path))
+
+    @app.exception_handler(BackofficeStarting)
+    async def on_starting(request: Request, exc: BackofficeStarting) -> JSONResponse:
+        # Said at once, never waited for: the client tries again (the console does by itself).
+        extra = {"backoffice": "starting", "retry_after": exc.retry_after}
+        response = _problem(503, "Back office starting", exc.message, str(request.url.path), extra)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
+    @app.get("/v1/health", response_model=Health)
+    async def health() -> dict[str, str]:
+        """Whether the API answers, and whether the back office (the processes that run the
+        actions) is ready, starting, or down (started again by the next action). For anyone:
+        it tells nothing else."""
+        state = await off_loop(backoffice.state) if backoffice else "ready"
+        return {"status": "ok", "backoffice": state}
 
     @app.exception_handler(OperationalError)
     async def on_database(request: Request, exc: OperationalError) -> JSONResponse:
@@ -1029,11 +1055,22 @@ def app_from_environment() -> FastAPI:
     """The app `journeys serve` runs (uvicorn factory): library, database and executor from
     the environment (JOURNEYS_LIBRARY, JOURNEYS_DB, JOURNEYS_EXECUTOR, JOURNEYS_HOME)."""
     from engine.adapters.executors import LazyExecutor
-    from engine.adapters.sql_store import DEFAULT_HOME, SqlStore, default_url
+    from engine.adapters.home import journeys_home
+    from engine.adapters.keeper import GatedExecutor
+    from engine.adapters.sql_store import SqlStore, default_url
 
-    home = Path(os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
+    home = journeys_home()
     from engine.shipped import default_library
 
     library = Library(Path(os.environ.get("JOURNEYS_LIBRARY") or default_library()))
     store = SqlStore(os.environ.get("JOURNEYS_DB") or default_url())
-    return create_app(library, store, LazyExecutor(), home, on_close=store.dispose)
+    executor = LazyExecutor()
+    keeper = Keeper(executor.kind)  # `journeys serve` started it; this one watches
+    return create_app(
+        library,
+        store,
+        GatedExecutor(executor, keeper),
+        home,
+        on_close=store.dispose,
+        backoffice=keeper,
+    )

@@ -199,8 +199,10 @@ class Dispatcher:
         return job.done
 
     def warm(self) -> None:
-        """Open the dispatcher flow run now, so the first action does not wait for it."""
-        with self._lock, contextlib.suppress(DispatcherUnavailable):
+        """Open the dispatcher flow run now, so the first action does not wait for it;
+        DispatcherUnavailable if Prefect does not let it open."""
+        self._check_api()
+        with self._lock:
             if self._current is None and not self._closed:
                 self._current = self._open()
 

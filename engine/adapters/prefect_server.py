@@ -1,26 +1,36 @@
 """The embedded Prefect server: started once in the background, reused by every command.
 
 With no ``PREFECT_API_URL`` configured, Prefect would start a temporary server in each
-process (15-25 s each time, see shared/notes/prefect.md). Instead the first command that runs
-an action starts ``prefect server start`` detached, with its data in ``.journeys/prefect``,
-and writes where it listens to ``server.json``; later commands find it there and connect in
-milliseconds. ``journeys prefect stop`` stops it.
+process (15-25 s each time, see shared/notes/prefect.md). Instead the action host (see
+engine/adapters/action_host.py) starts ``prefect server start`` detached, with its data in
+``<journeys home>/prefect``, and writes where it listens to ``server.json``; later commands
+find it there and connect in milliseconds. The host stops it when it stops (idle, or
+``journeys prefect stop``, or the end of the ``journeys serve`` that started it).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-DEFAULT_HOME = ".journeys"
+from engine.adapters.home import child_environment, journeys_home
+from engine.adapters.processes import (
+    STOP_TIMEOUT,
+    alive,
+    belongs_to,
+    launch_detached,
+    locked,
+    read_pid,
+    stop_group,
+)
+
+__all__ = ["alive", "launch_detached"]  # used from here by the action host and the tests
 STARTUP_TIMEOUT = 90.0
 
 
@@ -37,7 +47,8 @@ def quiet_environment() -> None:
 
 
 def home(base: str | None = None) -> Path:
-    return Path(base or os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME) / "prefect"
+    """Where the background processes keep their data and records: ``<journeys home>/prefect``."""
+    return journeys_home(base) / "prefect"
 
 
 def _healthy(url: str, timeout: float = 1.0) -> bool:
@@ -62,6 +73,11 @@ def _record(folder: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else None
 
 
+def server_record(base: str | None = None) -> dict[str, object] | None:
+    """What ``server.json`` says of the embedded server (url, pid), if anything."""
+    return _record(home(base))
+
+
 def running(base: str | None = None) -> str | None:
     """The API URL of the embedded server if it answers."""
     record = _record(home(base))
@@ -76,28 +92,35 @@ def ensure_api(base: str | None = None, progress: bool = True) -> str:
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         return configured
-    url = running(base) or _start(home(base), progress)
+    url = running(base)
+    if not url:
+        # Of two processes starting it at the same moment, the second waits, then finds it.
+        with locked(home(base) / "server.lock"):
+            url = running(base) or _start(home(base), progress, base)
     os.environ["PREFECT_API_URL"] = url
     return url
 
 
-def _start(folder: Path, progress: bool) -> str:
+def _start(folder: Path, progress: bool, base: str | None = None) -> str:
     folder.mkdir(parents=True, exist_ok=True)
+    stop_server(base)  # one that does not answer (hung, half started) is not left behind
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(folder.resolve()),
-        "PREFECT_SERVER_API_HOST": "127.0.0.1",
-        "PREFECT_SERVER_API_PORT": str(port),
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
+    env = child_environment(
+        base,
+        {
+            "PREFECT_HOME": str(folder),
+            "PREFECT_SERVER_API_HOST": "127.0.0.1",
+            "PREFECT_SERVER_API_PORT": str(port),
+            "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        },
+    )
     env.pop("PREFECT_API_URL", None)
     prefect = Path(sys.executable).with_name("prefect")
     command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     pidfile = folder / "server.pid"
-    launch_detached(command, env, folder / "server.log", pidfile)
+    launch_detached(command, env, folder / "server.log", pidfile, cwd=folder)
     if progress:
         print(
             "starting the embedded Prefect server (once; later commands reuse it)...",
@@ -106,8 +129,8 @@ def _start(folder: Path, progress: bool) -> str:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     pid = 0
     while time.monotonic() < deadline:
-        if not pid and pidfile.exists():
-            pid = int(pidfile.read_text() or 0)
+        if not pid:
+            pid = read_pid(pidfile)
         if pid and not alive(pid):
             raise PrefectUnavailable(
                 f"the embedded Prefect server stopped at start; see {folder / 'server.log'}"
@@ -118,76 +141,32 @@ def _start(folder: Path, progress: bool) -> str:
             )
             return url
         time.sleep(0.3)
-    if pid:
-        os.killpg(pid, signal.SIGTERM)
+    stop_server(base)
     raise PrefectUnavailable(
         f"the embedded Prefect server did not answer within {STARTUP_TIMEOUT:.0f} s; "
         f"see {folder / 'server.log'}, or set PREFECT_API_URL to a running server"
     )
 
 
-DETACH = """
-import os, sys
-if os.fork():
-    sys.exit(0)
-os.setsid()
-with open(sys.argv[1], "w") as f:
-    f.write(str(os.getpid()))
-os.execv(sys.argv[2], sys.argv[2:])
-"""
-
-
-def launch_detached(
-    command: list[str], env: dict[str, str], log: Path, pidfile: Path, cwd: Path | None = None
-) -> None:
-    """Start ``command`` in its own session, its pid in ``pidfile``, its output in ``log``.
-
-    A tiny launcher forks it and exits at once: the process outlives this command, and no
-    child is left for this one to wait for.
-    """
-    pidfile.unlink(missing_ok=True)
-    with log.open("ab") as out:
-        subprocess.run(
-            [sys.executable, "-c", DETACH, str(pidfile), *command],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            check=True,
-            cwd=cwd,
-        )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A finished child of ours would linger as a zombie: it counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
+def stop_server(base: str | None = None, timeout: float = STOP_TIMEOUT) -> bool:
+    """Stop the embedded server and every process of its group; return when all are gone.
+    False when none was running."""
+    folder = home(base)
+    record = _record(folder) or {}
+    pids = {int(str(record.get("pid") or 0)), read_pid(folder / "server.pid")} - {0}
+    stopped = False
+    for pid in pids:
+        if belongs_to(pid, folder.parent):
+            stopped = stop_group(pid, timeout) or stopped
+    (folder / "server.json").unlink(missing_ok=True)
+    return stopped
 
 
 def stop(base: str | None = None) -> bool:
-    """Stop the embedded server (and the action host); False when none was running."""
+    """Stop the action host and the embedded server; return once both are gone (False when
+    neither was running)."""
     from engine.adapters.action_host import stop_host
 
-    stop_host(base)
-    folder = home(base)
-    record = _record(folder)
-    if not record or "pid" not in record:
-        return False
-    pid = int(str(record["pid"]))
-    try:
-        os.killpg(pid, signal.SIGTERM)  # the server and its workers
-    except ProcessLookupError:
-        (folder / "server.json").unlink(missing_ok=True)
-        return False
-    for _ in range(100):
-        if not alive(pid):
-            break
-        time.sleep(0.1)
-    (folder / "server.json").unlink(missing_ok=True)
-    return True
+    host = stop_host(base)
+    server = stop_server(base)
+    return host or server

@@ -6,10 +6,16 @@ engine hands each action to the workers (``task.delay()``) instead of running it
 waits for the result by polling the task run. Start as many workers as the back office needs;
 results are persisted by Prefect so the engine can read them (on several machines, point
 Prefect's result storage at shared storage).
+
+A worker writes the back office of its own environment (``JOURNEYS_BACKOFFICE_DB``, else
+``backoffice.db`` in its journeys home): each call carries a hash of the back office the
+engine expects, and a worker that would write another one refuses the action (a technical
+failure naming both), rather than splitting refunds and tickets between two databases.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,7 +23,8 @@ from uuid import UUID
 
 from prefect import task
 
-from engine.adapters.prefect_server import ensure_api
+from engine.adapters.action_host import prefect_api
+from engine.adapters.home import backoffice_url
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
@@ -26,12 +33,28 @@ POLL_SECONDS = 0.05
 DEFAULT_TIMEOUT = 300.0
 
 
+def backoffice_digest() -> str:
+    """Which back office this process writes, hashed (a URL may hold a password)."""
+    return hashlib.sha256(backoffice_url().encode()).hexdigest()[:16]
+
+
 @task(name="journeys.action", persist_result=True, log_prints=False)
-def run_action(action: str, key: str, inputs: dict[str, Any], retries: int = 0) -> dict[str, Any]:
+def run_action(
+    action: str, key: str, inputs: dict[str, Any], retries: int = 0, backoffice: str | None = None
+) -> dict[str, Any]:
     """Run one action in the worker: tried 1 + retries times; errors come back as data."""
     from actions.registry import catalogue
     from engine.adapters.local_actions import LocalExecutor
 
+    if backoffice and backoffice != backoffice_digest():
+        return {
+            "result": None,
+            "error": None,
+            "code": None,
+            "failure": "this worker writes another back office than the engine's: start "
+            "`journeys worker` with the engine's JOURNEYS_HOME or JOURNEYS_BACKOFFICE_DB",
+            "attempts": 0,
+        }
     outcome = LocalExecutor(catalogue())._call(action, inputs, retries + 1, key)
     return {
         "result": outcome.result,
@@ -46,13 +69,14 @@ def serve_forever() -> None:
     """`journeys worker`: serve the action task until interrupted."""
     from prefect.task_worker import serve
 
-    ensure_api()
+    prefect_api()  # the embedded server, kept running while this worker lives
     serve(run_action)
 
 
 class WorkerExecutor:
     def __init__(self) -> None:
-        self.api = ensure_api()
+        self.api = prefect_api()
+        self.backoffice = backoffice_digest()
         self.pending: list[Any] = []
 
     def _dispatch(
@@ -69,7 +93,7 @@ class WorkerExecutor:
 
         try:
             with tags(*labels):
-                future = run_action.delay(action, key, inputs, retries)
+                future = run_action.delay(action, key, inputs, retries, self.backoffice)
             run_id = str(future.task_run_id)
             deadline = time.monotonic() + (timeout or DEFAULT_TIMEOUT)
             with get_client(sync_client=True) as client:

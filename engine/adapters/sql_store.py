@@ -58,7 +58,6 @@ from engine.library import Bundle
 from engine.runtime import INCIDENT, Reserve, Session
 from engine.service import Records, Runs
 
-DEFAULT_HOME = ".journeys"
 _JSON = JSON().with_variant(JSONB(), "postgresql")
 # Written at every step and only ever read back whole: PostgreSQL's json keeps the text as
 # it is, where jsonb would take it apart at every write (migration 0004).
@@ -314,8 +313,10 @@ SERVER_THREADS = 8
 
 
 def default_url(home: str | None = None) -> str:
-    folder = Path(home or os.environ.get("JOURNEYS_HOME") or DEFAULT_HOME)
-    return f"sqlite:///{folder / 'sessions.db'}"
+    """``sessions.db`` in the journeys home (absolute: see engine/adapters/home.py)."""
+    from engine.adapters.home import sessions_url
+
+    return sessions_url(home)
 
 
 def make_engine(url: str) -> Engine:

@@ -21,6 +21,7 @@ const TEXTS = {
     handedoff: "Handed off to the back office: it finishes the request with everything the customer said.",
     kept: "Your request is kept",
     systems: { accounts: "The accounts system", appointments: "The appointments system", billing: "Billing", callbacks: "The callback planner", crm: "The customer records (CRM)", lines: "The lines system", network: "The network system", notify: "Messaging", orders: "The order system", payments: "Payments", subscriptions: "The subscriptions system", tickets: "The ticketing system", other: "A back-office system" },
+    starting: "The back office is starting: this goes on by itself in a few seconds.",
   },
   fr: {
     title: "Console conseiller", report: "Rapport", language: "Langue", find: "De quoi le client a-t-il besoin ?",
@@ -41,6 +42,7 @@ const TEXTS = {
     handedoff: "Transféré au back-office : il termine la demande avec tout ce que le client a dit.",
     kept: "Votre demande est conservée",
     systems: { accounts: "Le système des comptes", appointments: "Le système des rendez-vous", billing: "La facturation", callbacks: "Le planificateur de rappels", crm: "Le fichier clients (CRM)", lines: "Le système des lignes", network: "Le système réseau", notify: "La messagerie", orders: "Le système des commandes", payments: "Les paiements", subscriptions: "Le système des abonnements", tickets: "Le système de tickets", other: "Un système du back-office" },
+    starting: "Le back-office démarre : cela continue tout seul dans quelques secondes.",
   },
 };
 
@@ -73,16 +75,32 @@ function translate() {
 async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
   if (state.token) headers.Authorization = "Bearer " + state.token;  // self-care: this session only
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json();
-  if (!response.ok) {
-    throw Object.assign(new Error(data.detail || data.title || response.statusText), { problem: data });
+  for (;;) {
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = await response.json();
+    // The back office is starting: nothing was done, so the same request is sent again
+    // when the server says, and the page says why it waits (never a silent wait).
+    if (response.status === 503 && data.backoffice === "starting") {
+      notice(t("starting"));
+      const seconds = Number(response.headers.get("Retry-After")) || 3;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * seconds));
+      continue;
+    }
+    notice("");
+    if (!response.ok) {
+      throw Object.assign(new Error(data.detail || data.title || response.statusText), { problem: data });
+    }
+    return data;
   }
-  return data;
+}
+
+function notice(text) {
+  const region = $("notice");
+  if (region && region.textContent !== text) region.textContent = text;
 }
 
 async function search(event) {
