@@ -15,7 +15,7 @@ from engine import build
 from engine.checks.actions import Catalogue, check_actions
 from engine.checks.dataflow import flow_problem
 from engine.checks.expressions import check_expressions, check_locales, check_trigger_expressions
-from engine.checks.graph import check_graph, looped_actions
+from engine.checks.graph import check_graph, looped_actions, looped_calls
 from engine.checks.library import journey_summary
 from engine.checks.policies import POLICY_FILES, check_policy, per_call_only
 from engine.checks.schema import check_document, check_embedded_schema
@@ -126,6 +126,8 @@ def _journey(
     summary["schema_clean"] = schema_clean
     # Action nodes on a loop, for the authority limits that apply per call (W003).
     summary["loops"] = looped_actions(journey) if schema_clean else []
+    summary["looped_calls"] = looped_calls(journey) if schema_clean else []
+    summary["actions"] = sorted({n.action for n in journey.nodes.values() if n.action})
     return _result(JOURNEY, found, summary, problem)
 
 

@@ -163,6 +163,17 @@ def looped_actions(journey: Journey) -> list[list[object]]:
     node's ``next`` leads to it again. ``[node, action, line, column, [the loop's nodes]]``.
     A way back through ``on_denied``, ``on_error`` or ``on_failure`` only is not a loop here:
     the action was not granted, or did not run, on it."""
+    return _looped(journey, "action")
+
+
+def looped_calls(journey: Journey) -> list[list[object]]:
+    """The sub-journey calls the journey can come back to after they returned:
+    ``[node, sub-journey, line, column, [the loop's nodes]]`` (what the sub-journey grants,
+    each turn grants again)."""
+    return _looped(journey, "journey")
+
+
+def _looped(journey: Journey, kind: str) -> list[list[object]]:
     import networkx as nx
 
     graph = nx.DiGraph()
@@ -173,11 +184,12 @@ def looped_actions(journey: Journey) -> list[list[object]]:
                 graph.add_edge(node.id, edge.target)
     found: list[list[object]] = []
     for node in journey.nodes.values():
-        if node.kind != "action" or not node.action or node.next not in journey.nodes:
+        what = node.action if kind == "action" else node.journey
+        if node.kind != kind or not what or node.next not in journey.nodes:
             continue
         try:
             back = nx.shortest_path(graph, node.next, node.id)
         except nx.NetworkXNoPath:
             continue
-        found.append([node.id, node.action, node.loc.line, node.loc.column, [node.id, *back]])
+        found.append([node.id, what, node.loc.line, node.loc.column, [node.id, *back]])
     return found

@@ -119,7 +119,7 @@ def check_looped_limits(
     by_action: dict[str, list[list[Any]]] = {}
     for role, action, param, most in policy.get("per_call", []):
         by_action.setdefault(action, []).append([role, param, most])
-    found = []
+    found = _looped_calls(journeys, by_action)
     for file, summary in journeys.items():
         for node_id, action, line, column, loop in summary.get("loops", []):
             limits = by_action.get(action)
@@ -141,6 +141,55 @@ def check_looped_limits(
                 )
             )
     return found
+
+
+def _looped_calls(
+    journeys: Mapping[str, Mapping[str, Any]], by_action: Mapping[str, list[list[Any]]]
+) -> list[Finding]:
+    """W003 on a sub-journey call on a loop, when the sub-journey (or one it calls) runs an
+    action limited per call only: each turn of the caller's loop grants it again."""
+    by_id = {s.get("id"): s for s in journeys.values() if s.get("id")}
+    found = []
+    for file, summary in journeys.items():
+        for node_id, called, line, column, loop in summary.get("looped_calls", []):
+            actions = _actions_under(str(called), by_id)
+            limited = [a for a in actions if a in by_action]
+            if not limited:
+                continue
+            which = "; ".join(
+                f"{action} ({role}: {param} up to {_shown(most)} a call)"
+                for action in limited
+                for role, param, most in by_action[action]
+            )
+            found.append(
+                finding(
+                    "W003",
+                    Loc(file, line, column),
+                    f"node {node_id!r} calls the journey {called!r} on a loop "
+                    f"({' → '.join(loop)}), and it runs actions that policies.yaml limits per "
+                    f"call only: {which}; each turn of the loop may grant them again; bound "
+                    "the total with per_session (one session) or per_customer (the "
+                    "customer's total over a period)",
+                    summary.get("id"),
+                    node_id,
+                )
+            )
+    return found
+
+
+def _actions_under(journey_id: str, by_id: Mapping[Any, Mapping[str, Any]]) -> list[str]:
+    """The actions a journey runs, its own and those of the journeys it calls (each once)."""
+    seen: set[str] = set()
+    actions: set[str] = set()
+    waiting = [journey_id]
+    while waiting:
+        current = waiting.pop()
+        if current in seen or current not in by_id:
+            continue
+        seen.add(current)
+        actions.update(by_id[current].get("actions", []))
+        waiting.extend(str(call[1]) for call in by_id[current].get("calls", []))
+    return sorted(actions)
 
 
 def _shown(value: float) -> str:

@@ -655,3 +655,76 @@ def test_the_shipped_policy_bounds_the_money_actions_in_total(check: Check) -> N
         "30d",
     )
     assert [f for f in check(SHIPPED).findings if f.code == "W003"] == []
+
+
+# A voucher given by a shared sub-journey, called on the caller's loop: the same multiplied
+# grant, one file away.
+GIVE_VOUCHER = """
+journey: give-voucher
+version: 1
+title: Give a goodwill voucher
+inputs:
+  customer_id: {type: string}
+start: ask_amount
+nodes:
+  ask_amount:
+    kind: ask
+    field: amount
+    schema: {type: number}
+    next: voucher
+  voucher:
+    kind: action
+    action: payments.issue_voucher
+    input: {customer_id: =customer_id, amount: =amount}
+    output: voucher
+    next: given
+  given:
+    kind: end
+    outcome: resolved
+"""
+
+CALLER = """
+journey: goodwill
+version: 1
+title: A goodwill voucher, offered until the customer is happy
+motives: [order.goodwill]
+inputs:
+  customer_id: {type: string}
+start: offer
+nodes:
+  offer:
+    kind: choose
+    field: next_step
+    options:
+      - {value: voucher, next: give}
+      - {value: done, next: done}
+  give:
+    kind: journey
+    journey: give-voucher
+    next: offer
+  done:
+    kind: end
+    outcome: resolved
+"""
+
+
+def test_validate_warns_on_a_sub_journey_called_on_a_loop(lib: Path, check: Check) -> None:
+    write(
+        lib,
+        {
+            "goodwill.yaml": CALLER,
+            "give-voucher.yaml": GIVE_VOUCHER,
+            "policies.yaml": "roles:\n  agent:\n    payments.issue_voucher: {amount: {max: 20}}\n",
+        },
+    )
+    found = w003(check, lib)
+    assert [(node, message.split(":")[0]) for _, node, message in found] == [
+        (
+            "give",
+            "node 'give' calls the journey 'give-voucher' on a loop (give → offer → give), "
+            "and it runs actions that policies.yaml limits per call only",
+        )
+    ]
+    assert "payments.issue_voucher (agent: amount up to 20 a call)" in found[0][2]
+    write(lib, {"policies.yaml": POLICY})  # a total bounds the loop: nothing to say
+    assert w003(check, lib) == []
