@@ -347,10 +347,20 @@ def start_prefect_on_postgres(home: Path, database: str) -> tuple[subprocess.Pop
 
 
 def warm_up(url: str) -> tuple[float, str]:
-    """One session to the end before the load: the first action starts the back office (the
-    embedded Prefect server and the action host) if it is not up yet. Seconds it took."""
+    """One session to the end before the load, once the back office `journeys serve` starts
+    (the embedded Prefect server and the action host) says ready. Seconds it took."""
     began = time.perf_counter()
     with httpx.Client(base_url=url, timeout=180) as client:
+        # `journeys serve` starts the back office in the background: wait until it says ready
+        # (a request before that is answered 503, nothing done), so the load measures actions.
+        state = "?"
+        for _ in range(600):
+            state = str(client.get("/v1/health").json().get("backoffice"))
+            if state == "ready":
+                break
+            time.sleep(0.5)
+        else:
+            sys.exit(f"the back office did not become ready in 300 s (it says {state!r})")
         body = client.post(
             "/v1/sessions", json={"journey": "bench-actions", "inputs": {"customer_id": "C001"}}
         ).json()
