@@ -50,7 +50,9 @@ from engine.adapters.processes import (
     launch_detached,
     locked,
     read_pid,
+    read_record,
     stop_group,
+    stop_recorded,
 )
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
@@ -259,11 +261,7 @@ def serve(port: int, token: str) -> None:
 
 
 def _record(folder: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((folder / "host.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_record(folder / "host.json")
 
 
 def _health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
@@ -426,15 +424,7 @@ def prefect_api(base: str | None = None) -> str:
 
 def stop_host(base: str | None = None) -> bool:
     """Stop the host (and, through it, the embedded server); return when it is gone."""
-    folder = home(base)
-    record = _record(folder) or {}
-    pids = {int(record.get("pid") or 0), read_pid(folder / "host.pid")} - {0}
-    stopped = False
-    for pid in pids:
-        if belongs_to(pid, folder.parent):
-            stopped = stop_group(pid, HOST_STOP_TIMEOUT) or stopped
-    (folder / "host.json").unlink(missing_ok=True)
-    return stopped
+    return stop_recorded(home(base), "host", HOST_STOP_TIMEOUT)
 
 
 class HostExecutor:

@@ -23,11 +23,11 @@ from engine.adapters.home import child_environment, journeys_home
 from engine.adapters.processes import (
     STOP_TIMEOUT,
     alive,
-    belongs_to,
     launch_detached,
     locked,
     read_pid,
-    stop_group,
+    read_record,
+    stop_recorded,
 )
 
 __all__ = ["alive", "launch_detached"]  # used from here by the action host and the tests
@@ -66,11 +66,7 @@ def free_port() -> int:
 
 
 def _record(folder: Path) -> dict[str, object] | None:
-    try:
-        data = json.loads((folder / "server.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_record(folder / "server.json")
 
 
 def server_record(base: str | None = None) -> dict[str, object] | None:
@@ -151,15 +147,7 @@ def _start(folder: Path, progress: bool, base: str | None = None) -> str:
 def stop_server(base: str | None = None, timeout: float = STOP_TIMEOUT) -> bool:
     """Stop the embedded server and every process of its group; return when all are gone.
     False when none was running."""
-    folder = home(base)
-    record = _record(folder) or {}
-    pids = {int(str(record.get("pid") or 0)), read_pid(folder / "server.pid")} - {0}
-    stopped = False
-    for pid in pids:
-        if belongs_to(pid, folder.parent):
-            stopped = stop_group(pid, timeout) or stopped
-    (folder / "server.json").unlink(missing_ok=True)
-    return stopped
+    return stop_recorded(home(base), "server", timeout)
 
 
 def stop(base: str | None = None) -> bool:

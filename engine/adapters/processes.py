@@ -9,6 +9,7 @@ when nothing is left. Linux only (``/proc``), as the rest of the back office.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 DETACH = """
 import os, sys
@@ -148,3 +150,27 @@ def belongs_to(pid: int, home: Path) -> bool:
     except OSError:
         return False
     return f"JOURNEYS_HOME={home}".encode() in environ
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A process's record (``server.json``, ``host.json``): where it listens, its pid; None
+    when there is none or it cannot be read."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def stop_recorded(folder: Path, name: str, timeout: float = STOP_TIMEOUT) -> bool:
+    """Stop the process recorded as ``name`` in ``folder`` (the pid of ``NAME.json`` and of
+    ``NAME.pid``) with its group, if it is ours; return when all are gone. False when none was
+    running. The record is removed either way."""
+    record = read_record(folder / f"{name}.json") or {}
+    pids = {int(str(record.get("pid") or 0)), read_pid(folder / f"{name}.pid")} - {0}
+    stopped = False
+    for pid in pids:
+        if belongs_to(pid, folder.parent):
+            stopped = stop_group(pid, timeout) or stopped
+    (folder / f"{name}.json").unlink(missing_ok=True)
+    return stopped
