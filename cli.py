@@ -127,7 +127,8 @@ def validate(
     that holds them). Default: the library.
     """
     from actions.registry import catalogue
-    from engine.validate import Options, UsageError
+    from engine.errors import UsageError
+    from engine.validate import Options
     from engine.validate import validate as run
 
     library = _library(ctx)
@@ -281,20 +282,20 @@ DB_OPTION = click.option(
 
 
 def _store(db: str | None) -> Any:
-    from engine.adapters.sql_store import SqlStore, StoreProblem, default_url
+    from engine.adapters.sql_store import SqlStore, StoreError, default_url
 
     try:
         return SqlStore(db or default_url())
-    except StoreProblem as err:
+    except StoreError as err:
         raise click.ClickException(str(err)) from None
 
 
 def _library_object(ctx: click.Context) -> Any:
-    from engine.library import Library, LibraryProblem
+    from engine.library import Library, LibraryError
 
     try:
         return Library(_library(ctx))
-    except LibraryProblem as err:
+    except LibraryError as err:
         raise click.UsageError(str(err)) from None
 
 
@@ -302,11 +303,11 @@ def _read_mapping(path: Path | None, what: str) -> dict[str, Any]:
     """A YAML or JSON mapping from a file (answers, action stubs)."""
     if path is None:
         return {}
-    from engine.yamlsafe import YamlProblem, load
+    from engine.yamlsafe import YamlError, load
 
     try:
         data = load(path)
-    except (OSError, YamlProblem) as err:
+    except (OSError, YamlError) as err:
         raise click.UsageError(f"{what} file {str(path)!r}: {err}") from None
     if data is None:
         return {}
@@ -431,8 +432,8 @@ def run(
     answer that was not given, 1 an invalid answer or a failure, 2 usage.
     """
     from engine.adapters.executors import LazyExecutor
-    from engine.errors import InvalidAnswer, RuntimeProblem
-    from engine.library import LibraryProblem
+    from engine.errors import InvalidAnswer, SessionError
+    from engine.library import LibraryError
     from engine.scenarios import AnswerBook, StubExecutor, answer_until_stuck
     from engine.service import Sessions
 
@@ -464,7 +465,7 @@ def run(
             assert journey is not None
             try:
                 definition = library.find(journey, paths=True)
-            except LibraryProblem as err:
+            except LibraryError as err:
                 raise click.UsageError(str(err)) from None
             _check_runnable(ctx, library, definition.id)
             given = _parse_inputs(inputs)
@@ -503,7 +504,7 @@ def run(
             session = _interactive(sessions, session, library)
     except InvalidAnswer as err:
         _fail(fmt, f"invalid answer at {err.node!r}: {err.message}", 1)
-    except (RuntimeProblem, LibraryProblem) as err:
+    except (SessionError, LibraryError) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
     failed = _drained(sessions, [session.id])
     result = _result(session)
@@ -720,10 +721,10 @@ def trigger(
     matched, 1 a session failed or the data do not fit a trigger, 2 usage.
     """
     from engine.adapters.executors import LazyExecutor
-    from engine.errors import RuntimeProblem
-    from engine.library import LibraryProblem
+    from engine.errors import SessionError
+    from engine.library import LibraryError
     from engine.service import Sessions
-    from engine.triggers import TriggerProblem
+    from engine.triggers import TriggerError
 
     data = _parse_data(pairs)
     library = _library_object(ctx)
@@ -731,7 +732,7 @@ def trigger(
     sessions = Sessions(library, _store(db), executor, _refused(library))
     try:
         started, nothing = _raise_event(ctx, sessions, event, data, as_text=True, locale=locale)
-    except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
+    except (TriggerError, SessionError, LibraryError) as err:
         _fail(fmt, getattr(err, "message", str(err)), 1)
     _drained(sessions, [s.id for s in started])
     items = [_outbound(sessions, s) for s in started]
@@ -798,7 +799,7 @@ def report(
     session database. Definitions: docs/insight.md."""
     import json
 
-    from engine.adapters.reporting import ReportProblem, open_store, report_for
+    from engine.adapters.reporting import ReportError, open_store, report_for
     from engine.adapters.sql_store import default_url
     from engine.report import as_text
 
@@ -826,7 +827,7 @@ def report(
                 text = as_text(result)
         finally:
             store.dispose()
-    except ReportProblem as err:
+    except ReportError as err:
         raise click.UsageError(str(err)) from None
     if out:
         out.write_text(text, encoding="utf-8")
@@ -970,13 +971,13 @@ def db() -> None:
 def db_upgrade(db: str | None) -> None:
     """Create or migrate the session database to the newest schema."""
     from engine.adapters.migrations import head_revision, upgrade_to_head
-    from engine.adapters.sql_store import StoreProblem, default_url, make_engine
+    from engine.adapters.sql_store import StoreError, default_url, make_engine
 
     url = db or default_url()
     try:
         engine = make_engine(url)
         upgrade_to_head(engine)
-    except StoreProblem as err:
+    except StoreError as err:
         raise click.ClickException(str(err)) from None
     except Exception as err:  # a database that cannot be reached: say which and why
         raise click.ClickException(f"cannot upgrade the session database: {err}") from None
@@ -1053,14 +1054,14 @@ def runs_retry(
 
     Exit status: 0 it succeeded (now or before), 1 it failed again or cannot be run again."""
     from engine.adapters.executors import LazyExecutor
-    from engine.errors import RuntimeProblem
+    from engine.errors import SessionError
     from engine.service import Sessions
 
     store = _store(db)
     sessions = Sessions(_library_object(ctx), store, LazyExecutor(executor_kind))
     try:
         run, ran = sessions.rerun(run_id)
-    except RuntimeProblem as err:
+    except SessionError as err:
         raise click.ClickException(err.message) from None
     finally:
         store.dispose()
@@ -1145,10 +1146,10 @@ def backoffice_scan(
         record_delay_alert,
     )
     from engine.adapters.executors import LazyExecutor
-    from engine.errors import RuntimeProblem
-    from engine.library import LibraryProblem
+    from engine.errors import SessionError
+    from engine.library import LibraryError
     from engine.service import Sessions
-    from engine.triggers import TriggerProblem
+    from engine.triggers import TriggerError
 
     library = _library_object(ctx)
     executor = LazyExecutor(executor_kind)
@@ -1164,7 +1165,7 @@ def backoffice_scan(
             started, nothing = _raise_event(
                 ctx, sessions, DELAYED_EVENT, data, as_text=False, locale=locale
             )
-        except (TriggerProblem, RuntimeProblem, LibraryProblem) as err:
+        except (TriggerError, SessionError, LibraryError) as err:
             item["error"], failed = getattr(err, "message", str(err)), True
             results.append(item)
             continue
@@ -1311,9 +1312,9 @@ def simulate(ctx: click.Context, count: int, days: int, seed: int | None, db: st
     `journeys report`. What is simulated, and how often: docs/insight.md."""
     import time
 
-    from engine.adapters.sql_store import StoreProblem, shown_url
-    from engine.library import LibraryProblem
-    from engine.simulate import DEFAULT_SEED, SimulationProblem
+    from engine.adapters.sql_store import StoreError, shown_url
+    from engine.library import LibraryError
+    from engine.simulate import DEFAULT_SEED, SimulationError
     from engine.simulate import simulate as run_simulation
 
     library = _library_object(ctx)
@@ -1333,7 +1334,7 @@ def simulate(ctx: click.Context, count: int, days: int, seed: int | None, db: st
             summary = run_simulation(
                 library, store, count, days=days, seed=seed, progress=lambda _done: bar.update(1)
             )
-    except (SimulationProblem, StoreProblem, LibraryProblem) as err:
+    except (SimulationError, StoreError, LibraryError) as err:
         raise click.ClickException(str(err)) from None
     finally:
         store.dispose()
@@ -1384,12 +1385,12 @@ def serve(
     from engine.adapters.home import idle_seconds
     from engine.adapters.http import agent_keys
     from engine.adapters.keeper import Keeper
-    from engine.ratelimit import RateLimitProblem, rates_from_environment
+    from engine.ratelimit import RateLimitSettingError, rates_from_environment
 
     library = _library_object(ctx)  # a clear error now for a missing folder
     try:
         rates_from_environment()  # a clear error now for JOURNEYS_RATE_LIMITS
-    except RateLimitProblem as err:
+    except RateLimitSettingError as err:
         raise click.UsageError(str(err)) from None
     os.environ["JOURNEYS_LIBRARY"] = str(library.root.resolve())
     if db:
@@ -1458,11 +1459,11 @@ def _listening(host: str, port: int) -> bool:
 def _signed_identity_said() -> None:
     """A clear error now for a signed-identity configuration that cannot be safe, and one
     line saying how self-care customers are identified (docs/selfcare-identity.md)."""
-    from engine.adapters.signed_identity import IdentityProblem, SignedIdentity
+    from engine.adapters.signed_identity import IdentityError, SignedIdentity
 
     try:
         signed = SignedIdentity.from_environment()
-    except IdentityProblem as err:
+    except IdentityError as err:
         raise click.ClickException(str(err)) from None
     if signed is None:
         click.echo(
@@ -1522,16 +1523,16 @@ def graph(
     Kinds are shown by shape, outcomes by colour, arrows are labelled by their condition or
     option (docs/diagrams.md). Exit status: 0 drawn, 1 it cannot be drawn here, 2 usage.
     """
-    from engine.adapters.graphviz_render import RenderProblem, to_html, to_svg
+    from engine.adapters.graphviz_render import RenderError, to_html, to_svg
     from engine.diagram import to_dot, to_mermaid
-    from engine.library import LibraryProblem
+    from engine.library import LibraryError
 
     if (since or until) and not heat:
         raise click.UsageError("--since and --until choose the sessions of --heat: add --heat")
     library = _library_object(ctx)
     try:
         definition = library.find(journey, paths=True)
-    except LibraryProblem as err:
+    except LibraryError as err:
         raise click.UsageError(str(err)) from None
     if locale and definition.locales and locale not in definition.locales:
         raise click.UsageError(
@@ -1542,7 +1543,7 @@ def graph(
     render = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg, "html": to_html}[fmt]
     try:
         text = render(definition, traffic, locale)
-    except RenderProblem as err:
+    except RenderError as err:
         raise click.ClickException(str(err)) from None
     if out is None:
         click.echo(text, nl=not text.endswith("\n"))
@@ -1557,19 +1558,19 @@ def graph(
 def _journey_heat(journey_id: str, db: str | None, since: str | None, until: str | None) -> Any:
     """The traffic of the journey's sessions (an ``engine.diagram.Heat``), with the days read
     as `journeys report` reads them."""
-    from engine.adapters.reporting import ReportProblem, journey_heat, parse_day
+    from engine.adapters.reporting import ReportError, journey_heat, parse_day
     from engine.adapters.sql_store import default_url
 
     try:
         start = parse_day(since) if since else None
         end = parse_day(until, end=True) if until else None
-    except ReportProblem as err:
+    except ReportError as err:
         raise click.UsageError(str(err)) from None
     if start and end and start >= end:
         raise click.UsageError(f"--since {since} is not before --until {until}: nothing in between")
     try:
         return journey_heat(db or default_url(), journey_id, start, end)
-    except ReportProblem as err:
+    except ReportError as err:
         raise click.ClickException(str(err)) from None
 
 

@@ -21,7 +21,7 @@ from engine.checks.policies import POLICY_FILES, check_policy, per_call_only
 from engine.checks.schema import check_document, check_embedded_schema
 from engine.findings import Finding, finding
 from engine.model import Journey, Loc, Trigger
-from engine.yamlsafe import YamlList, YamlMap, YamlProblem, decode, parse
+from engine.yamlsafe import YamlError, YamlList, YamlMap, decode, parse
 
 JOURNEY, MOTIVES, SCENARIOS = "journey", "motives", "scenarios"
 POLICIES = "policies"
@@ -50,7 +50,7 @@ def analyse(data: bytes, rel: str, catalogue: Catalogue) -> dict[str, Any]:
     role = role_of(rel)
     try:
         document = parse(decode(data))
-    except YamlProblem as problem:
+    except YamlError as problem:
         return _unreadable(role, rel, data, problem)
     if document is None:
         return _result(role, [finding("J002", Loc(rel), _EMPTY[role])], _unknown(rel, data))
@@ -91,7 +91,7 @@ def _result(
     }
 
 
-def _unreadable(role: str, rel: str, data: bytes, problem: YamlProblem) -> dict[str, Any]:
+def _unreadable(role: str, rel: str, data: bytes, problem: YamlError) -> dict[str, Any]:
     f = finding("J001", Loc(rel, problem.line, problem.column), problem.message)
     return _result(role, [f], _unknown(rel, data))
 

@@ -14,6 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from engine.errors import SessionError
+
 #: The most a value built by an expression or a template may hold: 1 MB of text (UTF-8), or
 #: a list that would take as much written out. Far above any real journey's need.
 MAX_VALUE_BYTES = 1_000_000
@@ -22,7 +24,7 @@ MAX_DIGITS = 4_300
 _MAX_BITS = int(MAX_DIGITS * math.log2(10))
 
 
-class TooLarge(ValueError):
+class TooLarge(SessionError, ValueError):
     """The value would be over the limit: it is not built."""
 
 

@@ -1,64 +1,137 @@
-"""The runtime family of errors: what went wrong in a session, at which node and field.
+"""The one tree of errors: everything journeys raises for a user to read.
 
-Definition errors are findings (``engine.findings``); these are for a session that is running.
-Each carries the HTTP-like status an adapter should use, so adapters map them without
-knowing each class.
+Two families under :class:`JourneysError`:
+
+- :class:`DefinitionError`: the library, a journey, a file, an expression, a scenario or an
+  option cannot be used as written. Fixed by editing; ``journeys validate`` reports most of
+  them as findings (``engine.findings``) before anything runs.
+- :class:`SessionError`: a running session (or what it needs: the store, the back office,
+  identity, limits) cannot do what was asked just now.
+
+Each class carries what the adapters need, so no adapter lists classes: ``title`` and
+``http_status`` for an HTTP problem detail (RFC 9457), ``exit_code`` for the CLI, and
+``message`` (what was wrong, where, what would be right) for everyone. Lookup is by class, so
+a subclass inherits its family's mapping and overrides only what differs.
+
+The back office's own answers (``actions.registry.BusinessError``: no such order, not
+refundable) are not in this tree: they are business outcomes a journey takes a path on, not
+errors.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
 
-class RuntimeProblem(Exception):
-    """A runtime error of one session: what was wrong, at which node, and what would be right."""
 
-    status = 422
+class JourneysError(Exception):
+    """Root of every error journeys raises on purpose."""
 
-    def __init__(self, message: str, node: str | None = None, field: str | None = None) -> None:
+    title: ClassVar[str] = "Error"
+    http_status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        super().__init__(message, *args)
+        self.message = message or self.title
+
+
+class DefinitionError(JourneysError):
+    """The library, a journey or an option is wrong as written: fix it and try again."""
+
+    title = "Invalid definition"
+    http_status = 422
+    exit_code = 1
+
+
+class UsageError(DefinitionError):
+    """A path or option that cannot be used (exit status 2, as click uses for usage)."""
+
+    title = "Cannot use this"
+    http_status = 400
+    exit_code = 2
+
+
+class SessionError(JourneysError):
+    """A session cannot do what was asked: what was wrong, at which node, and what would be right."""
+
+    title = "Cannot do this"
+    http_status = 422
+    exit_code = 1
+
+    def __init__(
+        self, message: str = "", node: str | None = None, field: str | None = None
+    ) -> None:
         super().__init__(message)
-        self.message = message
         self.node = node
         self.field = field
 
 
-class InvalidAnswer(RuntimeProblem):
+class InvalidAnswer(SessionError):
     """The answer does not fit the node; the session is unchanged."""
 
+    title = "Cannot answer"
 
-class MissingInput(RuntimeProblem):
+
+class MissingInput(SessionError):
     """Starting without a required input, with an unknown one, or one of the wrong type."""
 
+    title = "Cannot start"
 
-class Conflict(RuntimeProblem):
+
+class Conflict(SessionError):
     """The event does not apply to the session as it is now: another node is waiting, a stale
     sequence number, a finished session."""
 
-    status = 409
+    title = "Conflict"
+    http_status = 409
 
 
-class UnknownSession(RuntimeProblem):
-    status = 404
+class UnknownSession(SessionError):
+    title = "Not found"
+    http_status = 404
 
 
-class UnknownRun(RuntimeProblem):
+class UnknownRun(SessionError):
     """No action run has this id."""
 
-    status = 404
+    title = "Not found"
+    http_status = 404
 
 
-class JourneyHasErrors(RuntimeProblem):
+class JourneyHasErrors(SessionError):
     """The journey may not start: `journeys validate` finds errors in it (see
     ``engine.library.journey_errors``)."""
 
-    status = 409
+    title = "Cannot start"
+    http_status = 409
 
 
-class StoreUnavailable(RuntimeProblem):
+class Unavailable(SessionError):
+    """A part the sessions need cannot be reached or used just now: an outage, shown as one.
+    Try again; never a business answer."""
+
+    title = "Service unavailable"
+    http_status = 503
+    exit_code = 3
+
+    def __init__(self, message: str, *args: object) -> None:
+        JourneysError.__init__(self, message, *args)
+        self.node = None
+        self.field = None
+
+
+class StoreUnavailable(Unavailable):
     """The session database cannot be reached or used just now (restarted, locked, full):
     try again. Says whether what was asked may have been saved."""
 
-    status = 503
+    def __init__(self, message: str, node: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.field = field
 
 
-class NotReady(Exception):
+class NotReady(Unavailable):
     """A part the sessions need (the back office) is still starting: nothing was done or
     saved; the same request succeeds once it is ready. Not a failure of anything."""
+
+    title = "Service unavailable"

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 from engine import bounds
+from engine.errors import DefinitionError, SessionError
 
 #: The documented helpers, the only calls an expression may make.
 HELPERS: Mapping[str, Callable[..., Any]] = {
@@ -92,7 +93,7 @@ _MAX_LENGTH = 2000
 _MAX_NESTING = 100
 
 
-class ExpressionError(ValueError):
+class ExpressionError(DefinitionError, ValueError):
     """An expression that does not parse or that the sandbox does not allow."""
 
     def __init__(self, message: str, column: int = 0) -> None:
@@ -101,7 +102,7 @@ class ExpressionError(ValueError):
         self.column = column  # 0-based offset in the expression text, for locations
 
 
-class EvaluationError(ValueError):
+class EvaluationError(SessionError, ValueError):
     """An allowed expression that failed on the session's values (a missing key, a type)."""
 
 

@@ -19,15 +19,16 @@ from engine import build
 from engine.analyse import JOURNEY, MOTIVES, POLICIES, role_of
 from engine.checks.actions import Catalogue
 from engine.checks.schema import check_document
+from engine.errors import DefinitionError
 from engine.findings import Finding, did_you_mean, finding
 from engine.libraryfiles import library_files, read_text
 from engine.model import Journey, Loc, Motive, Policy, Trigger
 from engine.validate import Options, validate
-from engine.yamlsafe import YamlMap, YamlProblem, parse
+from engine.yamlsafe import YamlError, YamlMap, parse
 from engine.yamlsafe import read_text as read_given_file
 
 
-class LibraryProblem(Exception):
+class LibraryError(DefinitionError):
     """A journey that cannot be found or used, with what would be right."""
 
 
@@ -69,7 +70,7 @@ POLICY_SOURCE = "policies.yaml"
 def _policy(text: str) -> Policy:
     data = parse(text)
     if not isinstance(data, YamlMap):
-        raise LibraryProblem("the stored authority limits (policies.yaml) are not a mapping")
+        raise LibraryError("the stored authority limits (policies.yaml) are not a mapping")
     return build.build_policy(data, POLICY_SOURCE)
 
 
@@ -80,7 +81,7 @@ def _build(_hash: str, sources: tuple[tuple[str, str], ...]) -> Mapping[str, Jou
     for jid, text in sources:
         data = parse(text)
         if not isinstance(data, YamlMap):
-            raise LibraryProblem(f"the stored definition of {jid!r} is not a journey")
+            raise LibraryError(f"the stored definition of {jid!r} is not a journey")
         found[jid] = build.build_journey(data, f"{jid}.yaml")
     return found
 
@@ -101,7 +102,7 @@ class Library:
         # Bundles by journey: hashing the sources at every session start cost 4% of a step.
         self._bundles: dict[str, Bundle] = {}
         if not root.is_dir():
-            raise LibraryProblem(f"the library folder {str(root)!r} does not exist")
+            raise LibraryError(f"the library folder {str(root)!r} does not exist")
         for rel in library_files(root):
             role = role_of(rel)
             path = root / rel
@@ -111,7 +112,7 @@ class Library:
             try:
                 text = read_text(root, rel)
                 data = parse(text)
-            except YamlProblem:
+            except YamlError:
                 continue  # `journeys validate` reports it; the rest of the library still runs
             if not isinstance(data, YamlMap):
                 continue
@@ -134,7 +135,7 @@ class Library:
         try:
             text = read_text(self.root, rel)
             data = parse(text)
-        except YamlProblem as err:
+        except YamlError as err:
             self.policy_problem = f"{rel} cannot be read ({err.message})"
             return
         if not isinstance(data, YamlMap):
@@ -147,9 +148,9 @@ class Library:
         self.policy_text = text
 
     def usable_policy(self) -> None:
-        """Refuse (LibraryProblem) to start sessions under a policy file with errors."""
+        """Refuse (LibraryError) to start sessions under a policy file with errors."""
         if self.policy_problem is not None:
-            raise LibraryProblem(
+            raise LibraryError(
                 f"the authority limits cannot be used: {self.policy_problem}; no session starts "
                 "until it is fixed (run 'journeys validate')"
             )
@@ -168,7 +169,7 @@ class Library:
                 if file.resolve() == path.resolve():
                     return self.journeys[jid]
             return self.load_file(path)
-        raise LibraryProblem(
+        raise LibraryError(
             f"no journey or motive {name!r} in the library {str(self.root)!r}"
             f"{did_you_mean(name, [*self.journeys, *self.motives])}"
         )
@@ -179,10 +180,10 @@ class Library:
         try:
             text = read_given_file(path)
             data = parse(text)
-        except YamlProblem as err:
-            raise LibraryProblem(f"{path}: {err}") from None
+        except YamlError as err:
+            raise LibraryError(f"{path}: {err}") from None
         if not isinstance(data, YamlMap):
-            raise LibraryProblem(f"{path} is not a journey file")
+            raise LibraryError(f"{path} is not a journey file")
         journey = build.build_journey(data, str(path))
         self.journeys[journey.id] = journey
         self.sources[journey.id] = text
@@ -205,7 +206,7 @@ class Library:
             if jid in needed:
                 continue
             if jid not in self.journeys:
-                raise LibraryProblem(f"the sub-journey {jid!r} is not in the library")
+                raise LibraryError(f"the sub-journey {jid!r} is not in the library")
             needed[jid] = self.sources[jid]
             todo += [
                 n.journey
@@ -237,7 +238,7 @@ def journey_errors(library: Library, catalogue: Catalogue) -> dict[str, list[Fin
     for journey_id, path in library.files.items():
         try:
             bundle = library.bundle(journey_id)
-        except LibraryProblem as err:  # a sub-journey it calls is missing
+        except LibraryError as err:  # a sub-journey it calls is missing
             own = by_file.get(path.resolve())
             rel = str(path.relative_to(library.root) if path.is_relative_to(library.root) else path)
             broken[journey_id] = own or [finding("J003", Loc(rel, 1, 1), str(err), journey_id)]

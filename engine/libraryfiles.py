@@ -19,13 +19,13 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from engine.yamlsafe import MAX_FILE_BYTES, YamlProblem, _human, decode, parse
+from engine.yamlsafe import MAX_FILE_BYTES, YamlError, _human, decode, parse
 
 #: Folders never read as part of a library, besides hidden ones (the validator's cache among them).
 SKIP_DIRS = frozenset({"node_modules", "__pycache__"})
 
 
-class OutsideLibrary(YamlProblem):
+class OutsideLibrary(YamlError):
     """The file is a link to somewhere outside the library: it is not read."""
 
 
@@ -44,24 +44,24 @@ def library_files(root: Path, suffixes: tuple[str, ...] = (".yaml", ".yml")) -> 
 
 
 def read_bytes(root: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of the library file ``rel``, or :class:`YamlProblem` saying why it is not
+    """The bytes of the library file ``rel``, or :class:`YamlError` saying why it is not
     read: outside the library, dangling, not a file, unreadable, too big."""
     path = root / rel
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise YamlProblem(_missing(path)) from None
+        raise YamlError(_missing(path)) from None
     except OSError as err:
-        raise YamlProblem(f"this file cannot be read ({err.strerror or err})") from None
+        raise YamlError(f"this file cannot be read ({err.strerror or err})") from None
     try:
         _check_inside(root, path, fd)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise YamlProblem(
+            raise YamlError(
                 "this is not a regular file (a folder, a device or a pipe named like one); remove it"
             )
         if info.st_size > max_bytes:
-            raise YamlProblem(
+            raise YamlError(
                 f"file is {_human(info.st_size)}, over the {_human(max_bytes)} limit for a "
                 "journey file; split it, or raise the limit with --max-file-size"
             )
@@ -73,10 +73,10 @@ def read_bytes(root: Path, rel: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
         if size > max_bytes:
-            raise YamlProblem(f"file is over the {_human(max_bytes)} limit for a journey file")
+            raise YamlError(f"file is over the {_human(max_bytes)} limit for a journey file")
         return b"".join(chunks)
     except OSError as err:
-        raise YamlProblem(f"this file cannot be read ({err.strerror or err})") from None
+        raise YamlError(f"this file cannot be read ({err.strerror or err})") from None
     finally:
         os.close(fd)
 

@@ -16,11 +16,13 @@ from typing import Any
 
 import re2  # type: ignore[import-untyped]
 
+from engine.errors import DefinitionError
+
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would print the pattern on standard error
 
 
-class PatternProblem(ValueError):
+class PatternError(DefinitionError, ValueError):
     """A pattern that RE2 does not run, with the reason in a process expert's words."""
 
 
@@ -29,20 +31,20 @@ def compile_pattern(pattern: str) -> Any:
     try:
         return re2.compile(pattern, _OPTIONS)
     except re2.error as err:
-        raise PatternProblem(_why(pattern, str(err))) from None
+        raise PatternError(_why(pattern, str(err))) from None
 
 
 def pattern_problem(pattern: str) -> str | None:
     """Why ``pattern`` cannot be used to check answers, or None when it can."""
     try:
         compile_pattern(pattern)
-    except PatternProblem as problem:
+    except PatternError as problem:
         return str(problem)
     return None
 
 
 def matches(pattern: str, text: str) -> bool:
-    """Whether ``pattern`` is found in ``text`` (JSON Schema ``pattern``); raises PatternProblem."""
+    """Whether ``pattern`` is found in ``text`` (JSON Schema ``pattern``); raises PatternError."""
     return compile_pattern(pattern).search(text) is not None
 
 

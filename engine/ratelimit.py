@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from engine.errors import DefinitionError, SessionError
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -47,11 +49,11 @@ ENVIRONMENT = "JOURNEYS_RATE_LIMITS"
 _MAX_KEYS = 100_000  # buckets kept per limit; full ones are forgotten first
 
 
-class RateLimitProblem(ValueError):
+class RateLimitSettingError(DefinitionError, ValueError):
     """``JOURNEYS_RATE_LIMITS`` cannot be read: what is wrong and what is allowed."""
 
 
-class Limited(Exception):
+class Limited(SessionError):
     """Over a limit: nothing was done. ``retry_after`` is in whole seconds (at least 1)."""
 
     def __init__(self, name: str, rate: Rate, retry_after: int) -> None:
@@ -126,7 +128,7 @@ def rates_from_environment(text: str | None = None) -> dict[str, Rate]:
         except ValueError:
             rate = Rate(-1, 0)
         if not name.strip() or rate.count < 0 or not (0 < rate.seconds < math.inf):
-            raise RateLimitProblem(
+            raise RateLimitSettingError(
                 f"{ENVIRONMENT}: {part!r} is not a limit; write NAME=COUNT/SECONDS pairs, "
                 f"comma separated (e.g. start=30/60,otp=5/600; COUNT 0 for no limit), or 'off'; "
                 f"the limits are {', '.join(DEFAULTS)}"

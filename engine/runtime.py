@@ -26,7 +26,7 @@ from engine.authority import (
     default_role,
     unknown_customer,
 )
-from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem
+from engine.errors import Conflict, InvalidAnswer, MissingInput, SessionError
 from engine.expressions import (
     EvaluationError,
     Expression,
@@ -37,9 +37,9 @@ from engine.expressions import (
 )
 from engine.identity import CUSTOMER, identity_of, scope_value
 from engine.model import ROLES, Journey, Node, Policy, Text
-from engine.values import AnswerProblem, check_answer, convert_inputs
+from engine.values import AnswerError, check_answer, convert_inputs
 
-__all__ = ["Conflict", "InvalidAnswer", "MissingInput", "RuntimeProblem", "Session", "step"]
+__all__ = ["Conflict", "InvalidAnswer", "MissingInput", "Session", "SessionError", "step"]
 
 WAITING = "waiting"  # for an answer at `node`
 RUNNING = "running"  # for the result of the action at `node`
@@ -312,7 +312,7 @@ def step(
         _advance(definitions, s, effects, policy)
     except (Conflict, InvalidAnswer, MissingInput):
         raise  # the event is refused; the session is unchanged
-    except RuntimeProblem as problem:
+    except SessionError as problem:
         # The event was accepted, but the journey cannot go on from here (a condition, a
         # `set` or a text that fails on the values it got). The session ends, failed, with the
         # reason: never stuck, visible to the agent and in the reports, replayed the same way.
@@ -433,7 +433,7 @@ def _answer(definitions: Definitions, s: Session, event: Answer) -> None:
     role = _checked_role(event.role)
     try:
         value = check_answer(node, event.value, as_text=event.as_text, locale=s.locale)
-    except AnswerProblem as problem:
+    except AnswerError as problem:
         raise InvalidAnswer(problem.message, s.node, node.field) from None
     if role is not None or event.actor is not None:  # someone else performs the step
         s.role = role or s.role
@@ -625,7 +625,7 @@ def _value(s: Session, node: Node, value: Any, where: str) -> Any:
         expression = compile_expression(value[1:])
         return expression.evaluate(_scope(s, expression))
     except EvaluationError as err:
-        raise RuntimeProblem(f"node {node.id!r}, {where}: {err}", s.node) from None
+        raise SessionError(f"node {node.id!r}, {where}: {err}", s.node) from None
 
 
 def _scope(s: Session, expression: Expression) -> Mapping[str, Any]:
@@ -638,7 +638,7 @@ def _scope(s: Session, expression: Expression) -> Mapping[str, Any]:
 
 def _go(s: Session, node_id: str | None) -> None:
     if node_id is None:  # the validator (J005) refuses journeys where this can happen
-        raise RuntimeProblem(f"node {s.node!r} has nowhere to go", s.node)
+        raise SessionError(f"node {s.node!r} has nowhere to go", s.node)
     _enter(s, node_id)
     s.status = "moving"
 
@@ -654,7 +654,7 @@ def _text(s: Session, node: Node, text: Text | None) -> str | None:
     try:
         return render(text, scope)
     except EvaluationError as err:
-        raise RuntimeProblem(
+        raise SessionError(
             f"node {node.id!r}: a placeholder of its text failed: {err}", s.node
         ) from None
 
@@ -727,7 +727,7 @@ def _advance(
                 continue
             _finish(s, node.outcome or "resolved", effects, survey=bool(node.survey))
             return
-    raise RuntimeProblem(
+    raise SessionError(
         f"the session passed {MAX_STEPS} nodes without waiting for anyone: a loop with no "
         "question in it?",
         s.node,
@@ -879,7 +879,7 @@ def _decide(s: Session, node: Node) -> str | None:
             if condition.evaluate(_scope(s, condition)):
                 return branch.next
         except EvaluationError as err:
-            raise RuntimeProblem(f"node {node.id!r}, branch {i}: {err}", s.node) from None
+            raise SessionError(f"node {node.id!r}, branch {i}: {err}", s.node) from None
     return node.otherwise
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import build, libraryfiles
-from engine.errors import RuntimeProblem
-from engine.library import Bundle, Library, LibraryProblem
+from engine.errors import SessionError
+from engine.library import Bundle, Library, LibraryError
 from engine.model import Journey, Scenario
 from engine.runtime import (
     INCIDENT,
@@ -23,7 +23,7 @@ from engine.runtime import (
     unambiguous,
 )
 from engine.service import ActionExecutor, ActionOutcome, MemoryStore, Sessions
-from engine.yamlsafe import YamlMap, YamlProblem
+from engine.yamlsafe import YamlError, YamlMap
 
 
 class StubExecutor:
@@ -212,7 +212,7 @@ def run_file(library: Library, path: Path, coverage: dict[str, Coverage]) -> lis
     rel = str(path)
     try:
         data = load_file(library, path)
-    except YamlProblem as err:
+    except YamlError as err:
         return [ScenarioResult(rel, "?", "(file)", False, [f"the file cannot be read: {err}"])]
     if not isinstance(data, YamlMap):
         return [ScenarioResult(rel, "?", "(file)", False, ["the file is not a scenario file"])]
@@ -242,8 +242,8 @@ def run_scenario(
             locale=scenario.locale,
             role=scenario.role,
         )
-    except (RuntimeProblem, LibraryProblem) as err:
-        message = err.message if isinstance(err, RuntimeProblem) else str(err)
+    except (SessionError, LibraryError) as err:
+        message = err.message if isinstance(err, SessionError) else str(err)
         result.passed = False
         result.differences.append(f"the session stopped with an error: {message}")
         return result

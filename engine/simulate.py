@@ -25,13 +25,17 @@ from itertools import accumulate
 from typing import Any
 
 from engine import build, clock
-from engine.errors import RuntimeProblem, UnknownSession
+from engine.errors import (
+    DefinitionError,
+    SessionError,
+    UnknownSession,
+)
 from engine.library import Library
 from engine.model import Journey, Node, Scenario
 from engine.runtime import SURVEY, WAITING, RunAction, Session, node_names
 from engine.scenarios import AnswerBook, StubExecutor, load_file, scenario_files
 from engine.service import ActionOutcome, Sessions, SessionStore
-from engine.yamlsafe import YamlMap, YamlProblem
+from engine.yamlsafe import YamlError, YamlMap
 
 DEFAULT_SEED = 7
 
@@ -85,7 +89,7 @@ _ID = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _CODE = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
-class SimulationProblem(Exception):
+class SimulationError(DefinitionError):
     """The simulation cannot run as asked: what, and what to do."""
 
 
@@ -172,7 +176,7 @@ def simulate(
     """Write ``sessions`` sessions spread over the ``days`` before ``end`` (default: now);
     ``progress(n)`` is called after each with the number done."""
     if sessions <= 0 or days <= 0:
-        raise SimulationProblem("the number of sessions and of days must be positive")
+        raise SimulationError("the number of sessions and of days must be positive")
     sim = _Simulation(library, store, sessions, days, seed, end or clock.now(), rates)
     with clock.using(sim.clock):
         while sim.summary.sessions < sessions:
@@ -206,7 +210,7 @@ class _Simulation:
         except UnknownSession:
             pass
         else:
-            raise SimulationProblem(
+            raise SimulationError(
                 f"the database already holds the sessions of seed {seed}: "
                 "give another --seed or another --db"
             )
@@ -221,7 +225,7 @@ class _Simulation:
             m for m in library.motives.values() if self.cases.get(m.journey) and m.journey
         ]
         if not self.motives:
-            raise SimulationProblem(
+            raise SimulationError(
                 f"no motive of the library {str(library.root)!r} has a journey with scenarios "
                 "(*.test.yaml) to simulate"
             )
@@ -384,7 +388,7 @@ class _Simulation:
             self.clock.wait(self.times.triangular(5, 90, 20))
             try:
                 session = service.answer(session.id, node, value, seq=session.seq)
-            except RuntimeProblem:
+            except SessionError:
                 break
             answered += 1
         return session, switched
@@ -451,7 +455,7 @@ def _scenarios(library: Library) -> dict[str, list[Scenario]]:
     for path in scenario_files(library):
         try:
             data = load_file(library, path)
-        except YamlProblem:
+        except YamlError:
             continue  # `journeys test` reports it
         if isinstance(data, YamlMap):
             spec = build.build_scenarios(data, str(path))

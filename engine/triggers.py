@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from engine.errors import MissingInput
+from engine.errors import (
+    MissingInput,
+    SessionError,
+)
 from engine.expressions import (
     EvaluationError,
     ExpressionError,
@@ -36,7 +39,7 @@ class Fired(NamedTuple):
     inputs: dict[str, Any]
 
 
-class TriggerProblem(Exception):
+class TriggerError(SessionError):
     """An event that cannot be handled: which trigger, and why (no session was started)."""
 
     def __init__(self, message: str, trigger: Trigger | None = None) -> None:
@@ -62,7 +65,7 @@ def fire(
 
     ``as_text``: the data were typed (command line, query string); a value passed unchanged
     to an input (``order_id: =order_id``) is converted to that input's type first, so that
-    ``when`` compares numbers with numbers. Raises :class:`TriggerProblem` when a trigger's
+    ``when`` compares numbers with numbers. Raises :class:`TriggerError` when a trigger's
     condition or inputs cannot be evaluated on the data or do not fit its journey.
     """
     fired = []
@@ -70,7 +73,7 @@ def fire(
         where = _where(trigger)
         journey = library.journeys.get(trigger.journey)
         if journey is None:
-            raise TriggerProblem(
+            raise TriggerError(
                 f"{where}: the journey {trigger.journey!r} is not in the library"
                 f"{did_you_mean(trigger.journey, library.journeys)}",
                 trigger,
@@ -87,7 +90,7 @@ def fire(
         try:
             convert_inputs(journey, inputs, as_text=as_text)
         except MissingInput as err:
-            raise TriggerProblem(f"{where}: {err.message}", trigger) from None
+            raise TriggerError(f"{where}: {err.message}", trigger) from None
         fired.append(Fired(trigger, inputs))
     return fired
 
@@ -114,7 +117,7 @@ def _typed(
             schema_problem(values[source], {"type": schema["type"]}) if "type" in schema else None
         )
         if problem:
-            raise TriggerProblem(
+            raise TriggerError(
                 f"{where}: the data {source!r} is the input {name!r} of the journey: {problem}",
                 trigger,
             )
@@ -126,7 +129,7 @@ def _evaluate(trigger: Trigger, where: str, source: str, data: Mapping[str, Any]
         return compile_expression(source).evaluate(data)
     except (ExpressionError, EvaluationError) as err:
         reason = str(err).replace("is not set in the session", "is not in the event's data")
-        raise TriggerProblem(
+        raise TriggerError(
             f"{_where(trigger)}, {where}: {source!r} cannot be evaluated on the event's data: "
             f"{reason}",
             trigger,

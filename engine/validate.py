@@ -20,13 +20,14 @@ from typing import Any
 
 from engine.analyse import JOURNEY, MOTIVES, POLICIES, SCENARIOS, analyse, role_of
 from engine.checks.actions import Catalogue
-from engine.checks.dataflow import FlowProblem, Interface, solve
+from engine.checks.dataflow import FlowDigest, Interface, solve
 from engine.checks.library import call_order, check_library
 from engine.checks.policies import check_looped_limits
+from engine.errors import UsageError
 from engine.findings import ERROR, Finding, finding
 from engine.libraryfiles import library_files, read_bytes
 from engine.model import Loc
-from engine.yamlsafe import MAX_FILE_BYTES, YamlProblem
+from engine.yamlsafe import MAX_FILE_BYTES, YamlError
 
 CACHE_FORMAT = 1
 CACHE_DIR_NAME = ".journeys_cache"
@@ -55,10 +56,6 @@ class Report:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity != ERROR]
-
-
-class UsageError(Exception):
-    """A path or option that cannot be used (exit status 2)."""
 
 
 def library_of(path: Path, default_library: Path) -> Path:
@@ -212,7 +209,7 @@ def _read(library: Path, rel: str, max_bytes: int) -> tuple[bytes, str, dict[str
     a link outside the library or a dangling one, not a file (engine/libraryfiles.py)."""
     try:
         data = read_bytes(library, rel, max_bytes)
-    except YamlProblem as problem:
+    except YamlError as problem:
         early = {
             "role": role_of(rel),
             "findings": [finding("J001", Loc(rel), problem.message).to_dict()],
@@ -302,7 +299,7 @@ def _dataflow(entries: dict[str, dict[str, Any]]) -> tuple[list[Finding], int]:
         ).hexdigest()
         flow = entry.get("flow")
         if flow is None or flow["key"] != key:
-            problem = FlowProblem.from_json(json.loads(entry["problem"]))
+            problem = FlowDigest.from_json(json.loads(entry["problem"]))
             if any(i is _ANYTHING for i in callees.values()):
                 everything = frozenset(r[0] for n in problem.nodes.values() for r in n.reads)
                 callees = {

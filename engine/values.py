@@ -13,16 +13,19 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from engine.errors import MissingInput
+from engine.errors import (
+    MissingInput,
+    SessionError,
+)
 from engine.findings import did_you_mean
 from engine.model import Journey, Node
-from engine.patterns import PatternProblem, matches
+from engine.patterns import PatternError, matches
 
 _TRUE = {"true", "yes", "y", "oui", "o", "1"}
 _FALSE = {"false", "no", "n", "non", "0"}
 
 
-class AnswerProblem(Exception):
+class AnswerError(SessionError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
@@ -112,7 +115,7 @@ def _safe_validator_class() -> Any:
 
     def unevaluated_properties(validator: Any, up: Any, instance: Any, schema: Any) -> Any:
         if "patternProperties" in json.dumps(schema):
-            raise PatternProblem(
+            raise PatternError(
                 "this answer cannot be checked: its schema uses 'unevaluatedProperties' with "
                 "'patternProperties'; use 'additionalProperties' instead"
             )
@@ -150,7 +153,7 @@ def schema_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
     validator = _validator(json.dumps(schema, sort_keys=True, default=str))
     try:
         error = next(iter(validator.iter_errors(value)), None)
-    except PatternProblem as problem:  # never run on a backtracking engine instead
+    except PatternError as problem:  # never run on a backtracking engine instead
         return f"{problem}; the journey must be corrected (journeys validate reports it)"
     if error is None:
         return None
@@ -187,7 +190,7 @@ def schema_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
 
 
 def check_answer(node: Node, value: Any, as_text: bool = False, locale: str | None = None) -> Any:
-    """The answer as it will be stored, or :class:`AnswerProblem` saying what was expected."""
+    """The answer as it will be stored, or :class:`AnswerError` saying what was expected."""
     if node.kind == "choose":
         return _option(node, value, as_text, locale)
     schema = node.schema or {"type": "string"}
@@ -195,7 +198,7 @@ def check_answer(node: Node, value: Any, as_text: bool = False, locale: str | No
         value = from_text(value, schema)
     problem = schema_problem(value, schema)
     if problem:
-        raise AnswerProblem(problem)
+        raise AnswerError(problem)
     return value
 
 
@@ -223,7 +226,7 @@ def _option(node: Node, value: Any, as_text: bool, locale: str | None) -> Any:
 
 
 def _refuse(message: str) -> Any:
-    raise AnswerProblem(message)
+    raise AnswerError(message)
 
 
 def convert_inputs(

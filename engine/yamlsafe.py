@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from engine.errors import DefinitionError
+
 MAX_FILE_BYTES = 1_000_000
 MAX_ALIAS_EXPANSION = 10_000
 MAX_DEPTH = 64
@@ -62,7 +64,7 @@ class YamlList(list[Any]):
         self.item_pos: list[Pos] = []
 
 
-class YamlProblem(Exception):
+class YamlError(DefinitionError):
     """The file is not plain YAML data: what was wrong and where."""
 
     def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
@@ -79,7 +81,7 @@ def read_text(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
     """The file's text, refusing huge files unread and binary or non-UTF-8 content."""
     size = path.stat().st_size
     if size > max_bytes:
-        raise YamlProblem(
+        raise YamlError(
             f"file is {_human(size)}, over the {_human(max_bytes)} limit for a journey file; "
             "split it, or raise the limit with --max-file-size"
         )
@@ -90,12 +92,12 @@ def decode(data: bytes) -> str:
     """Bytes to text, with a clear problem for binary or non-UTF-8 content."""
     if b"\x00" in data:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise YamlProblem("this is a binary file (it holds a NUL byte), not YAML text", line)
+        raise YamlError("this is a binary file (it holds a NUL byte), not YAML text", line)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
-        raise YamlProblem(
+        raise YamlError(
             f"the file is not UTF-8 text (byte 0x{data[err.start]:02x}); save it as UTF-8", line
         ) from None
 
@@ -111,7 +113,7 @@ def parse(text: str) -> Any:
             raise _deep_problem(text, err) from None
         raise _syntax_problem(err, text) from None
     except yaml.YAMLError as err:  # unmarked errors are rare: report at the top
-        raise YamlProblem(f"YAML error: {err}") from None
+        raise YamlError(f"YAML error: {err}") from None
     if node is None:
         return None
     return _Converter().convert(node, 0)
@@ -162,7 +164,7 @@ def _refuse_deep_flow(text: str) -> None:
 _LIBYAML_NESTING = "exceeded maximum nesting depth"
 
 
-def _deep_problem(text: str, err: yaml.MarkedYAMLError) -> YamlProblem:
+def _deep_problem(text: str, err: yaml.MarkedYAMLError) -> YamlError:
     """Our own finding for a document libyaml found too deep: the same message and position
     as with a libyaml without a limit, found by PyYAML's Python parser (no limit, lazy: it
     stops at level MAX_DEPTH + 1)."""
@@ -180,8 +182,8 @@ def _deep_problem(text: str, err: yaml.MarkedYAMLError) -> YamlProblem:
     return _too_deep(_pos(err.context_mark or err.problem_mark))
 
 
-def _too_deep(pos: Pos) -> YamlProblem:
-    return YamlProblem(
+def _too_deep(pos: Pos) -> YamlError:
+    return YamlError(
         f"the document is nested more than {MAX_DEPTH} levels deep; a journey never needs that many",
         *pos,
     )
@@ -195,7 +197,7 @@ def _human(size: int) -> str:
     return f"{size} bytes"
 
 
-def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> YamlProblem:
+def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> YamlError:
     mark = err.problem_mark or err.context_mark
     if err.context_mark is not None and mark is not None and mark.index >= len(text.rstrip()):
         # Something left open ("{", "[", a quote) is found only at the end of the file:
@@ -205,13 +207,13 @@ def _syntax_problem(err: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     if mark is not None and 0 <= mark.index < len(text) and text[mark.index] == "\t":
         problem = "a tab character here; YAML indents with spaces only"
     if "expected a single document" in (err.context or ""):
-        return YamlProblem(
+        return YamlError(
             "a second YAML document starts here ('---'); put one journey per file",
             *_pos(mark),
         )
     if err.context and "tab character" not in problem:
         problem = f"{problem} ({err.context})"
-    return YamlProblem(f"YAML syntax error: {problem}", *_pos(mark))
+    return YamlError(f"YAML syntax error: {problem}", *_pos(mark))
 
 
 def _pos(mark: Any) -> Pos:
@@ -260,13 +262,13 @@ class _Converter:
         if depth >= MAX_DEPTH and not isinstance(node, yaml.ScalarNode):
             raise _too_deep(_pos(node.start_mark))
         if node.tag not in _ALLOWED_TAGS:
-            raise YamlProblem(_tag_message(node.tag), *_pos(node.start_mark))
+            raise YamlError(_tag_message(node.tag), *_pos(node.start_mark))
         key = id(node)
         if key in self.seen and not in_alias:  # an alias: count what it expands to, once
             in_alias = True
             self.expanded += self.seen[key]
             if self.expanded > MAX_ALIAS_EXPANSION:
-                raise YamlProblem(
+                raise YamlError(
                     f"aliases expand to more than {MAX_ALIAS_EXPANSION} values "
                     "(a 'billion laughs' bomb?); write the values out instead",
                     *_pos(node.start_mark),
@@ -290,7 +292,7 @@ class _Converter:
             name = self._key(key_node)
             if name in mapping:
                 first = mapping.key_pos[name]
-                raise YamlProblem(
+                raise YamlError(
                     f"duplicate key {name!r}: it is already set at line {first[0]}; "
                     "keep one of them",
                     *_pos(key_node.start_mark),
@@ -304,16 +306,16 @@ class _Converter:
 
     def _key(self, node: yaml.Node) -> str:
         if node.tag == _TAG + "merge" or (node.tag == _PLAIN and node.value == "<<"):
-            raise YamlProblem(
+            raise YamlError(
                 "merge keys ('<<') are not supported; write the keys out",
                 *_pos(node.start_mark),
             )
         if not isinstance(node, yaml.ScalarNode):
-            raise YamlProblem(
+            raise YamlError(
                 "a key must be plain text, not a list or mapping", *_pos(node.start_mark)
             )
         if node.tag not in _ALLOWED_TAGS:
-            raise YamlProblem(_tag_message(node.tag), *_pos(node.start_mark))
+            raise YamlError(_tag_message(node.tag), *_pos(node.start_mark))
         value = _scalar(node)
         # Keys are names: 1 and true as keys mean the text "1" and "true".
         return node.value if not isinstance(value, str) else value

@@ -19,7 +19,7 @@ from engine.analyse import POLICIES, role_of
 from engine.authority import decide, default_role
 from engine.errors import InvalidAnswer
 from engine.findings import Finding
-from engine.library import POLICY_SOURCE, Library, LibraryProblem
+from engine.library import POLICY_SOURCE, Library, LibraryError
 from engine.model import Policy
 from engine.runtime import RunAction, Session
 from engine.scenarios import StubExecutor
@@ -540,10 +540,10 @@ def test_a_broken_policy_stops_new_sessions(lib: Path) -> None:
         "roles:\n  agent:\n    payments.refund: {amount: {max: x}}\n"
     )
     sessions, _ = sessions_of(lib)
-    with pytest.raises(LibraryProblem, match=r"policies\.yaml:3: role 'agent'"):
+    with pytest.raises(LibraryError, match=r"policies\.yaml:3: role 'agent'"):
         sessions.start("refund", {})
     (lib / "policies.yaml").write_text("- a list\n")
-    with pytest.raises(LibraryProblem, match="authority limits cannot be used"):
+    with pytest.raises(LibraryError, match="authority limits cannot be used"):
         sessions_of(lib)[0].start("refund", {})
 
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from cli import main
 from engine import clock
 from engine.adapters.reporting import (
-    ReportProblem,
+    ReportError,
     build_report,
     journey_heat,
     open_store,
@@ -220,10 +220,10 @@ def test_scope_by_dates_and_motive(history: tuple[SqlStore, Library]) -> None:
     one = build_report(store, library, motive="account.mail")
     assert set(one.by["motive"]) == {"account.mail"} and one.overall.sessions == 1
     with pytest.raises(
-        ReportProblem, match=r"no motive 'billing.quizz'.*did you mean 'billing.quiz'"
+        ReportError, match=r"no motive 'billing.quizz'.*did you mean 'billing.quiz'"
     ):
         build_report(store, library, motive="billing.quizz")
-    with pytest.raises(ReportProblem, match="not before"):
+    with pytest.raises(ReportError, match="not before"):
         build_report(store, library, since=T0, until=T0)
 
 
@@ -239,7 +239,7 @@ def test_an_empty_database_is_a_report_with_no_figures(tmp_path: Path) -> None:
 
 
 def test_a_missing_or_old_database_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ReportProblem, match=r"no session database at .*journeys simulate"):
+    with pytest.raises(ReportError, match=r"no session database at .*journeys simulate"):
         open_store(f"sqlite:///{tmp_path / 'nothing.db'}")
     from alembic import command
     from sqlalchemy import create_engine
@@ -249,7 +249,7 @@ def test_a_missing_or_old_database_says_what_to_do(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     command.upgrade(config(engine), "0003")
     engine.dispose()
-    with pytest.raises(ReportProblem, match="journeys db upgrade"):
+    with pytest.raises(ReportError, match="journeys db upgrade"):
         open_store(f"sqlite:///{tmp_path / 'old.db'}")
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from engine import build
-from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem
+from engine.errors import Conflict, InvalidAnswer, MissingInput, SessionError
 from engine.library import Bundle, Library
 from engine.model import Loc, Scenario
 from engine.runtime import (
@@ -407,8 +407,8 @@ class Harness:
         return current_step(self.sessions.bundle_of(session).definitions, session)
 
     def refused(
-        self, session_id: str, call: Callable[[], object], error: type[RuntimeProblem]
-    ) -> RuntimeProblem:
+        self, session_id: str, call: Callable[[], object], error: type[SessionError]
+    ) -> SessionError:
         """``call`` is refused with ``error`` and the stored session and its log are unchanged."""
         before = self.store.load(session_id).to_dict()
         logged = len(self.store.events(session_id))

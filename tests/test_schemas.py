@@ -16,7 +16,7 @@ from cli import main
 from engine import build
 from engine.checks.schema import SCHEMA_NAMES, check_document, is_valid, load_schema, schema_path
 from engine.model import NODE_KINDS, ROLES
-from engine.yamlsafe import YamlProblem, load
+from engine.yamlsafe import YamlError, load
 from tests.conftest import FIXTURES, ROOT, SHIPPED
 
 
@@ -129,7 +129,7 @@ def documents() -> Iterator[tuple[str, Path]]:
 def readable(path: Path) -> bool:
     try:
         load(path)
-    except YamlProblem:
+    except YamlError:
         return False  # J001: never reaches the schema
     return True
 

@@ -23,7 +23,7 @@ from cli import main
 from engine.adapters.sql_store import SqlStore
 from engine.library import Library
 from engine.service import replay
-from engine.simulate import ERRORS, SimulationProblem, Summary, simulate, survey_scores
+from engine.simulate import ERRORS, SimulationError, Summary, simulate, survey_scores
 from tests.conftest import PG_DSN, SHIPPED, requires
 
 END = datetime(2025, 3, 14, 18, 30, tzinfo=UTC)
@@ -87,7 +87,7 @@ def test_the_same_seed_twice_in_one_database_is_refused(tmp_path: Path) -> None:
     done = run(tmp_path, 5)
     store = SqlStore(done.url)
     try:
-        with pytest.raises(SimulationProblem, match="already holds the sessions of seed 7"):
+        with pytest.raises(SimulationError, match="already holds the sessions of seed 7"):
             simulate(Library(SHIPPED), store, 5, seed=7, end=END)
     finally:
         store.dispose()

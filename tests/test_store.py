@@ -20,7 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from engine.adapters.sql_store import SqlStore, StoreProblem
+from engine.adapters.sql_store import SqlStore, StoreError
 from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.library import Library
 from engine.scenarios import StubExecutor
@@ -261,9 +261,9 @@ def test_sigkill_at_any_moment_leaves_every_step_whole(crash_library: Path, db_u
 
 
 def test_corrupt_database_url_is_a_clear_error() -> None:
-    with pytest.raises(StoreProblem, match="not usable"):
+    with pytest.raises(StoreError, match="not usable"):
         SqlStore("notadb://x")
-    with pytest.raises(StoreProblem, match="cannot open"):
+    with pytest.raises(StoreError, match="cannot open"):
         SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
 
 
@@ -274,7 +274,7 @@ def test_an_old_schema_asks_for_an_upgrade(tmp_path: Path) -> None:
 
     with sqlite3.connect(tmp_path / "old.db") as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0000'")
-    with pytest.raises(StoreProblem, match="journeys db upgrade"):
+    with pytest.raises(StoreError, match="journeys db upgrade"):
         store_at(url)
 
 
@@ -291,7 +291,7 @@ def test_db_upgrade_migrates_an_older_database(tmp_path: Path, crash_library: Pa
     engine = make_engine(url)
     command.upgrade(config(engine), "0001")
     engine.dispose()
-    with pytest.raises(StoreProblem, match=r"revision '0001'.*journeys db upgrade"):
+    with pytest.raises(StoreError, match=r"revision '0001'.*journeys db upgrade"):
         store_at(url)
     result = CliRunner().invoke(main, ["db", "upgrade", "--db", url])
     assert result.exit_code == 0, result.output

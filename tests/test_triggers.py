@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from cli import main
 from engine.library import Library
-from engine.triggers import TriggerProblem, fire
+from engine.triggers import TriggerError, fire
 from tests.conftest import SHIPPED, Check
 
 MOTIVES = """\
@@ -191,7 +191,7 @@ def test_text_data_take_the_type_of_the_input_they_feed(lib: Path) -> None:
     assert inputs["days_late"] == 7
     assert fire(library, "order.delayed", {**data, "days_late": "2"}, as_text=True) == []
     # Without as_text, "7" stays text: comparing it with 3 is a problem, not a silent no.
-    with pytest.raises(TriggerProblem, match="cannot be evaluated"):
+    with pytest.raises(TriggerError, match="cannot be evaluated"):
         fire(library, "order.delayed", data)
 
 
@@ -230,7 +230,7 @@ def test_literals_expressions_and_several_triggers(lib: Path) -> None:
 def test_data_that_do_not_fit_are_refused_with_the_reason(
     lib: Path, data: dict[str, object], message: str
 ) -> None:
-    with pytest.raises(TriggerProblem) as err:
+    with pytest.raises(TriggerError) as err:
         fire(Library(lib), "order.delayed", data, as_text=True)
     assert message in err.value.message
     assert "the trigger of 'order.delayed' (journey 'late-offer', line 11)" in err.value.message

@@ -14,9 +14,9 @@ import pytest
 from engine.yamlsafe import (
     MAX_ALIAS_EXPANSION,
     MAX_DEPTH,
+    YamlError,
     YamlList,
     YamlMap,
-    YamlProblem,
     decode,
     load,
     parse,
@@ -24,8 +24,8 @@ from engine.yamlsafe import (
 )
 
 
-def problem(text: str) -> YamlProblem:
-    with pytest.raises(YamlProblem) as info:
+def problem(text: str) -> YamlError:
+    with pytest.raises(YamlError) as info:
         parse(text)
     return info.value
 
@@ -249,7 +249,7 @@ def test_problem_is_an_ordinary_exception() -> None:
     def step() -> Iterator[None]:
         yield
 
-    with pytest.raises(YamlProblem) as info, step():  # contextlib sets __traceback__
+    with pytest.raises(YamlError) as info, step():  # contextlib sets __traceback__
         parse("a: 1\na: 2\n")
     info.value.add_note("in journeys/demo.yaml")
     assert info.value.__notes__ == ["in journeys/demo.yaml"]
@@ -387,7 +387,7 @@ def test_read_text_refuses_a_file_over_the_limit_without_reading_it(tmp_path: Pa
     path.write_bytes(b"")
     # A sparse file of NUL bytes: read, it would be refused as binary instead.
     os.truncate(path, 2_500_000)
-    with pytest.raises(YamlProblem) as info:
+    with pytest.raises(YamlError) as info:
         read_text(path)
     message = info.value.message
     assert "2.5 MB" in message
@@ -398,7 +398,7 @@ def test_read_text_refuses_a_file_over_the_limit_without_reading_it(tmp_path: Pa
 def test_read_text_limit_can_be_changed(tmp_path: Path) -> None:
     path = tmp_path / "journey.yaml"
     path.write_text("a: " + "x" * 147 + "\n", encoding="utf-8")  # 151 bytes
-    with pytest.raises(YamlProblem) as info:
+    with pytest.raises(YamlError) as info:
         read_text(path, max_bytes=150)
     assert "151 bytes" in info.value.message
     assert "150 bytes limit" in info.value.message
@@ -409,7 +409,7 @@ def test_read_text_limit_can_be_changed(tmp_path: Path) -> None:
 def test_binary_file_is_refused_with_the_line_of_the_nul_byte(tmp_path: Path) -> None:
     path = tmp_path / "binary.yaml"
     path.write_bytes(b"a: 1\nb: 2\nc: \x00\x01\n")
-    with pytest.raises(YamlProblem) as info:
+    with pytest.raises(YamlError) as info:
         read_text(path)
     assert info.value.line == 3
     assert "binary" in info.value.message
@@ -418,7 +418,7 @@ def test_binary_file_is_refused_with_the_line_of_the_nul_byte(tmp_path: Path) ->
 def test_invalid_utf8_is_refused_with_its_line(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("a: 1\nb: café\n".encode("latin-1"))
-    with pytest.raises(YamlProblem) as info:
+    with pytest.raises(YamlError) as info:
         load(path)
     assert info.value.line == 2
     assert "UTF-8" in info.value.message

@@ -24,13 +24,15 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from engine.errors import SessionError
+
 MAX_HEADER_BYTES = 16_384  # the request line and all headers, as h11's default bound
 REQUEST_SECONDS = 10.0  # from a request's first byte (or the connection) to its last
 KEEP_ALIVE_SECONDS = 5  # an idle connection between two requests
 MAX_CONCURRENCY = 1_000  # connections and requests at once, per process; beyond: 503
 
 
-class HeadersTooLarge(Exception):
+class HeadersTooLarge(SessionError):
     pass
 
 

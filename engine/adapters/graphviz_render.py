@@ -11,10 +11,11 @@ import html
 import re
 
 from engine.diagram import OUTCOME_COLOURS, SHAPES, Heat, heat_colour, legend_dot, to_dot
+from engine.errors import Unavailable
 from engine.model import Journey
 
 
-class RenderProblem(Exception):
+class RenderError(Unavailable):
     """The diagram cannot be drawn here: why, and what to do."""
 
 
@@ -31,16 +32,16 @@ def svg(dot_source: str) -> str:
     try:
         import graphviz
     except ImportError:
-        raise RenderProblem(
+        raise RenderError(
             "the 'graphviz' Python package is missing: reinstall journeys (pip install -e .)"
         ) from None
     try:
         drawn: str = graphviz.pipe_string("dot", "svg", dot_source, encoding="utf-8", quiet=True)
     except graphviz.ExecutableNotFound:
-        raise RenderProblem(NO_DOT) from None
+        raise RenderError(NO_DOT) from None
     except graphviz.CalledProcessError as err:
         detail = (err.stderr or b"").decode("utf-8", "replace").strip()
-        raise RenderProblem(f"Graphviz could not draw the diagram: {detail}") from None
+        raise RenderError(f"Graphviz could not draw the diagram: {detail}") from None
     return drawn
 
 

@@ -46,11 +46,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actions.registry import account_actions, catalogue
 from engine.adapters.http_limits import limit, too_many
 from engine.adapters.keeper import BackofficeStarting, Keeper
-from engine.adapters.signed_identity import IdentityProblem, IdentityUnavailable, SignedIdentity
+from engine.adapters.signed_identity import IdentityError, IdentityUnavailable, SignedIdentity
 from engine.adapters.sql_store import SERVER_THREADS
-from engine.errors import Conflict, InvalidAnswer, MissingInput, RuntimeProblem, UnknownSession
+from engine.errors import (
+    Conflict,
+    InvalidAnswer,
+    MissingInput,
+    NotReady,
+    SessionError,
+    UnknownSession,
+)
 from engine.identity import CUSTOMER, IdentityGate
-from engine.library import Library, LibraryProblem, refusals
+from engine.library import Library, LibraryError, refusals
 from engine.ratelimit import Limited, Limiter, rates_from_environment
 from engine.report import Report
 from engine.retry_loop import RetryLoop, interval_from_environment
@@ -480,11 +487,11 @@ def create_app(
     async def on_problem(request: Request, exc: Problem) -> JSONResponse:
         return _problem(exc.status, exc.title, exc.detail, str(request.url.path), exc.extra)
 
-    @app.exception_handler(RuntimeProblem)
-    async def on_runtime(request: Request, exc: RuntimeProblem) -> JSONResponse:
+    @app.exception_handler(SessionError)
+    async def on_runtime(request: Request, exc: SessionError) -> JSONResponse:
         # Those an endpoint does not name itself, e.g. the database unavailable (503).
-        title = "Service unavailable" if exc.status == 503 else "Cannot do this"
-        return _problem(exc.status, title, exc.message, str(request.url.path))
+        title = "Service unavailable" if exc.http_status == 503 else "Cannot do this"
+        return _problem(exc.http_status, title, exc.message, str(request.url.path))
 
     @app.exception_handler(BackofficeStarting)
     async def on_starting(request: Request, exc: BackofficeStarting) -> JSONResponse:
@@ -650,12 +657,14 @@ def create_app(
                 role=CUSTOMER if channel == "selfcare" else who.role,
                 identity=identity,
             )
-        except LibraryProblem as err:
+        except LibraryError as err:
             raise Problem(404, "No such journey", str(err)) from None
         except MissingInput as err:
             raise Problem(422, "Invalid inputs", err.message) from None
-        except RuntimeProblem as err:
-            raise Problem(err.status, "Cannot start", err.message) from None
+        except NotReady:
+            raise  # its own handler: 503 with Retry-After
+        except SessionError as err:
+            raise Problem(err.http_status, "Cannot start", err.message) from None
         # A self-care session is shown as its customer sees it (on loopback without agent
         # keys the page that starts it is served as an agent).
         shown = view(session, who.role == "customer" or session.channel == "selfcare")
@@ -691,8 +700,10 @@ def create_app(
             raise Problem(422, "Invalid answer", err.message) from None
         except Conflict as err:
             raise Problem(409, "Conflict", err.message) from None
-        except RuntimeProblem as err:
-            raise Problem(err.status, "Cannot answer", err.message) from None
+        except NotReady:
+            raise  # its own handler: 503 with Retry-After
+        except SessionError as err:
+            raise Problem(err.http_status, "Cannot answer", err.message) from None
         return view(session, who.role == "customer")
 
     @app.get("/v1/sessions/{session_id}")
@@ -840,7 +851,7 @@ def create_app(
         return HTMLResponse(page)
 
     def _report(query: ReportQuery, who: Caller) -> Report:
-        from engine.adapters.reporting import ReportProblem, report_for
+        from engine.adapters.reporting import ReportError, report_for
         from engine.adapters.sql_store import SqlStore
 
         if who.role == "customer":
@@ -858,7 +869,7 @@ def create_app(
                 window_days=query.window,
                 idle_minutes=query.idle,
             )
-        except ReportProblem as err:
+        except ReportError as err:
             raise Problem(422, "Invalid report request", str(err)) from None
 
     @app.post("/v1/events")
@@ -867,7 +878,7 @@ def create_app(
         return await off_loop(_raise_event, body, who)
 
     def _raise_event(body: EventBody, who: Caller) -> dict[str, Any]:
-        from engine.triggers import TriggerProblem, start_outbound
+        from engine.triggers import TriggerError, start_outbound
 
         if who.role == "customer":
             raise Problem(403, "Forbidden", "events come from the back office, with an agent key")
@@ -875,7 +886,7 @@ def create_app(
             started, nothing = start_outbound(
                 sessions, body.event, body.data, as_text=False, locale=body.locale
             )
-        except (TriggerProblem, RuntimeProblem) as err:
+        except (TriggerError, SessionError) as err:
             raise Problem(422, "Invalid event", getattr(err, "message", str(err))) from None
         return {
             "event": body.event,
@@ -992,7 +1003,7 @@ def _start_identity(
             identity = signed.check(token)
         except IdentityUnavailable as err:
             raise Problem(503, "Service unavailable", str(err)) from None
-        except IdentityProblem as err:
+        except IdentityError as err:
             raise Problem(401, "Unauthorized", f"identity: {err}") from None
         claimed = inputs.get("customer_id")
         if claimed is not None and claimed != identity["customer_id"]:

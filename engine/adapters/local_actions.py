@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from actions.registry import ActionSpec, BusinessError, catalogue
+from engine.errors import SessionError
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
 Ledger = Callable[[str, str, Callable[[], Mapping[str, Any]]], tuple[dict[str, Any], bool]]
 
 
-class OutputMismatch(RuntimeError):
+class OutputMismatch(SessionError, RuntimeError):
     """An action returned data that does not match its declared output."""
 
 

@@ -34,6 +34,8 @@ from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.errors import Unavailable
+
 FLOW_NAME = "journeys.actions"
 ROTATE_AFTER = 1000  # actions per dispatcher flow run
 ROTATE_SECONDS = 3600.0
@@ -43,7 +45,7 @@ HEARTBEAT_SECONDS = 30  # lets a Prefect automation spot a dispatcher whose host
 HEALTH_SECONDS = 2.0  # how long a healthy answer of the Prefect API counts
 
 
-class DispatcherUnavailable(RuntimeError):
+class DispatcherUnavailable(Unavailable, RuntimeError):
     """The dispatcher flow run could not be opened (Prefect unreachable): why."""
 
 

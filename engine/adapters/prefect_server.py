@@ -29,12 +29,13 @@ from engine.adapters.processes import (
     read_record,
     stop_recorded,
 )
+from engine.errors import Unavailable
 
 __all__ = ["alive", "launch_detached"]  # used from here by the action host and the tests
 STARTUP_TIMEOUT = 90.0
 
 
-class PrefectUnavailable(RuntimeError):
+class PrefectUnavailable(Unavailable, RuntimeError):
     """No Prefect API could be reached or started: what, where, and what to do."""
 
 

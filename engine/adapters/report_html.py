@@ -92,11 +92,11 @@ def _diagram(library: Library | None, journey_id: str, nodes: list[NodeFunnel]) 
     """The journey's diagram coloured by this report's traffic; a note if it cannot be drawn."""
     if library is None or journey_id not in library.journeys:
         return "(the journey is not in this library: no diagram)"
-    from engine.adapters.graphviz_render import RenderProblem, to_svg
+    from engine.adapters.graphviz_render import RenderError, to_svg
 
     try:
         drawn = to_svg(library.journeys[journey_id], heat_of(nodes))
-    except RenderProblem as err:
+    except RenderError as err:
         return str(err)
     start = drawn.find("<svg")
     return Markup(drawn[start:] if start >= 0 else drawn)

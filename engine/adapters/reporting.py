@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine import clock
-from engine.adapters.sql_store import SqlStore, StoreProblem, action_runs, sessions, visits
+from engine.adapters.sql_store import SqlStore, StoreError, action_runs, sessions, visits
 from engine.diagram import Heat
+from engine.errors import DefinitionError
 from engine.findings import did_you_mean
 from engine.library import Library
 from engine.report import NodeFunnel, Report, heat_of
@@ -28,7 +29,7 @@ from engine.runtime import ENDED, INCIDENT, SURVEY
 DAY_MS = 86_400_000
 
 
-class ReportProblem(Exception):
+class ReportError(DefinitionError):
     """A report cannot be made as asked: what, and what to do."""
 
 
@@ -37,14 +38,14 @@ def open_store(url: str) -> SqlStore:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         path = Path(url[len("sqlite:///") :])
         if not path.exists():
-            raise ReportProblem(
+            raise ReportError(
                 f"there is no session database at {path}: serve or run journeys first, "
                 "or fill one with `journeys simulate --sessions 2000`"
             )
     try:
         return SqlStore(url, upgrade=False)
-    except StoreProblem as err:
-        raise ReportProblem(str(err)) from None
+    except StoreError as err:
+        raise ReportError(str(err)) from None
 
 
 def build_report(
@@ -61,9 +62,9 @@ def build_report(
 ) -> Report:
     """The report on sessions started in [since, until), optionally of one motive or journey."""
     if window_days < 0 or idle_minutes < 0:
-        raise ReportProblem("--window and --idle take a number of days or minutes, 0 or more")
+        raise ReportError("--window and --idle take a number of days or minutes, 0 or more")
     if since and until and since >= until:
-        raise ReportProblem(
+        raise ReportError(
             f"--since {since.date()} is not before --until {until.date()}: nothing in between"
         )
     report = Report(
@@ -321,7 +322,7 @@ def _check_names(
         if library is not None:
             known |= set(library.motives if kind == "motive" else library.journeys)
         if name not in known:
-            raise ReportProblem(
+            raise ReportError(
                 f"there is no {kind} {name!r}{did_you_mean(name, sorted(known))}; "
                 f"the {kind}s are: {', '.join(sorted(known)) or 'none yet'}"
             )
@@ -333,7 +334,7 @@ def parse_day(text: str, *, end: bool = False) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ReportProblem(
+        raise ReportError(
             f"{text!r} is not a date; write it like 2026-11-01 or 2026-11-01T08:00"
         ) from None
     if moment.tzinfo is None:

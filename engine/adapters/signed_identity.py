@@ -25,6 +25,8 @@ from typing import Any
 
 import jwt
 
+from engine.errors import SessionError
+
 #: Seconds of clock difference tolerated between the site and this server.
 LEEWAY = 30
 MIN_KEY_BYTES = 32
@@ -32,11 +34,11 @@ MIN_KEY_BYTES = 32
 OIDC_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
 
 
-class IdentityProblem(Exception):
+class IdentityError(SessionError):
     """A signed identity that cannot be accepted, or a configuration that cannot work."""
 
 
-class IdentityUnavailable(IdentityProblem):
+class IdentityUnavailable(IdentityError):
     """The identity provider's keys cannot be read just now: an outage, not a refusal."""
 
 
@@ -58,25 +60,25 @@ class SignedIdentity:
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None) -> SignedIdentity | None:
         """The configured checker, None when no key is configured (no signed identity is
-        accepted then); IdentityProblem for a configuration that cannot be safe."""
+        accepted then); IdentityError for a configuration that cannot be safe."""
         env = os.environ if env is None else env
         key, jwks = env.get("JOURNEYS_IDENTITY_KEY", ""), env.get("JOURNEYS_IDENTITY_JWKS", "")
         if not key and not jwks:
             return None
         issuer = env.get("JOURNEYS_IDENTITY_ISSUER", "").strip()
         if not issuer:
-            raise IdentityProblem(
+            raise IdentityError(
                 "JOURNEYS_IDENTITY_ISSUER is not set: name the issuer of the signed identities "
                 "(the company's site or identity provider, e.g. https://login.example.com)"
             )
         if key and len(key.encode()) < MIN_KEY_BYTES:
-            raise IdentityProblem(
+            raise IdentityError(
                 f"JOURNEYS_IDENTITY_KEY has {len(key.encode())} bytes; it needs at least "
                 f"{MIN_KEY_BYTES} (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
             )
         age = env.get("JOURNEYS_IDENTITY_MAX_AGE", "300").strip()
         if not (age.isascii() and age.isdigit() and 0 < int(age) <= 3600):
-            raise IdentityProblem(
+            raise IdentityError(
                 f"JOURNEYS_IDENTITY_MAX_AGE={age!r} is not a number of seconds from 1 to 3600"
             )
         return cls(
@@ -90,13 +92,13 @@ class SignedIdentity:
 
     def check(self, token: str, now: float | None = None) -> dict[str, Any]:
         """The proven identity ``{customer_id, by: signed, issuer}`` of a token, or
-        IdentityProblem saying why it is refused (never the token's content)."""
+        IdentityError saying why it is refused (never the token's content)."""
         if not token.isascii() or len(token) > 8000:
-            raise IdentityProblem("the signed identity is not a JSON Web Token")
+            raise IdentityError("the signed identity is not a JSON Web Token")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise IdentityProblem("the signed identity is not a JSON Web Token") from None
+            raise IdentityError("the signed identity is not a JSON Web Token") from None
         algorithm = header.get("alg")
         key: Any
         if algorithm == "HS256" and self.key:
@@ -105,7 +107,7 @@ class SignedIdentity:
             key, algorithms = self._public_key(token), OIDC_ALGORITHMS
         else:
             accepted = (["HS256"] if self.key else []) + (OIDC_ALGORITHMS if self.jwks else [])
-            raise IdentityProblem(
+            raise IdentityError(
                 f"the signed identity uses {algorithm!r}; this server accepts {', '.join(accepted)}"
             )
         try:
@@ -119,30 +121,28 @@ class SignedIdentity:
                 options={"require": ["exp", "iat", "iss", "aud", self.claim]},
             )
         except jwt.ExpiredSignatureError:
-            raise IdentityProblem("the signed identity has expired: open self-care again") from None
+            raise IdentityError("the signed identity has expired: open self-care again") from None
         except jwt.InvalidAudienceError:
-            raise IdentityProblem(
+            raise IdentityError(
                 f"the signed identity is not for this server (audience {self.audience!r})"
             ) from None
         except jwt.InvalidIssuerError:
-            raise IdentityProblem(
-                f"the signed identity was not issued by {self.issuer!r}"
-            ) from None
+            raise IdentityError(f"the signed identity was not issued by {self.issuer!r}") from None
         except jwt.MissingRequiredClaimError as err:
-            raise IdentityProblem(f"the signed identity has no {err.claim!r} claim") from None
+            raise IdentityError(f"the signed identity has no {err.claim!r} claim") from None
         except jwt.PyJWTError as err:
-            raise IdentityProblem(f"the signed identity is not valid ({err})") from None
+            raise IdentityError(f"the signed identity is not valid ({err})") from None
         issued, expires = claims["iat"], claims["exp"]
         if not all(isinstance(v, int | float) for v in (issued, expires)):
-            raise IdentityProblem("the signed identity's iat and exp are not times")
+            raise IdentityError("the signed identity's iat and exp are not times")
         if expires - issued > self.max_age:
-            raise IdentityProblem(
+            raise IdentityError(
                 f"the signed identity lives {int(expires - issued)} s; at most {self.max_age} s "
                 "are accepted (a hand-over, not a login)"
             )
         customer = claims[self.claim]
         if not isinstance(customer, str) or not customer.strip() or len(customer) > 200:
-            raise IdentityProblem(f"the signed identity's {self.claim!r} is not a customer number")
+            raise IdentityError(f"the signed identity's {self.claim!r} is not a customer number")
         return {"customer_id": customer.strip(), "by": "signed", "issuer": self.issuer}
 
     def _public_key(self, token: str) -> Any:
@@ -165,4 +165,4 @@ class SignedIdentity:
                 f"the identity provider's keys cannot be read ({type(err).__name__}); "
                 "an operator checks JOURNEYS_IDENTITY_JWKS"
             ) from None
-        raise IdentityProblem("the signed identity's key is not among the provider's keys")
+        raise IdentityError("the signed identity's key is not among the provider's keys")

@@ -53,7 +53,12 @@ from sqlalchemy.pool import NullPool
 from engine import clock
 from engine.adapters import sql_grants
 from engine.clock import to_ms
-from engine.errors import Conflict, StoreUnavailable, UnknownSession
+from engine.errors import (
+    Conflict,
+    StoreUnavailable,
+    Unavailable,
+    UnknownSession,
+)
 from engine.library import Bundle
 from engine.runtime import INCIDENT, Reserve, Session
 from engine.service import Records, Runs
@@ -303,7 +308,7 @@ class _Moved(Exception):
     """The session row was not at the expected step: someone else answered first."""
 
 
-class StoreProblem(Exception):
+class StoreError(Unavailable):
     """The session database cannot be used as it is: what, and what to do."""
 
 
@@ -346,7 +351,7 @@ def make_engine(url: str) -> Engine:
             ),
         )
     except (ArgumentError, NoSuchModuleError) as err:
-        raise StoreProblem(
+        raise StoreError(
             f"the database URL {shown_url(url)!r} is not usable ({err}); write it like "
             "sqlite:///path/sessions.db or postgresql+psycopg://user@host/dbname"
         ) from None
@@ -410,14 +415,14 @@ class SqlStore:
                 tables = set(inspect(conn).get_table_names())
                 revision = current_revision(conn)
         except OperationalError as err:
-            raise StoreProblem(
+            raise StoreError(
                 f"cannot open the session database {shown_url(self.url)!r}: {err.orig}"
             ) from None
         if not tables - {"alembic_version"} and upgrade:
             upgrade_to_head(self.engine)  # a new database: create the tables
             return
         if revision != head_revision():
-            raise StoreProblem(
+            raise StoreError(
                 f"the session database {shown_url(self.url)!r} is at schema revision {revision!r}, "
                 f"this version of journeys needs {head_revision()!r}: run 'journeys db upgrade'"
             )
@@ -464,7 +469,7 @@ class SqlStore:
             with self.engine.connect() as conn:
                 row = conn.execute(select(definitions).where(definitions.c.hash == digest)).first()
             if row is None:
-                raise StoreProblem(
+                raise StoreError(
                     f"the definition {digest!r} of a session is missing from the database"
                 )
             self._bundles[digest] = Bundle(row.hash, row.journey, dict(row.sources))
@@ -1110,8 +1115,8 @@ class _Batch:
         self.failed = False
         self.cursor: Any = None  # one for all the writes
 
-    def refused(self) -> StoreProblem:
-        return StoreProblem(
+    def refused(self) -> StoreError:
+        return StoreError(
             "a write of this batch failed and its writes since the last commit were rolled "
             "back: nothing more is written in it"
         )

@@ -6,7 +6,7 @@ every edge into it, of what is set when that edge is taken. Edges differ: an act
 ``journey`` node adds what the sub-journey sets on every path to one of its ends (its
 *exports*).
 
-The analysis works on a :class:`FlowProblem`, a small plain-data digest of a journey, so that
+The analysis works on a :class:`FlowDigest`, a small plain-data digest of a journey, so that
 the validator can cache it and solve it again when a sub-journey's exports change, without
 parsing the YAML again.
 """
@@ -54,7 +54,7 @@ class FlowNode:
 
 
 @dataclass
-class FlowProblem:
+class FlowDigest:
     file: str
     journey: str
     start: str
@@ -76,7 +76,7 @@ class FlowProblem:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> FlowProblem:
+    def from_json(cls, data: Mapping[str, Any]) -> FlowDigest:
         nodes = {
             k: FlowNode(
                 [(e[0], e[1], e[2]) for e in v[0]],
@@ -111,7 +111,7 @@ _FAILURE_DEFS = {
 }
 
 
-def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
+def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowDigest:
     nodes: dict[str, FlowNode] = {}
     for node in journey.nodes.values():
         fn = FlowNode(line=node.loc.line, column=node.loc.column, kind=node.kind)
@@ -138,7 +138,7 @@ def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
                 nodes[use.node].reads.append(
                     (name, use.phase, use.where, use.loc.line, use.loc.column)
                 )
-    return FlowProblem(
+    return FlowDigest(
         file=journey.loc.file,
         journey=journey.id,
         start=journey.start,
@@ -148,9 +148,7 @@ def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowProblem:
     )
 
 
-def solve(
-    problem: FlowProblem, callees: Mapping[str, Interface]
-) -> tuple[list[Finding], Interface]:
+def solve(problem: FlowDigest, callees: Mapping[str, Interface]) -> tuple[list[Finding], Interface]:
     """J008 findings and the journey's interface, given its sub-journeys' interfaces."""
     nodes = problem.nodes
     inputs = frozenset(problem.inputs) | ENGINE_NAMES
@@ -233,7 +231,7 @@ def solve(
     return found, Interface(frozenset(problem.required), exports)
 
 
-def _all_set(problem: FlowProblem, callees: Mapping[str, Interface]) -> set[str]:
+def _all_set(problem: FlowDigest, callees: Mapping[str, Interface]) -> set[str]:
     names = set(problem.inputs) | ENGINE_NAMES
     for node in problem.nodes.values():
         names.update(node.own)
@@ -246,7 +244,7 @@ def _all_set(problem: FlowProblem, callees: Mapping[str, Interface]) -> set[str]
 
 
 def _why(
-    problem: FlowProblem,
+    problem: FlowDigest,
     callees: Mapping[str, Interface],
     target: str,
     name: str,
@@ -265,7 +263,7 @@ def _why(
 
 
 def _path_without(
-    problem: FlowProblem, callees: Mapping[str, Interface], target: str, name: str
+    problem: FlowDigest, callees: Mapping[str, Interface], target: str, name: str
 ) -> str:
     """The shortest path from the start to ``target`` along which ``name`` is never set."""
     if name in problem.inputs or problem.start not in problem.nodes:

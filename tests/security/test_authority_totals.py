@@ -433,13 +433,13 @@ def test_db_upgrade_adds_the_grant_ledger_to_a_database_of_the_previous_version(
 
     from cli import main
     from engine.adapters.migrations import config
-    from engine.adapters.sql_store import StoreProblem, make_engine
+    from engine.adapters.sql_store import StoreError, make_engine
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
     command.upgrade(config(engine), "0005")
     engine.dispose()
-    with pytest.raises(StoreProblem, match=r"revision '0005'.*journeys db upgrade"):
+    with pytest.raises(StoreError, match=r"revision '0005'.*journeys db upgrade"):
         SqlStore(url)
     result = CliRunner().invoke(main, ["db", "upgrade", "--db", url])
     assert result.exit_code == 0, result.output

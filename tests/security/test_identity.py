@@ -29,7 +29,7 @@ from actions import backoffice as bo
 from actions.identity import MAX_ATTEMPTS
 from engine.adapters.http import create_app
 from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.signed_identity import IdentityProblem, SignedIdentity
+from engine.adapters.signed_identity import IdentityError, SignedIdentity
 from engine.adapters.sql_store import SqlStore
 from engine.identity import IdentityGate
 from engine.library import Library
@@ -434,7 +434,7 @@ def test_the_gate_holds_customers_only() -> None:
     ],
 )
 def test_an_unsafe_configuration_is_refused_with_its_reason(env: dict[str, str], said: str) -> None:
-    with pytest.raises(IdentityProblem, match=said):
+    with pytest.raises(IdentityError, match=said):
         SignedIdentity.from_environment(env)
     assert SignedIdentity.from_environment({}) is None
 
@@ -515,10 +515,10 @@ def test_an_openid_connect_id_token_is_checked_against_the_providers_keys(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     confused = hs256_by_hand(claims, pem)
-    with pytest.raises(IdentityProblem, match="accepts RS256"):
+    with pytest.raises(IdentityError, match="accepts RS256"):
         checker.check(confused)
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    with pytest.raises(IdentityProblem, match="not valid"):
+    with pytest.raises(IdentityError, match="not valid"):
         checker.check(jwt.encode(claims, other, algorithm="RS256", headers={"kid": "k1"}))
 
 

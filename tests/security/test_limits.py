@@ -25,7 +25,7 @@ from engine.adapters.http import create_app
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.sql_store import SqlStore
 from engine.library import Library
-from engine.ratelimit import Limited, Limiter, Rate, RateLimitProblem, rates_from_environment
+from engine.ratelimit import Limited, Limiter, Rate, RateLimitSettingError, rates_from_environment
 from tests.conftest import SHIPPED
 from tests.test_http import free_port
 
@@ -210,7 +210,7 @@ def test_the_named_limits_and_their_settings() -> None:
     assert Limiter(rates_from_environment("start=0/60")).rates.get("start") is None
     assert rates_from_environment("off") == {}
     for wrong in ["otp", "otp=3", "otp=x/60", "otp=3/0", "=3/60", "otp=-1/60", "otp=3/inf"]:
-        with pytest.raises(RateLimitProblem, match="is not a limit"):
+        with pytest.raises(RateLimitSettingError, match="is not a limit"):
             rates_from_environment(wrong)
 
 
