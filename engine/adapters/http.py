@@ -25,7 +25,6 @@ import hmac
 import os
 import secrets
 import time
-import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -58,6 +57,7 @@ from engine.errors import (
 )
 from engine.identity import CUSTOMER, IdentityGate
 from engine.library import Library, LibraryError, refusals
+from engine.motive_search import suggest as suggest_motives
 from engine.ratelimit import Limited, Limiter, rates_from_environment
 from engine.report import Report
 from engine.retry_loop import RetryLoop, interval_from_environment
@@ -412,12 +412,6 @@ def agent_keys() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------- the app
-
-
-def _fold(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text.lower()) if not unicodedata.combining(c)
-    )
 
 
 def create_app(
@@ -925,19 +919,8 @@ def create_app(
 
     @app.get("/v1/motives/suggest")
     async def suggest(q: str = "", who: Caller = Depends(caller)) -> list[dict[str, Any]]:
-        words = {w for w in _fold(q).replace("'", " ").split() if len(w) > 2}
-        text = _fold(q)
-        scored = []
-        for m in library.motives.values():
-            vocabulary = [_fold(k) for k in m.keywords] + [_fold(t) for t in _titles(m.title)]
-            score = sum(3 for phrase in vocabulary if " " in phrase and phrase in text)
-            score += sum(1 for phrase in vocabulary for w in words if w in phrase.split())
-            if score:
-                scored.append((score, m.id, m))
-        return [
-            {**_motive(m), "score": s}
-            for s, _id, m in sorted(scored, key=lambda x: (-x[0], x[1]))[:5]
-        ]
+        found = suggest_motives(library.motives.values(), q)
+        return [{**_motive(s.motive), "score": s.score} for s in found]
 
     return app
 
@@ -1046,10 +1029,6 @@ def _troubles(session: Session, store: SessionStore, customer: bool) -> dict[str
         kept = {"since": held.get("since"), "retry_at": held.get("retry_at")} if held else None
         return {"incident": kept}
     return {"incident": session.incident, "failed_actions": store.failed_runs(session.id)}
-
-
-def _titles(title: Any) -> list[str]:
-    return [title] if isinstance(title, str) else list(title.values())
 
 
 def _motive(m: Any) -> dict[str, Any]:
