@@ -37,7 +37,6 @@ def resume_or_start(
     journey_id: str,
     inputs: Mapping[str, Any],
     *,
-    refused: Mapping[str, str],
     force_new: bool = False,
     channel: str | None = None,
     locale: str | None = None,
@@ -45,8 +44,8 @@ def resume_or_start(
     role: str | None = None,
 ) -> Opened:
     """The customer's waiting session of the journey, resumed (on ``channel`` or by
-    ``role`` when given), else a new one; ``force_new`` always starts one."""
-    check_startable(refused, journey_id)
+    ``role`` when given), else a new one; ``force_new`` always starts one. A journey with
+    errors is refused before (:func:`check_startable`)."""
     customer = inputs.get("customer_id")
     waiting = (
         []

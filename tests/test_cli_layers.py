@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from engine import errors
-from engine.adapters.cli.common import Failure, command
+from engine.adapters.cli.common import Failure, command, json_errors
 from engine.adapters.terminal import NEXT_MOTIVE, converse
 from engine.library import Library
-from engine.resume import continue_session, resume_or_start
+from engine.resume import check_startable, continue_session, resume_or_start
 from engine.runtime import INCIDENT
 from engine.scenarios import StubExecutor, run_scenarios
 from engine.service import ActionOutcome, MemoryStore, Sessions
@@ -41,38 +41,29 @@ def sessions() -> Sessions:
 
 
 def test_a_customer_with_a_waiting_session_resumes_it(sessions: Sessions) -> None:
-    first = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, refused={})
+    first = resume_or_start(sessions, "order-status", {"customer_id": "C001"})
     assert first.resumed is None and first.session.node == "ask_order"
-    again = resume_or_start(
-        sessions, "order-status", {"customer_id": "C001"}, refused={}, channel="chat"
-    )
+    again = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, channel="chat")
     assert again.resumed is not None and again.resumed.id == first.session.id
     assert (again.session.id, again.session.channel) == (first.session.id, "chat")
-    other = resume_or_start(
-        sessions, "order-status", {"customer_id": "C001"}, refused={}, force_new=True
-    )
+    other = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, force_new=True)
     assert other.resumed is None and other.session.id != first.session.id
 
 
 def test_without_a_customer_a_session_always_starts(sessions: Sessions) -> None:
-    one = resume_or_start(sessions, "order-status", {}, refused={})
-    two = resume_or_start(sessions, "order-status", {}, refused={})
+    one = resume_or_start(sessions, "order-status", {})
+    two = resume_or_start(sessions, "order-status", {})
     assert one.session.id != two.session.id and two.resumed is None
 
 
-def test_a_journey_with_errors_is_refused_before_anything_starts(sessions: Sessions) -> None:
+def test_a_journey_with_errors_is_refused_with_the_reason() -> None:
+    check_startable({"other": "has 2 errors"}, "order-status")
     with pytest.raises(errors.JourneyHasErrors, match="has 1 error"):
-        resume_or_start(
-            sessions,
-            "order-status",
-            {"customer_id": "C001"},
-            refused={"order-status": "has 1 error"},
-        )
-    assert sessions.open_for("C001", "order-status") == []
+        check_startable({"order-status": "has 1 error"}, "order-status")
 
 
 def test_a_finished_session_cannot_be_continued(sessions: Sessions) -> None:
-    session = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, refused={})
+    session = resume_or_start(sessions, "order-status", {"customer_id": "C001"})
     done = sessions.answer(session.session.id, "ask_order", "10000001")
     done = sessions.answer(done.id, "offer", "no")
     assert done.finished
@@ -96,7 +87,7 @@ class _DownThenUp(StubExecutor):
 
 def test_continuing_an_incident_runs_its_action_again() -> None:
     sessions = Sessions(Library(FIXTURES / "base"), MemoryStore(), _DownThenUp())
-    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, refused={})
+    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"})
     held = sessions.answer(opened.session.id, "ask_order", "10000001")
     assert held.status == INCIDENT
     told: list[Any] = []
@@ -126,7 +117,7 @@ def _replies(*texts: str) -> Any:
 
 
 def test_converse_goes_on_with_the_next_motive_of_the_same_contact(sessions: Sessions) -> None:
-    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, refused={})
+    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"})
     said: list[str] = []
     ask = _replies("10000001", "2", "demo.order", "10000002", "2", "")
     talk = converse(sessions, opened.session, ask, said.append)
@@ -139,14 +130,14 @@ def test_converse_goes_on_with_the_next_motive_of_the_same_contact(sessions: Ses
 
 
 def test_converse_stopped_leaves_the_session_waiting_as_saved(sessions: Sessions) -> None:
-    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, refused={})
+    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"})
     talk = converse(sessions, opened.session, _replies("10000001"), lambda _text: None)
     assert talk.interrupted
     assert (talk.session.status, talk.session.node) == ("waiting", "offer")
 
 
 def test_converse_a_wrong_motive_finishes_cleanly(sessions: Sessions) -> None:
-    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"}, refused={})
+    opened = resume_or_start(sessions, "order-status", {"customer_id": "C001"})
     said: list[str] = []
     talk = converse(sessions, opened.session, _replies("10000001", "2", "nope"), said.append)
     assert not talk.interrupted and talk.session.id == opened.session.id
@@ -160,9 +151,8 @@ def test_converse_a_wrong_motive_finishes_cleanly(sessions: Sessions) -> None:
 def late_offers(tmp_path: Path) -> Sessions:
     root = tmp_path / "lib"
     root.mkdir()
-    (root / "motives.yaml").write_text(MOTIVES)
-    (root / "late-offer.yaml").write_text(LATE_OFFER)
-    (root / "other.yaml").write_text(OTHER)
+    for name, text in {"motives": MOTIVES, "late-offer": LATE_OFFER, "other": OTHER}.items():
+        (root / f"{name}.yaml").write_text(text)
     return Sessions(Library(root), MemoryStore(), StubExecutor({}))
 
 
@@ -248,18 +238,21 @@ def test_the_exit_codes_the_commands_have_always_had() -> None:
     assert {c.__name__: c.exit_code for c in ERROR_CLASSES if c.exit_code != 1} == {"UsageError": 2}
 
 
-def test_errors_as_json_are_the_answer_and_usage_errors_stay_click_s() -> None:
-    @command(errors_as_json=True)
+def test_json_errors_are_the_answer_and_usage_errors_stay_click_s() -> None:
+    @command()
     @click.option("--format", "fmt", default="text")
     @click.option("--usage", is_flag=True)
     def fails(fmt: str, usage: bool) -> None:
-        raise (errors.UsageError if usage else errors.Conflict)("no")
+        with json_errors(fmt):
+            raise (errors.UsageError if usage else errors.Conflict)("no")
 
     as_json = CliRunner().invoke(fails, ["--format", "json"])
     assert (as_json.exit_code, json.loads(as_json.stdout)) == (1, {"error": "no"})
     usage = CliRunner().invoke(fails, ["--format", "json", "--usage"])
     assert (usage.exit_code, usage.stdout) == (2, "")
-    assert "Error: no" in usage.stderr
+    assert "Error: no" in usage.stderr and "Usage:" in usage.stderr
+    text = CliRunner().invoke(fails, [])
+    assert (text.exit_code, text.stdout, text.stderr) == (1, "", "Error: no\n")
 
 
 def test_an_invalid_answer_names_its_node() -> None:

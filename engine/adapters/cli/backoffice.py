@@ -19,6 +19,7 @@ from engine.adapters.cli.common import (
     command,
     drained,
     group,
+    json_errors,
     open_library,
     parse_pairs,
     refused,
@@ -47,7 +48,7 @@ def _startable(sessions: Sessions) -> Callable[[str], None]:
     return lambda journey: check_startable(sessions.refused, journey)
 
 
-@command(errors_as_json=True)
+@command()
 @click.argument("event")
 @click.option(
     "--data",
@@ -79,9 +80,10 @@ def trigger(
 
     data = parse_pairs("--data", pairs)
     sessions = _outbound_sessions(ctx, executor_kind, db)
-    started, nothing = start_outbound(
-        sessions, event, data, as_text=True, locale=locale, before_start=_startable(sessions)
-    )
+    with json_errors(fmt):
+        started, nothing = start_outbound(
+            sessions, event, data, as_text=True, locale=locale, before_start=_startable(sessions)
+        )
     drained(sessions, [s.id for s in started])
     items = [outbound_of(sessions, s) for s in started]
     if fmt == "json":

@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from engine.errors import InvalidAnswer, JourneysError
+from engine.errors import InvalidAnswer, JourneyHasErrors, JourneysError
 
 if TYPE_CHECKING:
     from engine.adapters.sql_store import SqlStore
@@ -62,23 +62,33 @@ class Failure(click.ClickException):
 
 
 @contextmanager
-def _shown(ctx: click.Context, as_json: bool = False) -> Iterator[None]:
+def _shown(ctx: click.Context) -> Iterator[None]:
     try:
         yield
     except JourneysError as err:
-        raise Failure(err, ctx, as_json) from None
+        raise Failure(err, ctx) from None
+
+
+@contextmanager
+def json_errors(fmt: str) -> Iterator[None]:
+    """Within: with ``--format json``, an engine error is the command's JSON answer, for the
+    scripts that read it (what the session answered: an invalid answer, a failure). Around
+    the session's steps only: a store that cannot be opened is said on stderr, as any
+    command's failure, and so is a journey that may not start, as `journeys validate` says
+    its errors."""
+    try:
+        yield
+    except JourneysError as err:
+        if fmt != "json" or isinstance(err, JourneyHasErrors):
+            raise
+        raise Failure(err, click.get_current_context(silent=True), as_json=True) from None
 
 
 class Command(click.Command):
-    """A command whose engine errors are shown as :class:`Failure`. ``errors_as_json``: with
-    ``--format json`` they are the JSON answer, for the scripts that read it."""
-
-    def __init__(self, *args: Any, errors_as_json: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.errors_as_json = errors_as_json
+    """A command whose engine errors are shown as :class:`Failure`."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        with _shown(ctx, self.errors_as_json and ctx.params.get("fmt") == "json"):
+        with _shown(ctx):
             return super().invoke(ctx)
 
 

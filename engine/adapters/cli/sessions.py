@@ -4,7 +4,7 @@ the terminal), ``runs`` (the back-office action runs, and running a failed one a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +18,7 @@ from engine.adapters.cli.common import (
     command,
     drained,
     group,
+    json_errors,
     named_journey,
     open_library,
     parse_pairs,
@@ -32,8 +33,10 @@ if TYPE_CHECKING:
     from engine.runtime import Session
     from engine.service import Sessions
 
+Say = Callable[[str], None]
 
-@command(errors_as_json=True)
+
+@command()
 @click.argument("journey", required=False)
 @click.option(
     "--input",
@@ -104,17 +107,36 @@ def run(
     stubs = read_mapping(actions, "actions") if actions else None
     book = AnswerBook(read_mapping(answers, "answers")) if answers else None
     sessions = _sessions(library, stubs, executor_kind, db)
-    say = (lambda text: click.echo(text, err=True)) if fmt == "json" else click.echo
+    say: Say = (lambda text: click.echo(text, err=True)) if fmt == "json" else click.echo
     if session_id:
-        session = _continued(sessions, session_id, channel, role, agent, say)
+        with json_errors(fmt):
+            session = _continued(sessions, session_id, say, channel=channel, role=role, agent=agent)
     else:
         session = _opened(
-            sessions, str(journey), inputs, force_new, channel, locale, agent, role, say
+            sessions,
+            str(journey),
+            inputs,
+            say,
+            force_new=force_new,
+            channel=channel,
+            locale=locale,
+            agent=agent,
+            role=role,
+            fmt=fmt,
         )
-    if book is not None:
-        session = answer_until_stuck(sessions, session, book, as_text=False, role=role, actor=agent)
-    else:
-        session = _converse(ctx, sessions, session)
+    with json_errors(fmt):
+        if book is not None:
+            session = answer_until_stuck(
+                sessions, session, book, as_text=False, role=role, actor=agent
+            )
+        else:
+            session = _converse(ctx, sessions, session)
+    _print_session(ctx, sessions, session, fmt)
+
+
+def _print_session(ctx: click.Context, sessions: Sessions, session: Session, fmt: str) -> None:
+    """Where the session is, once its background actions are done; exit 1 a failure or an
+    incident, 3 waiting for an answer."""
     failed = drained(sessions, [session.id])
     result = result_of(session)
     if failed:
@@ -146,10 +168,11 @@ def _sessions(
 def _continued(
     sessions: Sessions,
     session_id: str,
+    say: Say,
+    *,
     channel: str | None,
     role: str | None,
     agent: str | None,
-    say: Any,
 ) -> Session:
     from engine.resume import continue_session
 
@@ -165,28 +188,31 @@ def _opened(
     sessions: Sessions,
     journey: str,
     inputs: tuple[str, ...],
+    say: Say,
+    *,
     force_new: bool,
     channel: str | None,
     locale: str | None,
     agent: str | None,
     role: str | None,
-    say: Any,
+    fmt: str,
 ) -> Session:
-    from engine.resume import resume_or_start
+    from engine.resume import check_startable, resume_or_start
 
     definition = named_journey(sessions.library, journey)
+    check_startable(refused(sessions.library), definition.id)  # said on stderr
     given = parse_pairs("--input", inputs)
-    opened = resume_or_start(
-        sessions,
-        definition.id,
-        given,
-        refused=refused(sessions.library),
-        force_new=force_new,
-        channel=channel,
-        locale=locale,
-        agent=agent,
-        role=role,
-    )
+    with json_errors(fmt):
+        opened = resume_or_start(
+            sessions,
+            definition.id,
+            given,
+            force_new=force_new,
+            channel=channel,
+            locale=locale,
+            agent=agent,
+            role=role,
+        )
     if opened.resumed is not None:
         say(
             f"Resuming session {opened.session.id} of customer {given['customer_id']} "
