@@ -112,7 +112,7 @@ class Unavailable(SessionError):
 
     title = "Service unavailable"
     http_status = 503
-    exit_code = 3
+    exit_code = 1  # what the CLI has always answered for a store, Prefect or Graphviz down
 
     def __init__(self, message: str, *args: object) -> None:
         JourneysError.__init__(self, message, *args)

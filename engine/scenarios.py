@@ -223,6 +223,50 @@ def run_file(library: Library, path: Path, coverage: dict[str, Coverage]) -> lis
     return results
 
 
+@dataclass
+class ScenarioRun:
+    """The results of the scenarios run, and the coverage of the journeys they test."""
+
+    results: list[ScenarioResult]
+    coverage: dict[str, Coverage]
+
+    @property
+    def failed(self) -> list[ScenarioResult]:
+        return [r for r in self.results if not r.passed]
+
+    def below(self, minimum: float | None) -> list[Coverage]:
+        """The journeys whose node or edge coverage is under ``minimum`` (%), if given."""
+        if minimum is None:
+            return []
+        return [c for c in self.coverage.values() if min(c.node_share, c.edge_share) < minimum]
+
+
+def run_scenarios(library: Library, paths: Iterable[Path] = ()) -> ScenarioRun:
+    """Every scenario of the files and folders named (default: the library's)."""
+    coverage = coverage_of(library)
+    results = [
+        result
+        for path in scenario_files(library, paths)
+        for result in run_file(library, path, coverage)
+    ]
+    return ScenarioRun(results, tested_coverage(library, coverage, results))
+
+
+def tested_coverage(
+    library: Library, coverage: Mapping[str, Coverage], results: Iterable[ScenarioResult]
+) -> dict[str, Coverage]:
+    """The coverage of the journeys the results test and of the sub-journeys those run:
+    a journey no scenario reaches is not reported (running one file says nothing of the
+    others)."""
+    tested = {r.journey for r in results}
+    return {
+        j: c
+        for j, c in coverage.items()
+        if j in tested
+        or any(j in library.bundle(t).sources for t in tested if t in library.journeys)
+    }
+
+
 def run_scenario(
     library: Library, journey: str, scenario: Scenario, file: str, coverage: dict[str, Coverage]
 ) -> ScenarioResult:
@@ -243,22 +287,29 @@ def run_scenario(
             role=scenario.role,
         )
     except (SessionError, LibraryError) as err:
-        message = err.message if isinstance(err, SessionError) else str(err)
         result.passed = False
-        result.differences.append(f"the session stopped with an error: {message}")
+        result.differences.append(f"the session stopped with an error: {err.message}")
         return result
     result.outcome, result.status = session.outcome, session.status
     result.path, result.context = list(session.path), dict(session.context)
     bundle = sessions.bundle_of(session)
     _cover(bundle, session.path, coverage)
+    result.differences = _differences(scenario, bundle, session)
+    result.passed = not result.differences
+    return result
+
+
+def _differences(scenario: Scenario, bundle: Bundle, session: Session) -> list[str]:
+    """What the session did that the scenario does not expect, in the scenario's terms."""
+    differences = []
     expected_status = scenario.status or ("ended" if scenario.outcome else None)
     actual_status = _status(session)
     if scenario.status and actual_status != scenario.status:
-        result.differences.append(
+        differences.append(
             f"status: expected {scenario.status!r}, the session is {actual_status}{_where(session)}"
         )
     elif scenario.outcome and session.outcome != scenario.outcome:
-        result.differences.append(
+        differences.append(
             f"outcome: expected {scenario.outcome!r}, got {session.outcome!r}"
             + (
                 f" ({actual_status if actual_status == 'waiting' else 'held'}{_where(session)})"
@@ -267,25 +318,22 @@ def run_scenario(
             )
         )
     elif expected_status == "ended" and actual_status != "ended":
-        result.differences.append(
+        differences.append(
             f"status: expected the session to end, it is {actual_status}{_where(session)}"
         )
     if scenario.node is not None and not _same_node(bundle, session, scenario.node):
-        result.differences.append(
+        differences.append(
             f"node: expected the session at {scenario.node!r}, it is {actual_status}"
             + (_where(session) if session.node else "")
         )
     if scenario.path is not None and list(scenario.path) != session.path:
-        result.differences.append(_path_difference(list(scenario.path), session.path))
+        differences.append(_path_difference(list(scenario.path), session.path))
     for key, want in scenario.context.items():
         if key not in session.context:
-            result.differences.append(f"context: {key!r} expected {want!r}, but it is not set")
+            differences.append(f"context: {key!r} expected {want!r}, but it is not set")
         elif not _subset(want, session.context[key]):
-            result.differences.append(
-                f"context: {key!r} expected {want!r}, got {session.context[key]!r}"
-            )
-    result.passed = not result.differences
-    return result
+            differences.append(f"context: {key!r} expected {want!r}, got {session.context[key]!r}")
+    return differences
 
 
 def _status(session: Session) -> str:

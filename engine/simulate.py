@@ -35,56 +35,23 @@ from engine.model import Journey, Node, Scenario
 from engine.runtime import SURVEY, WAITING, RunAction, Session, node_names
 from engine.scenarios import AnswerBook, StubExecutor, load_file, scenario_files
 from engine.service import ActionOutcome, Sessions, SessionStore
+from engine.simulate_rates import (
+    AGENTS,
+    CHANNELS,
+    DEFAULT_RATES,
+    ERRORS,
+    HOURS,
+    OUTCOME_WEIGHTS,
+    PREVALENCE,
+    WEEKDAYS,
+    Rates,
+    survey_scores,
+)
 from engine.yamlsafe import YamlError, YamlMap
 
 DEFAULT_SEED = 7
 
 
-@dataclass(frozen=True)
-class Rates:
-    """How often each behaviour happens (probabilities per contact)."""
-
-    abandon: float = 0.05  # stops answering mid-way (twice as often in self-care)
-    channel_change: float = 0.07  # goes on with the same session on another channel
-    survey: float = 0.45  # answers the survey an end offers
-    skip: float = 0.2  # says no to it (the others leave it unanswered)
-    failure: float = 0.05  # one back-office action of the contact fails
-    repeat_resolved: float = 0.06  # comes back on the same motive after a resolved contact
-    repeat_unresolved: float = 0.4  # ... after an escalated, unresolved or abandoned one
-    frequent: float = 0.1  # share of contacts made by the 2% of customers who call often
-
-
-#: Relative frequency of the shipped motives (any other motive: 3): a few make most contacts.
-PREVALENCE = {
-    "delivery.late": 24,
-    "delivery.missing": 15,
-    "network.outage": 14,
-    "account.password_reset": 10,
-    "payment.refund_status": 9,
-    "billing.dispute": 7,
-    "order.damaged": 6,
-    "subscription.plan_change": 5,
-    "appointment.reschedule": 4,
-    "subscription.cancel": 4,
-    "account.address_change": 3,
-    "line.lost_sim": 2,
-    "delivery.proactive": 2,
-}
-#: The channel mix (restricted to the channels a journey allows).
-CHANNELS = {"phone": 40, "chat": 24, "selfcare": 22, "email": 8, "social": 3, "store": 2, "sms": 1}
-#: Contacts by hour of the day (UTC), Monday to Friday; nights are self-care and e-mail.
-HOURS = (1, 1, 1, 1, 1, 2, 4, 9, 16, 20, 21, 19, 13, 15, 19, 19, 17, 14, 10, 7, 5, 4, 3, 2)
-#: Contacts by day of the week, Monday first.
-WEEKDAYS = (1.0, 0.95, 0.9, 0.9, 0.85, 0.5, 0.15)
-#: Mean CES and NPS answered after each outcome (others: 2.8 and 3.5).
-SURVEY_MEANS = {"resolved": (6.0, 8.6), "callback": (4.5, 6.5), "escalated": (4.2, 6.0)}
-#: Agents answering the assisted channels (agent-01...); none in self-care and SMS.
-AGENTS = 24
-#: What a failing back-office action answers.
-ERRORS = ("timeout after 30 s", "service unavailable (503)", "connection reset by peer")
-#: Scenario weights by expected outcome: scenario files test every branch, traffic is mostly
-#: the happy path.
-OUTCOME_WEIGHTS = {"resolved": 6.0, "escalated": 1.0, "callback": 1.0, "unresolved": 1.0}
 _ID = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _CODE = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
@@ -170,7 +137,7 @@ def simulate(
     days: int = 30,
     seed: int = DEFAULT_SEED,
     end: datetime | None = None,
-    rates: Rates = Rates(),
+    rates: Rates = DEFAULT_RATES,
     progress: Callable[[int], None] | None = None,
 ) -> Summary:
     """Write ``sessions`` sessions spread over the ``days`` before ``end`` (default: now);
@@ -434,16 +401,6 @@ class _Simulation:
     def _channel(self, journey: Journey, not_on: str | None = None) -> str:
         allowed = [c for c in journey.channels or CHANNELS if c != not_on] or [not_on or "phone"]
         return self.rng.choices(allowed, [CHANNELS.get(c, 1) for c in allowed])[0]
-
-
-def survey_scores(rng: random.Random, outcome: str | None, effort: float) -> tuple[int, int]:
-    """CES (1-7) and NPS (0-10) around the means of the outcome, less ``effort`` points."""
-    ces, nps = SURVEY_MEANS.get(outcome or "", (2.8, 3.5))
-    ces, nps = ces - effort, nps - effort
-    return (
-        max(1, min(7, round(rng.gauss(ces, 0.9)))),
-        max(0, min(10, round(rng.gauss(nps, 1.5)))),
-    )
 
 
 # ---------------------------------------------------------------------- scenarios

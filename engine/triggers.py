@@ -12,10 +12,12 @@ once corrected without messaging a customer twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from engine.errors import (
+    JourneyHasErrors,
     MissingInput,
     SessionError,
 )
@@ -27,7 +29,7 @@ from engine.expressions import (
     literal,
 )
 from engine.findings import did_you_mean
-from engine.library import Library
+from engine.library import Library, LibraryError
 from engine.model import Journey, Trigger
 from engine.values import convert_inputs, from_text, schema_problem
 
@@ -190,3 +192,49 @@ def start_outbound(
 def _known(inputs: Mapping[str, Any]) -> dict[str, Any] | None:
     customer = inputs.get("customer_id")
     return {"customer_id": customer, "by": "event"} if isinstance(customer, str) else None
+
+
+@dataclass
+class Raised:
+    """One event of a scan: its data, the sessions it started, and why none started: no
+    trigger matched (``nothing``) or the event was refused (``error``)."""
+
+    data: Mapping[str, Any]
+    started: list[Any] = field(default_factory=list)
+    nothing: str | None = None
+    error: str | None = None
+
+
+def raise_each(
+    sessions: Any,
+    event: str,
+    found: Iterable[Mapping[str, Any]],
+    *,
+    alerted: Callable[[Mapping[str, Any], list[Any]], None],
+    locale: str | None = None,
+    before_start: Callable[[str], None] | None = None,
+) -> list[Raised]:
+    """Raise ``event`` once for each item a back-office scan ``found`` (the late orders,
+    say), as :func:`start_outbound` does, and call ``alerted(data, sessions)`` for each
+    that started sessions, so that the back office skips it next time.
+
+    An event refused for its data (:class:`TriggerError`, a session error) is recorded with
+    the reason and the scan goes on with the next. A journey that may not start
+    (:class:`JourneyHasErrors`) stops the scan: that is the library's fault, not the
+    data's, and every event would be refused the same way.
+    """
+    raised = []
+    for data in found:
+        try:
+            started, nothing = start_outbound(
+                sessions, event, data, as_text=False, locale=locale, before_start=before_start
+            )
+        except JourneyHasErrors:
+            raise
+        except (TriggerError, SessionError, LibraryError) as err:
+            raised.append(Raised(data, error=err.message))
+            continue
+        if started:
+            alerted(data, started)
+        raised.append(Raised(data, started, nothing))
+    return raised

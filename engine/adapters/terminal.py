@@ -9,14 +9,70 @@ Ctrl-C leaves the session waiting and says how to resume it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import InvalidAnswer
 from engine.runtime import SURVEY, WAITING, Session, current_step
 from engine.service import Sessions
 
+#: Asks a question and returns the reply; raises EOFError (or KeyboardInterrupt) when the
+#: person stops: no more replies will come.
 Ask = Callable[[str], str]
 Say = Callable[[str], None]
+
+NEXT_MOTIVE = "Anything else? A motive or journey id for the same contact [Enter to finish] > "
+
+
+class Conversation(NamedTuple):
+    """How a contact in the terminal ended: its last session, and whether the person
+    stopped (Ctrl-C, the end of input), leaving that session waiting as saved."""
+
+    session: Session
+    interrupted: bool = False
+
+
+def converse(sessions: Sessions, session: Session, ask: Ask, say: Say) -> Conversation:
+    """The whole contact, step by step: the session until it ends, then "anything else?"
+    and the next motive's journey in the same contact (carrying the inputs it already has),
+    until the person has nothing more. Stopping keeps every answer given so far."""
+    say(
+        f"── {session.journey} v{session.version} · session {session.id} "
+        f"({session.channel or 'no channel'}, {session.locale or 'default locale'})"
+    )
+    try:
+        while True:
+            session = run_interactive(sessions, session, ask, say)
+            following = _next_motive(sessions, session, ask, say)
+            if following is None:
+                return Conversation(session)
+            session = following
+            say(f"── {session.journey} v{session.version} · session {session.id} (same contact)")
+    except (KeyboardInterrupt, EOFError):
+        return Conversation(sessions.get(session.id), interrupted=True)
+
+
+def _next_motive(sessions: Sessions, session: Session, ask: Ask, say: Say) -> Session | None:
+    """After an end: the session of the next motive the person names, or None to finish."""
+    if session.status not in ("ended", SURVEY) or session.error:
+        return None
+    say(f"Outcome: {session.outcome}")
+    name = ask(NEXT_MOTIVE).strip()
+    if not name:
+        return None
+    try:
+        following = sessions.library.find(name, paths=True)
+    except Exception as err:  # a wrong name (or file): say so and finish cleanly
+        say(f"  ✗ {err}")
+        return None
+    carried = {k: session.context[k] for k in following.inputs if k in session.context}
+    return sessions.start(
+        following.id,
+        carried,
+        channel=session.channel,
+        locale=session.locale,
+        contact_id=session.contact_id,
+        role=session.role,
+    )
 
 
 def _format_hint(step: dict[str, Any]) -> str:
