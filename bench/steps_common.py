@@ -42,6 +42,7 @@ class Result:
     mode: str
     latencies: list[float] = field(default_factory=list)  # seconds, one per step
     elapsed: float = 0.0  # wall time of the measured run
+    cpu: float = 0.0  # CPU time of this process in the measured run (steadier when shared)
     notes: list[str] = field(default_factory=list)
     last_state: str = ""  # the stored state of the last session, as JSON
 
@@ -69,11 +70,12 @@ class Timer:
         self.result = result
 
     def __enter__(self) -> Timer:
-        self._start = time.perf_counter()
+        self._start, self._cpu = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.result.elapsed = time.perf_counter() - self._start
+        self.result.cpu = time.process_time() - self._cpu
 
     def time(self, call: Callable[[], T]) -> T:
         began = time.perf_counter()
