@@ -70,48 +70,52 @@ BPMN = """\
 """
 
 
-def bench_spiff(out: Path, n: int) -> Result | str:
-    """The journey as a BPMN process, its workflow stored as JSON in SQLite per step."""
-    try:
-        from SpiffWorkflow.bpmn import BpmnWorkflow
+FIELDS = {"ask_order": "order_id", "offer": "compensation", "ask_comment": "comment"}
+
+
+class SpiffSessions:
+    """Sessions of the BPMN process, each workflow serialized to JSON in SQLite per step."""
+
+    def __init__(self, out: Path) -> None:
         from SpiffWorkflow.bpmn.parser import BpmnParser
         from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
-        from SpiffWorkflow.util.task import TaskState
-    except ImportError:
-        return "SpiffWorkflow is not installed: pip install -e '.[bench]' to compare with it"
-    from importlib.metadata import version
 
-    parser = BpmnParser()
-    parser.add_bpmn_str(BPMN.encode())  # lxml refuses a str with an encoding declaration
-    spec = parser.get_spec("bench_delivery")  # parsed once, as a server would
-    serializer = BpmnWorkflowSerializer()
-    conn = connect(out / "spiff.db")
-    sizes: dict[str, list[int]] = {"start": [], "end": []}
+        parser = BpmnParser()
+        parser.add_bpmn_str(BPMN.encode())  # lxml refuses a str with an encoding declaration
+        self.spec = parser.get_spec("bench_delivery")  # parsed once, as a server would
+        self.serializer = BpmnWorkflowSerializer()
+        self.conn = connect(out / "spiff.db")
+        self.sizes: dict[str, list[int]] = {"start": [], "end": []}
 
-    def start(sid: str) -> None:
-        workflow = BpmnWorkflow(spec)
+    def start(self, sid: str) -> None:
+        from SpiffWorkflow.bpmn import BpmnWorkflow
+
+        workflow = BpmnWorkflow(self.spec)
         workflow.data.update(INPUTS)
         workflow.do_engine_steps()
-        state = str(serializer.serialize_json(workflow))
+        state = str(self.serializer.serialize_json(workflow))
+        conn = self.conn
         conn.execute("BEGIN")
         conn.execute("INSERT INTO sessions (id, seq, state) VALUES (?, 1, ?)", (sid, state))
         conn.execute(INSERT_EVENT, event_row(sid, 1, "start", {"inputs": INPUTS}))
         conn.execute("COMMIT")
-        sizes["start"].append(len(state))
+        self.sizes["start"].append(len(state))
 
-    def answer(sid: str, node: str, value: Any) -> bool:
+    def answer(self, sid: str, node: str, value: Any) -> bool:
+        from SpiffWorkflow.util.task import TaskState
+
+        conn = self.conn
         seq, stored = conn.execute(
             "SELECT seq, state FROM sessions WHERE id = ?", (sid,)
         ).fetchone()
-        workflow = serializer.deserialize_json(stored)
+        workflow = self.serializer.deserialize_json(stored)
         task = workflow.get_next_task(state=TaskState.READY, manual=True)
         if task is None or task.task_spec.name != node:
             sys.exit(f"(c) spiff: expected the user task {node!r}, found {task}")
-        field = {"ask_order": "order_id", "offer": "compensation", "ask_comment": "comment"}
-        task.data[field[node]] = value
+        task.data[FIELDS[node]] = value
         task.run()
         workflow.do_engine_steps()
-        state = str(serializer.serialize_json(workflow))
+        state = str(self.serializer.serialize_json(workflow))
         conn.execute("BEGIN")
         done = conn.execute(
             "UPDATE sessions SET seq = ?, state = ? WHERE id = ? AND seq = ?",
@@ -124,24 +128,35 @@ def bench_spiff(out: Path, n: int) -> Result | str:
         )
         conn.execute("COMMIT")
         if workflow.completed:
-            sizes["end"].append(len(state))
+            self.sizes["end"].append(len(state))
         return bool(workflow.completed)
 
-    def run(sid: str, timer: Timer) -> None:
-        timer.time(partial(start, sid))
-        completed = [timer.time(partial(answer, sid, node, value)) for node, value in ANSWERS]
+    def run(self, sid: str, timer: Timer) -> None:
+        timer.time(partial(self.start, sid))
+        completed = [timer.time(partial(self.answer, sid, node, value)) for node, value in ANSWERS]
         if completed != [False, False, True]:
             sys.exit(f"(c) spiff: the workflow did not run as expected: {completed}")
 
+
+def bench_spiff(out: Path, n: int) -> Result | str:
+    """The journey as a BPMN process, its workflow stored as JSON in SQLite per step."""
+    try:
+        import SpiffWorkflow  # noqa: F401
+    except ImportError:
+        return "SpiffWorkflow is not installed: pip install -e '.[bench]' to compare with it"
+    from importlib.metadata import version
+
+    spiff = SpiffSessions(out)
     for i in range(WARMUP):
-        run(f"w{i}", Timer(Result("warm-up")))
-    for measured in sizes.values():
+        spiff.run(f"w{i}", Timer(Result("warm-up")))
+    for measured in spiff.sizes.values():
         measured.clear()
     result = Result(f"(c) SpiffWorkflow {version('SpiffWorkflow')}, SQLite WAL")
     with Timer(result) as timer:
         for i in range(n):
-            run(f"s{i}", timer)
-    conn.close()
+            spiff.run(f"s{i}", timer)
+    spiff.conn.close()
+    sizes = spiff.sizes
     result.notes.append(
         f"stored per session: workflow JSON {mean_kb(sizes['start']):.1f} kB after the start, "
         f"{mean_kb(sizes['end']):.1f} kB at the end (serialized, parsed again every step)"
