@@ -525,7 +525,7 @@ def _drained(sessions: Any, session_ids: list[str]) -> list[dict[str, Any]]:
     and `wait: false` actions never change the outcome, but a failure is recorded and said,
     with how to run it again: never dropped)."""
     sessions.drain()
-    failed = [run for sid in session_ids for run in sessions.store.failed_runs(sid)]
+    failed = [dict(run) for sid in session_ids for run in sessions.store.failed_runs(sid)]
     for run in failed:
         click.echo(
             f"warning: a background action failed: {run['action']} (run {run['id']}): "
@@ -1015,7 +1015,7 @@ def runs(
     store = _store(db)
     try:
         if failed:
-            rows = store.failed_runs(session_id, limit)
+            rows = [dict(r) for r in store.failed_runs(session_id, limit)]
         else:
             rows = [{"id": None, "at": None, **r} for r in store.runs(session_id)][-limit:]
     finally:

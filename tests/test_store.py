@@ -447,3 +447,35 @@ def test_records_carry_their_format_and_unversioned_ones_are_read(
     assert again.header(s.id) == events[0]
     s = Sessions(Library(crash_library), again, StubExecutor(STUBS)).answer(s.id, "offer", "refund")
     assert s.node == "ask_note" and store_at(db_url).load(s.id).to_dict() == s.to_dict()
+
+
+def test_every_recorded_time_is_the_engines_clock(crash_library: Path, db_url: str) -> None:
+    """A simulated clock (engine.clock.using, as `journeys simulate`) stamps every row the
+    store writes: no time in the database comes from the wall clock."""
+    from datetime import UTC, datetime
+
+    from engine import clock
+
+    then = datetime(2025, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
+    with clock.using(lambda: then):
+        sessions = service(crash_library, db_url)
+        s = sessions.start("crash", {"customer_id": "C001"}, channel="chat")
+        s = sessions.answer(s.id, "ask_order", "10000001")
+        sessions.store.record_run({**sessions.store.runs(s.id)[0], "attempts": 2})
+    ms = clock.to_ms(then)
+    with sessions.store.engine.connect() as conn:
+        times = conn.exec_driver_sql(
+            "SELECT created_at, updated_at FROM sessions UNION ALL "
+            "SELECT at, at FROM events UNION ALL SELECT at, at FROM action_runs UNION ALL "
+            "SELECT created_at, created_at FROM definitions"
+        ).all()
+        millis = conn.exec_driver_sql(
+            "SELECT started_ms, visited_ms FROM sessions UNION ALL "
+            "SELECT entered_ms, started_ms FROM visits"
+        ).all()
+    read = {
+        t if isinstance(t, datetime) else datetime.fromisoformat(t) for row in times for t in row
+    }
+    # SQLite keeps naive UTC text, PostgreSQL an aware time
+    assert {t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC) for t in read} == {then}
+    assert {m for row in millis for m in row} == {ms}

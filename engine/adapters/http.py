@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -716,7 +716,7 @@ def create_app(
         transcript, runs = store.events(session_id), store.runs(session_id)
         if customer:  # a system's failure (its hosts, its errors) is the agents' business
             transcript = [{k: v for k, v in e.items() if k != "failure"} for e in transcript]
-            runs = [{**r, "error": None} if r["status"] == "failed" else r for r in runs]
+            runs = [replace(r, error=None) if r.status == "failed" else r for r in runs]
         return {
             **view(session, customer),
             "context": session.context,

@@ -57,6 +57,7 @@ from engine.adapters.sql_schema import (
 from engine.clock import to_ms
 from engine.errors import Conflict, UnknownSession
 from engine.library import Bundle
+from engine.rows import ActionRun, Grant, RecordedRun, WaitingSession
 from engine.runtime import Reserve, Session
 from engine.service import Records, Runs
 
@@ -363,7 +364,7 @@ class SqlStore(SqlDatabase):
             ).all()
         return [r.id for r in rows]
 
-    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[WaitingSession]:
         """The sessions of ``channel`` waiting at one of ``nodes``, the longest waiting first
         (the row's columns only: no state is read)."""
         with self.engine.connect() as conn:
@@ -387,14 +388,11 @@ class SqlStore(SqlDatabase):
                 .limit(limit)
             ).all()
         return [
-            {
-                **{k: v for k, v in r._mapping.items() if k != "updated_at"},
-                "waiting_since": aware(r.updated_at).isoformat(),
-            }
+            WaitingSession.of({**r._mapping, "waiting_since": aware(r.updated_at).isoformat()})
             for r in rows
         ]
 
-    def granted(self, customer_id: str) -> list[dict[str, Any]]:
+    def granted(self, customer_id: str) -> list[Grant]:
         """The grant ledger's rows of one customer, the oldest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -404,18 +402,18 @@ class SqlStore(SqlDatabase):
                 ),
                 {"c": customer_id},
             ).all()
-        return [dict(r._mapping) for r in rows]
+        return [Grant.of(r._mapping) for r in rows]
 
-    def runs(self, session_id: str) -> list[dict[str, Any]]:
+    def runs(self, session_id: str) -> list[ActionRun]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(action_runs)
                 .where(action_runs.c.session_id == session_id)
                 .order_by(action_runs.c.id)
             ).all()
-        return [{k: v for k, v in r._mapping.items() if k not in ("id", "at")} for r in rows]
+        return [ActionRun.of(r._mapping) for r in rows]
 
-    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[RecordedRun]:
         """The background runs (``wait: false``, ``after``) whose last run failed, the newest
         first, of one session or all (each with its ``id``, to run it again)."""
         query = select(action_runs).where(
@@ -427,7 +425,7 @@ class SqlStore(SqlDatabase):
             rows = conn.execute(query.order_by(action_runs.c.id.desc()).limit(limit)).all()
         return [_run(r) for r in rows]
 
-    def run(self, run_id: int) -> dict[str, Any] | None:
+    def run(self, run_id: int) -> RecordedRun | None:
         """One action run by its id (None if there is none)."""
         with self.engine.connect() as conn:
             row = conn.execute(select(action_runs).where(action_runs.c.id == run_id)).first()
@@ -454,7 +452,6 @@ class SqlStore(SqlDatabase):
         return records.event_record(row.data)
 
 
-def _run(row: Any) -> dict[str, Any]:
-    run = dict(row._mapping)
-    run["at"] = aware(run["at"]).isoformat() if run.get("at") else None
-    return run
+def _run(row: Any) -> RecordedRun:
+    at = row.at
+    return RecordedRun.of({**row._mapping, "at": aware(at).isoformat() if at else None})
