@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from engine import records
 from engine.authority import (
     SUPERVISOR_QUEUE,
     Applied,
@@ -110,17 +111,50 @@ class Session:
     totals: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self, copy: bool = True) -> dict[str, Any]:
-        """Plain data; deep-copied unless the caller serializes it at once (``copy=False``)."""
+        """Plain data, of the current format (engine/records.py); deep-copied unless the caller
+        serializes it at once (``copy=False``)."""
         data = {name: copy_data(value) if copy else value for name, value in self.__dict__.items()}
         data["stack"] = [dict(f.__dict__) for f in self.stack]
+        data[records.FORMAT] = records.SESSION_FORMAT
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], copy: bool = True) -> Session:
-        """A session from plain data; ``copy=False`` when the data was just parsed and is ours."""
-        values = {name: copy_data(value) if copy else value for name, value in data.items()}
-        values["stack"] = [Frame(**f) for f in data.get("stack", [])]
-        return cls(**values)
+        """A session from plain data of any format (upgraded first: engine/records.py), its
+        fields read one by one; ``copy=False`` when the data was just parsed and is ours."""
+        data = records.upgrade_session(data)
+        records.check_session_fields(data)
+        c = copy_data if copy else _same
+        return cls(
+            id=data["id"],
+            journey=data["journey"],
+            version=data["version"],
+            definition=data["definition"],
+            status=data["status"],
+            node=data["node"],
+            outcome=data["outcome"],
+            seq=data["seq"],
+            context=c(data["context"]),
+            path=c(data["path"]),
+            messages=c(data["messages"]),
+            stack=[Frame(f["journey"], f["prefix"], f.get("caller")) for f in data["stack"]],
+            visits=c(data["visits"]),
+            locale=data["locale"],
+            channel=data["channel"],
+            contact_id=data["contact_id"],
+            customer_id=data["customer_id"],
+            agent=data["agent"],
+            motive=data["motive"],
+            survey=c(data["survey"]),
+            handoff=c(data["handoff"]),
+            error=c(data["error"]),
+            incident=c(data["incident"]),
+            role=data["role"],
+            actor=data["actor"],
+            grants=c(data["grants"]),
+            identity=c(data["identity"]),
+            totals=c(data["totals"]),
+        )
 
     @property
     def finished(self) -> bool:
@@ -131,6 +165,10 @@ class Session:
         values = {name: copy_data(value) for name, value in self.__dict__.items()}
         values["stack"] = [Frame(f.journey, f.prefix, f.caller) for f in self.stack]
         return Session(**values)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def copy_data(value: Any) -> Any:

@@ -22,6 +22,7 @@ from engine.errors import Conflict, InvalidAnswer, JourneyHasErrors, UnknownRun,
 from engine.identity import CUSTOMER, UNVERIFIED, IdentityGate
 from engine.library import Bundle, Library
 from engine.model import ROLES, Journey, Node
+from engine.rows import ActionRun, RecordedRun, WaitingSession
 from engine.runtime import (
     INCIDENT,
     ActionDone,
@@ -88,20 +89,19 @@ class SessionStore(GrantLedger, Protocol):
     def contact_sessions(self, contact_id: str) -> list[Session]:
         """The sessions of a contact, the newest first."""
 
-    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[dict[str, Any]]:
-        """The sessions of ``channel`` waiting at one of ``nodes``, the longest waiting first:
-        ``id, journey, definition, node, contact_id, customer_id, waiting_since`` (ISO text)."""
+    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[WaitingSession]:
+        """The sessions of ``channel`` waiting at one of ``nodes``, the longest waiting first."""
 
     def due(self, now_ms: int, limit: int) -> list[str]:
         """The ids of the sessions due to go on by themselves (an incident's next retry)."""
 
     def record_run(self, run: Mapping[str, Any]) -> None: ...
-    def runs(self, session_id: str) -> list[dict[str, Any]]: ...
-    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def runs(self, session_id: str) -> list[ActionRun]: ...
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[RecordedRun]:
         """The background runs whose last run failed, the newest first, each with its ``id``
         and ``at`` (ISO text)."""
 
-    def run(self, run_id: int) -> dict[str, Any] | None:
+    def run(self, run_id: int) -> RecordedRun | None:
         """One action run by its id, with ``id`` and ``at``."""
 
 
@@ -394,7 +394,7 @@ class Sessions:
                 continue  # another process retried it, or it moved on meanwhile
         return retried
 
-    def rerun(self, run_id: int) -> tuple[dict[str, Any], bool]:
+    def rerun(self, run_id: int) -> tuple[RecordedRun, bool]:
         """Run a failed background action (``wait: false``, ``after``) again, with the inputs
         it had then and the same idempotency key: a refund that did go through the first time
         is not made twice. (The run record afterwards, whether it was run now.) A run that has
@@ -505,7 +505,7 @@ class Sessions:
         """Unfinished sessions of this customer on this journey (to offer to resume)."""
         return self.store.open_sessions(customer_id, self.library.find(journey).id)
 
-    def agent_queue(self, channel: str = "selfcare", limit: int = 100) -> list[dict[str, Any]]:
+    def agent_queue(self, channel: str = "selfcare", limit: int = 100) -> list[WaitingSession]:
         """The sessions of ``channel`` waiting at a step the customer may not answer (its
         ``roles`` exclude ``customer``): handed to an agent, the longest waiting first.
         Candidates are the sessions at the library's agent-only steps, each then checked
@@ -837,16 +837,12 @@ class MemoryStore:
                 return
         self.action_runs += self._stamped([run])
 
-    def runs(self, session_id: str) -> list[dict[str, Any]]:
-        return [
-            {k: v for k, v in r.items() if k not in ("id", "at")}
-            for r in self.action_runs
-            if r["session_id"] == session_id
-        ]
+    def runs(self, session_id: str) -> list[ActionRun]:
+        return [ActionRun.of(r) for r in self.action_runs if r["session_id"] == session_id]
 
-    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def failed_runs(self, session_id: str | None = None, limit: int = 100) -> list[RecordedRun]:
         found = [
-            dict(r)
+            RecordedRun.of(r)
             for r in reversed(self.action_runs)
             if r["status"] == "failed"
             and r["mode"] in ("background", "after")
@@ -854,8 +850,8 @@ class MemoryStore:
         ]
         return found[:limit]
 
-    def run(self, run_id: int) -> dict[str, Any] | None:
-        return next((dict(r) for r in self.action_runs if r["id"] == run_id), None)
+    def run(self, run_id: int) -> RecordedRun | None:
+        return next((RecordedRun.of(r) for r in self.action_runs if r["id"] == run_id), None)
 
     def load(self, session_id: str) -> Session:
         if session_id not in self.sessions:
@@ -889,21 +885,21 @@ class MemoryStore:
                 due.append((at, session_id))
         return [session_id for _at, session_id in sorted(due)[:limit]]
 
-    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[dict[str, Any]]:
+    def waiting_at(self, channel: str, nodes: Sequence[str], limit: int) -> list[WaitingSession]:
         found = [
-            {
-                "id": s["id"],
-                "journey": s["journey"],
-                "definition": s["definition"],
-                "node": s["node"],
-                "contact_id": s["contact_id"],
-                "customer_id": s["customer_id"],
-                "waiting_since": self.logs[s["id"]][-1].get("at"),  # the step that got there
-            }
+            WaitingSession(
+                id=s["id"],
+                journey=s["journey"],
+                definition=s["definition"],
+                node=s["node"],
+                contact_id=s["contact_id"],
+                customer_id=s["customer_id"],
+                waiting_since=self.logs[s["id"]][-1].get("at"),  # the step that got there
+            )
             for s in self.sessions.values()
             if s["status"] == "waiting" and s["channel"] == channel and s["node"] in nodes
         ]
-        return sorted(found, key=lambda row: row["waiting_since"] or "")[:limit]
+        return sorted(found, key=lambda row: row.waiting_since or "")[:limit]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.sessions)

@@ -6,6 +6,7 @@ processes against the same database.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import random
@@ -409,3 +410,72 @@ def test_a_sqlite_database_that_refuses_writes_is_a_clear_error(
         connection.execute("PRAGMA query_only = 0")
     assert sessions.get(first.id).seq == first.seq  # nothing half done
     assert sessions.answer(first.id, "ask_order", "10000001", seq=first.seq).node == "offer"
+
+
+def test_records_carry_their_format_and_unversioned_ones_are_read(
+    crash_library: Path, db_url: str
+) -> None:
+    """Written today: the stored state and events carry their format and read back equal.
+    Stored before formats were numbered (the number removed from the rows): read the same."""
+    from engine.records import EVENT_FORMAT, FORMAT, SESSION_FORMAT
+
+    sessions = service(crash_library, db_url)
+    s = sessions.start("crash", {"customer_id": "C001"}, channel="chat")
+    s = sessions.answer(s.id, "ask_order", "10000001")
+    store = store_at(db_url)
+    state, events = store.load(s.id).to_dict(), store.events(s.id)
+    assert state == s.to_dict() and state[FORMAT] == SESSION_FORMAT
+    assert [e["type"] for e in events] == ["start", "answer", "action"]
+    assert all(FORMAT not in e for e in events)  # the service reads records, not formats
+    with store.engine.begin() as conn:
+        stored = conn.exec_driver_sql(f"SELECT data FROM events WHERE session_id = '{s.id}'")
+        assert {json.loads(d)[FORMAT] if isinstance(d, str) else d[FORMAT] for (d,) in stored} == {
+            EVENT_FORMAT
+        }
+        # Back to format 1: no number (json_remove on SQLite, the - operator on PostgreSQL).
+        drop = (
+            "json_remove({c}, '$.format')"
+            if conn.dialect.name == "sqlite"
+            else "({c}::jsonb - 'format')::json"
+        )
+        conn.exec_driver_sql(f"UPDATE sessions SET state = {drop.format(c='state')}")
+        conn.exec_driver_sql(f"UPDATE events SET data = {drop.format(c='data')}")
+        [(old,)] = conn.exec_driver_sql("SELECT state FROM sessions").all()
+        assert FORMAT not in (json.loads(old) if isinstance(old, str) else old)
+    again = store_at(db_url)
+    assert again.load(s.id).to_dict() == state and again.events(s.id) == events
+    assert again.header(s.id) == events[0]
+    s = Sessions(Library(crash_library), again, StubExecutor(STUBS)).answer(s.id, "offer", "refund")
+    assert s.node == "ask_note" and store_at(db_url).load(s.id).to_dict() == s.to_dict()
+
+
+def test_every_recorded_time_is_the_engines_clock(crash_library: Path, db_url: str) -> None:
+    """A simulated clock (engine.clock.using, as `journeys simulate`) stamps every row the
+    store writes: no time in the database comes from the wall clock."""
+    from datetime import UTC, datetime
+
+    from engine import clock
+
+    then = datetime(2025, 3, 1, 9, 30, 15, 250000, tzinfo=UTC)
+    with clock.using(lambda: then):
+        sessions = service(crash_library, db_url)
+        s = sessions.start("crash", {"customer_id": "C001"}, channel="chat")
+        s = sessions.answer(s.id, "ask_order", "10000001")
+        sessions.store.record_run({**sessions.store.runs(s.id)[0], "attempts": 2})
+    ms = clock.to_ms(then)
+    with sessions.store.engine.connect() as conn:
+        times = conn.exec_driver_sql(
+            "SELECT created_at, updated_at FROM sessions UNION ALL "
+            "SELECT at, at FROM events UNION ALL SELECT at, at FROM action_runs UNION ALL "
+            "SELECT created_at, created_at FROM definitions"
+        ).all()
+        millis = conn.exec_driver_sql(
+            "SELECT started_ms, visited_ms FROM sessions UNION ALL "
+            "SELECT entered_ms, started_ms FROM visits"
+        ).all()
+    read = {
+        t if isinstance(t, datetime) else datetime.fromisoformat(t) for row in times for t in row
+    }
+    # SQLite keeps naive UTC text, PostgreSQL an aware time
+    assert {t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC) for t in read} == {then}
+    assert {m for row in millis for m in row} == {ms}

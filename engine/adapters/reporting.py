@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -281,8 +281,29 @@ def _funnels(
             before.exits[row.node] = before.exits.get(row.node, 0) + int(row.times)
             before.seconds_sum += float(row.ms or 0) / 1000
             before.seconds_count += int(row.timed)
+    stops = _stops(since, until, motive, journey, idle_before)
+    for row in conn.execute(stops):
+        if row.abandoned or row.handed_off:
+            item = node(row.journey, row.last_node)
+            item.abandoned += int(row.abandoned or 0)
+            item.handed_off += int(row.handed_off or 0)
+    by_journey: dict[str, list[NodeFunnel]] = {}
+    for item in sorted(nodes.values(), key=lambda n: (n.journey, -n.reached, n.node)):
+        by_journey.setdefault(item.journey, []).append(item)
+    return by_journey
+
+
+def _stops(
+    since: datetime | None,
+    until: datetime | None,
+    motive: str | None,
+    journey: str | None,
+    idle_before: datetime,
+) -> Select[Any]:
+    """Where sessions stopped: per journey and last node, those abandoned (or idle since
+    ``idle_before``) and those handed off."""
     finished = sessions.c.status.in_((SURVEY, ENDED))
-    stops = (
+    return (
         select(
             sessions.c.journey,
             sessions.c.last_node,
@@ -297,15 +318,6 @@ def _funnels(
         .where(_scope(sessions, since, until, motive, journey), sessions.c.last_node.is_not(None))
         .group_by(sessions.c.journey, sessions.c.last_node)
     )
-    for row in conn.execute(stops):
-        if row.abandoned or row.handed_off:
-            item = node(row.journey, row.last_node)
-            item.abandoned += int(row.abandoned or 0)
-            item.handed_off += int(row.handed_off or 0)
-    by_journey: dict[str, list[NodeFunnel]] = {}
-    for item in sorted(nodes.values(), key=lambda n: (n.journey, -n.reached, n.node)):
-        by_journey.setdefault(item.journey, []).append(item)
-    return by_journey
 
 
 def _check_names(

@@ -223,7 +223,7 @@ def drained(sessions: Sessions, session_ids: list[str]) -> list[dict[str, Any]]:
     and `wait: false` actions never change the outcome, but a failure is recorded and said,
     with how to run it again: never dropped)."""
     sessions.drain()
-    failed = [run for sid in session_ids for run in sessions.store.failed_runs(sid)]
+    failed = [dict(run) for sid in session_ids for run in sessions.store.failed_runs(sid)]
     for run in failed:
         click.echo(
             f"warning: a background action failed: {run['action']} (run {run['id']}): "

@@ -305,7 +305,7 @@ def runs(
     store = session_store(db)
     try:
         if failed:
-            rows = store.failed_runs(session_id, limit)
+            rows = [dict(r) for r in store.failed_runs(session_id, limit)]
         else:
             rows = [{"id": None, "at": None, **r} for r in store.runs(str(session_id))][-limit:]
     finally:

@@ -58,7 +58,8 @@ def session_detail(
     """The session with its context, path, transcript and actions (``GET`` of a session);
     to a customer, without what a system's failure said (its hosts, its errors: the agents'
     business)."""
-    transcript, runs = store.events(session.id), store.runs(session.id)
+    transcript = store.events(session.id)
+    runs = [dict(run) for run in store.runs(session.id)]
     if customer:
         transcript = [{k: v for k, v in e.items() if k != "failure"} for e in transcript]
         runs = [{**r, "error": None} if r["status"] == "failed" else r for r in runs]
