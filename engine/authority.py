@@ -244,7 +244,10 @@ def authorise(
             applied += more
     if breach is not None:
         return Denied(breach)
-    return Granted(tuple(applied))
+    return Granted(tuple(applied)) if applied else _WITHIN_NO_LIMIT
+
+
+_WITHIN_NO_LIMIT = Granted()  # the common case, built once
 
 
 def customer_breach(claimed: Sequence[Claim], totals: Mapping[str, float]) -> Claim | None:

@@ -18,9 +18,11 @@ from engine.errors import SessionError
 from engine.events import RunAfter
 from engine.expressions import EvaluationError, compile_expression
 from engine.model import Node
-from engine.session import MOVING, WAITING, Frame, Session, copy_data, enter, local
+from engine.session import MOVING, WAITING, Frame, Session, copy_data, enter
 from engine.steps_action import enter_action
 from engine.steps_common import (
+    CONTINUE,
+    WAIT,
     Next,
     Turn,
     arrive,
@@ -59,11 +61,12 @@ def advance(turn: Turn, s: Session) -> None:
     """Run the nodes the session reaches until it must wait or has ended."""
     if s.status != MOVING:
         return
+    definitions = turn.definitions
     for _ in range(MAX_STEPS):
-        journey = turn.definitions[s.stack[-1].journey]
-        node_id = local(s)
-        node = journey.nodes[node_id]
-        if KINDS[node.kind].enter(turn, s, node, s.node or node_id) is not Next.CONTINUE:
+        frame = s.stack[-1]
+        qualified = s.node or ""
+        node = definitions[frame.journey].nodes[qualified[len(frame.prefix) :]]
+        if KINDS[node.kind].enter(turn, s, node, qualified) is not CONTINUE:
             return
     raise SessionError(
         f"the session passed {MAX_STEPS} nodes without waiting for anyone: a loop with no "
@@ -80,28 +83,30 @@ def _ask(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
         # Never ask twice: the answer is known. The step still completes (not visited).
         complete(s, node)
         go(s, node.next)
-        return Next.CONTINUE
-    return _question(turn, s, node, qualified)
+        return CONTINUE
+    visit(s, qualified)
+    s.status = WAITING  # its text is the step's, not a message
+    return WAIT
 
 
 def _question(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
     """The session waits for the answer (``check`` of the kind checks it)."""
     visit(s, qualified)
     s.status = WAITING  # its text is the step's, not a message
-    return Next.WAIT
+    return WAIT
 
 
 def _say(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
     arrive(s, node, qualified)
     complete(s, node)
     go(s, node.next)
-    return Next.CONTINUE
+    return CONTINUE
 
 
 def _decide(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
     arrive(s, node, qualified)
     go(s, _branch(s, node))
-    return Next.CONTINUE
+    return CONTINUE
 
 
 def _branch(s: Session, node: Node) -> str | None:
@@ -127,7 +132,7 @@ def _call(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
     s.stack.append(Frame(sub.id, qualified + "/", qualified))
     enter(s, sub.start)
     s.status = MOVING
-    return Next.CONTINUE
+    return CONTINUE
 
 
 def _handoff(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
@@ -148,7 +153,7 @@ def _end(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
         )
     if len(s.stack) > 1:
         _return(turn, s)
-        return Next.CONTINUE
+        return CONTINUE
     return finish(s, node.outcome or "resolved", turn.effects, survey=bool(node.survey))
 
 

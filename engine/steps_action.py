@@ -26,7 +26,7 @@ from engine.authority import (
 from engine.events import ActionDone, Reserve, RunAction
 from engine.model import Node, Policy
 from engine.session import AUTHORISING, INCIDENT, RUNNING, Session, copy_data
-from engine.steps_common import Next, Turn, arrive, complete, evaluate, finish, go
+from engine.steps_common import CONTINUE, WAIT, Next, Turn, arrive, complete, evaluate, finish, go
 
 #: Automatic retries of an incident: 30 s, then twice as long each time, at most 30 min.
 RETRY_FIRST_S, RETRY_MAX_S = 30, 1800
@@ -71,17 +71,17 @@ def authorise_action(
         claimed = decision.claims
         turn.effects.append(Reserve(qualified, action, role, decision.customer, s.id, key, claimed))
         s.status = AUTHORISING
-        return Next.WAIT
+        return WAIT
     _granted(s, qualified, action, inputs, decision, turn.policy, role)
     turn.effects.append(
         RunAction(qualified, action, inputs, node.wait, node.retries, node.timeout, key)
     )
     if node.wait:
         s.status = RUNNING
-        return Next.WAIT
+        return WAIT
     complete(s, node)
     go(s, node.next)
-    return Next.CONTINUE
+    return CONTINUE
 
 
 def _customer(s: Session, inputs: Mapping[str, Any]) -> str | None:
@@ -153,7 +153,7 @@ def _denied(turn: Turn, s: Session, node: Node, qualified: str, breach: Breach, 
     s.context["last_denial"] = denial
     if node.on_denied:
         go(s, node.on_denied)
-        return Next.CONTINUE
+        return CONTINUE
     s.handoff = {"queue": SUPERVISOR_QUEUE, "reason": breach.reason, "node": qualified}
     return finish(s, "escalated", turn.effects)
 
