@@ -47,7 +47,6 @@ from engine.session import (
     Session,
     SessionStatus,
     copy_data,
-    current,
     enter,
     local,
     new_session,
@@ -167,9 +166,9 @@ def _bump(s: Session) -> Session:
 
 
 def _node(definitions: Definitions, s: Session) -> Node:
-    """The node the session stands at."""
-    journey, _frame = current(definitions, s)
-    return journey.nodes[local(s)]
+    """The node the session stands at (as current() and local(), in one call: every event)."""
+    frame = s.stack[-1]
+    return definitions[frame.journey].nodes[(s.node or "")[len(frame.prefix) :]]
 
 
 # --------------------------------------------------------------------------- events
@@ -221,7 +220,7 @@ def _answer(turn: Turn, s: Session, event: Answer) -> None:
     check = KINDS[node.kind].check
     if check is None:
         raise Conflict(f"the step at {s.node!r} takes no answer: it goes on by itself", s.node)
-    role = _checked_role(event.role)
+    role = _checked_role(event.role) if event.role is not None else None
     try:
         value = check(node, event.value, event.as_text, s.locale)
     except AnswerError as problem:

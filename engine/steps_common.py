@@ -59,9 +59,10 @@ def arrive(s: Session, node: Node, qualified: str) -> None:
     """A node that waits for nobody is reached: what it says is shown with the next step."""
     s.path.append(qualified)  # as visit(), inlined: this runs at most nodes of every step
     s.visits[qualified] = s.visits.get(qualified, 0) + 1
-    text = text_of(s, node, node.say)
-    if text:
-        s.messages.append(text)
+    if node.say is not None:
+        text = text_of(s, node, node.say)
+        if text:
+            s.messages.append(text)
 
 
 def go(s: Session, node_id: str | None) -> None:
