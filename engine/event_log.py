@@ -24,6 +24,7 @@ from engine.runtime import (
     SkipSurvey,
     Start,
     SurveyAnswer,
+    Wake,
     new_session,
     step,
 )
@@ -73,6 +74,8 @@ def record_of(event: Event, actor: str | None = None, channel: str | None = None
         data = {"type": "handoff", "queue": event.queue, "reason": event.reason}
     elif isinstance(event, SurveyAnswer):
         data = {"type": "survey", "ces": event.ces, "nps": event.nps}
+    elif isinstance(event, Wake):
+        data = {"type": "wake", "node": event.node, "data": _plain(event.data)}
     else:
         data = {"type": "skip_survey"}
     data["actor"] = actor
@@ -123,6 +126,8 @@ def event_of(record: Mapping[str, Any]) -> Event | None:
         return SurveyAnswer(record.get("ces"), record.get("nps"))
     if kind == "skip_survey":
         return SkipSurvey()
+    if kind == "wake":
+        return Wake(record["node"], record.get("data"))
     return None
 
 
@@ -152,3 +157,7 @@ def replay(
             if effects is not None:
                 effects += more
     return session
+
+
+def _plain(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(data) if data is not None else None

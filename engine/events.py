@@ -95,7 +95,16 @@ class SkipSurvey:
     pass
 
 
-Event = Start | Answer | ActionDone | Reserved | Retry | HandOff | SurveyAnswer | SkipSurvey
+@dataclass(frozen=True)
+class Wake:
+    """A session waiting at a node that goes on by itself (no answer: see ``Kind.wake`` in
+    engine.steps) goes on: its time came (``data`` None), or what it waits for, with ``data``."""
+
+    node: str
+    data: Mapping[str, Any] | None = None
+
+
+Event = Start | Answer | ActionDone | Reserved | Retry | HandOff | SurveyAnswer | SkipSurvey | Wake
 
 
 # --------------------------------------------------------------------------- effects

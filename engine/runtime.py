@@ -31,6 +31,7 @@ from engine.events import (
     SkipSurvey,
     Start,
     SurveyAnswer,
+    Wake,
 )
 from engine.identity import CUSTOMER, identity_of
 from engine.model import ROLES, Node, Policy
@@ -102,6 +103,7 @@ __all__ = [
     "SkipSurvey",
     "Start",
     "SurveyAnswer",
+    "Wake",
     "copy_data",
     "current_step",
     "new_session",
@@ -143,8 +145,10 @@ def step(
             _reserved(turn, s, event)
         elif isinstance(event, Retry):
             _retry(turn, s, event)
-        else:
+        elif isinstance(event, HandOff):
             _hand_off(turn, s, event)
+        else:
+            _wake(turn, s, event)
         advance(turn, s)  # the nodes the session reaches now, until it waits again
     except (Conflict, InvalidAnswer, MissingInput):
         raise  # the event is refused; the session is unchanged
@@ -334,6 +338,21 @@ def _hand_off(turn: Turn, s: Session, event: HandOff) -> None:
     reason = event.reason or f"{incident.get('action')}: {incident.get('message')}"
     s.handoff = {"queue": event.queue, "reason": reason, "node": s.node}
     finish(s, "escalated", turn.effects)
+
+
+def _wake(turn: Turn, s: Session, event: Wake) -> None:
+    if s.status != WAITING or s.node is None:
+        raise Conflict(f"the session waits for nothing (it is {s.status})", s.node)
+    if resolve_node(turn.definitions, s, event.node) != s.node:
+        raise Conflict(f"the session is waiting at {s.node!r}, not at {event.node!r}", s.node)
+    node = _node(turn.definitions, s)
+    wake = KINDS[node.kind].wake
+    if wake is None:
+        raise Conflict(
+            f"the step at {s.node!r} waits for an answer, not to go on by itself", s.node
+        )
+    s.messages = []
+    wake(s, node, event.data)
 
 
 def _survey(definitions: Definitions, s: Session, event: SurveyAnswer | SkipSurvey) -> None:

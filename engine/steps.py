@@ -44,17 +44,21 @@ Handler = Callable[[Turn, Session, Node, str], Next]
 Checker = Callable[[Node, Any, bool, str | None], Any]
 #: Adds to the view of a step waiting at a node what its kind shows (its schema, options).
 Shower = Callable[[Session, Node, dict[str, Any]], None]
+#: Moves a session on from a node that waits for no answer: (session, node, Wake.data).
+Waker = Callable[[Session, Node, Mapping[str, Any] | None], None]
 
 
 @dataclass(frozen=True)
 class Kind:
     """What a node kind does. ``enter``: the session reached a node of this kind. ``check``:
     only the kinds that wait for an answer have one (an answer to any other is refused).
-    ``show``: what the step shows besides its text, messages and field."""
+    ``show``: what the step shows besides its text, messages and field. ``wake``: only the
+    kinds whose node the session leaves by itself (a ``Wake`` event) have one."""
 
     enter: Handler
     check: Checker | None = None
     show: Shower | None = None
+    wake: Waker | None = None
 
 
 def advance(turn: Turn, s: Session) -> None:

@@ -15,6 +15,7 @@ from engine.runtime import (
     SkipSurvey,
     Start,
     SurveyAnswer,
+    Wake,
 )
 
 EVENTS: list[Event] = [
@@ -29,6 +30,8 @@ EVENTS: list[Event] = [
     HandOff("backoffice", "down"),
     SurveyAnswer(6, 9),
     SkipSurvey(),
+    Wake("await_carrier", {"order_id": "10000001"}),
+    Wake("await_carrier"),
 ]
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -16,15 +18,17 @@ from engine.model import NODE_KINDS, Journey, Node, Policy
 from engine.runtime import (
     WAITING,
     Answer,
+    Ended,
     Session,
     SessionStatus,
     Start,
+    Wake,
     current_step,
     new_session,
     step,
 )
 from engine.steps import KINDS, Kind, takes_answers
-from engine.steps_common import Next, Turn, arrive
+from engine.steps_common import Next, Turn, arrive, go
 from engine.yamlsafe import YamlMap, parse
 
 PAUSE = """
@@ -79,8 +83,9 @@ def test_every_node_kind_has_its_handler_and_only_those() -> None:
 
 
 def test_a_new_kind_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A kind that holds the session at its node, waiting for nobody's answer: its handler
-    and what its step shows are all it takes for the runtime."""
+    """A kind that holds the session at its node, waiting for nobody's answer, until a Wake
+    event moves it on: its handler, what its step shows and how it wakes are all it takes
+    for the runtime (a ``wait`` node is such a kind)."""
 
     def enter(turn: Turn, s: Session, node: Node, qualified: str) -> Next:
         arrive(s, node, qualified)
@@ -90,7 +95,11 @@ def test_a_new_kind_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch) -
     def show(s: Session, node: Node, view: dict[str, object]) -> None:
         view["until"] = "2026-01-01T00:00:00+00:00"
 
-    monkeypatch.setitem(KINDS, "pause", Kind(enter, show=show))
+    def wake(s: Session, node: Node, data: Mapping[str, Any] | None) -> None:
+        s.context["woken_by"] = dict(data or {})
+        go(s, node.next)
+
+    monkeypatch.setitem(KINDS, "pause", Kind(enter, show=show, wake=wake))
     journey = _journey()
     hold = replace(journey.nodes["hold"], kind="pause")
     journey = replace(journey, nodes={**journey.nodes, "hold": hold})
@@ -107,6 +116,27 @@ def test_a_new_kind_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch) -
     )
     with pytest.raises(Conflict, match="takes no answer"):
         step(definitions, s, Answer("hold", "yes"))
+    done, effects = step(definitions, s, Wake("hold", {"order_id": "1"}))
+    assert (done.status, done.outcome, done.context["woken_by"]) == (
+        "ended",
+        "resolved",
+        {"order_id": "1"},
+    )
+    assert (done.messages, done.path, effects) == (
+        [],
+        ["hello", "hold", "done"],
+        [Ended("resolved")],
+    )
+
+
+def test_a_wake_is_refused_where_the_session_waits_for_an_answer() -> None:
+    journey = replace(_journey(), start="hold")
+    ask = replace(journey.nodes["hold"], kind="ask", field="anything")
+    journey = replace(journey, nodes={**journey.nodes, "hold": ask})
+    s, _effects = step({journey.id: journey}, new_session("s1", journey, "h"), Start())
+    assert (s.status, s.node) == ("waiting", "hold")
+    with pytest.raises(Conflict, match="waits for an answer"):
+        step({journey.id: journey}, s, Wake("hold"))
 
 
 def test_the_status_is_a_str_and_its_records_are_plain_strings() -> None:
