@@ -14,7 +14,7 @@ from engine.errors import Conflict, UnknownSession
 from engine.events import Reserve
 from engine.library import Bundle
 from engine.service_ports import Records, Runs
-from engine.session import INCIDENT, Session
+from engine.session import ENDED, INCIDENT, SURVEY, WAITING, Session
 
 
 class MemoryStore:
@@ -166,7 +166,7 @@ class MemoryStore:
             for s in self.sessions.values()
             if s["customer_id"] == customer_id
             and s["journey"] == journey
-            and s["status"] not in ("ended", "survey")
+            and s["status"] not in (ENDED, SURVEY)
         ]
 
     def due(self, now_ms: int, limit: int) -> list[str]:
@@ -190,7 +190,7 @@ class MemoryStore:
                 "waiting_since": self.logs[s["id"]][-1].get("at"),  # the step that got there
             }
             for s in self.sessions.values()
-            if s["status"] == "waiting" and s["channel"] == channel and s["node"] in nodes
+            if s["status"] == WAITING and s["channel"] == channel and s["node"] in nodes
         ]
         return sorted(found, key=lambda row: row["waiting_since"] or "")[:limit]
 

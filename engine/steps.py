@@ -3,7 +3,8 @@
 When a session reaches a node, :func:`advance` asks the node's handler to run it; the handler
 says whether to go on to the next node (``CONTINUE``: it waited for nobody), to stop there
 (``WAIT``: an answer, an action's result) or that the session is done (``FINISH``). A kind
-that waits for an answer also says how the answer is checked, and what its step shows.
+that waits for an answer also says how the answer is checked, and what its step shows; one
+that the session leaves by itself (a time, a back-office event), how it wakes.
 
 A new node kind is one entry of :data:`KINDS` (with the schema, the builder and its checks).
 """
