@@ -97,7 +97,11 @@ class Session:
 
     def to_dict(self, copy: bool = True) -> dict[str, Any]:
         """Plain data; deep-copied unless the caller serializes it at once (``copy=False``)."""
-        data = {name: copy_data(value) if copy else value for name, value in self.__dict__.items()}
+        data = dict(self.__dict__)
+        if copy:  # only the fields that hold dicts and lists (the scalars are kept as they are)
+            for name, value in data.items():
+                if isinstance(value, _NESTED):
+                    data[name] = copy_data(value)
         data["status"] = str(self.status)  # a plain str, for any serializer
         data["stack"] = [dict(f.__dict__) for f in self.stack]
         return data
@@ -105,7 +109,11 @@ class Session:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], copy: bool = True) -> Session:
         """A session from plain data; ``copy=False`` when the data was just parsed and is ours."""
-        values = {name: copy_data(value) if copy else value for name, value in data.items()}
+        values = dict(data)
+        if copy:
+            for name, value in values.items():
+                if isinstance(value, _NESTED):
+                    values[name] = copy_data(value)
         if "status" in values:
             values["status"] = _STATUSES[values["status"]]
         values["stack"] = [Frame(**f) for f in data.get("stack", [])]
@@ -117,7 +125,10 @@ class Session:
 
     def clone(self) -> Session:
         """A deep copy, several times cheaper than copy.deepcopy on this plain data."""
-        values = {name: copy_data(value) for name, value in self.__dict__.items()}
+        values = dict(self.__dict__)
+        for name, value in values.items():
+            if isinstance(value, _NESTED):
+                values[name] = copy_data(value)
         values["stack"] = [Frame(f.journey, f.prefix, f.caller) for f in self.stack]
         return Session(**values)
 
