@@ -1,8 +1,9 @@
 """Authority limits at run time: may this role decide this action with these inputs?
 
 Pure functions on the :class:`~engine.model.Policy` of ``policies.yaml``: the runtime asks
-before it runs an action node, and either runs it (recording the limits that applied: who
-granted what) or does not (the first limit exceeded says why).
+before it runs an action node (:func:`authorise`) and applies the :class:`Decision` it gets:
+it runs the action (recording the limits that applied: who granted what) or does not (the
+first limit exceeded says why).
 
 Three scopes: one call (``max``, ``min``, ``in``), the session (``per_session``: the calls of
 this session added up, known from the session itself) and the customer over a period
@@ -185,6 +186,68 @@ def claims(
         else:
             found.append(Claim(param, value, limit.per_customer, limit.over_s))
     return None, found
+
+
+@dataclass(frozen=True)
+class Granted:
+    """Within every limit: the action runs. ``applied``: the rules it was within (the
+    session's grants)."""
+
+    applied: tuple[Applied, ...] = ()
+
+
+@dataclass(frozen=True)
+class Denied:
+    """A limit exceeded: the action does not run (the breach says which and why)."""
+
+    breach: Breach
+
+
+@dataclass(frozen=True)
+class AskTotals:
+    """Limits per customer apply: the decision needs the customer's totals, which only the
+    store knows (it reads them, and records the claims, under its lock)."""
+
+    customer: str
+    claims: tuple[Claim, ...]
+
+
+Decision = Granted | Denied | AskTotals
+
+
+def authorise(
+    policy: Policy | None,
+    role: str,
+    action: str,
+    inputs: Mapping[str, Any],
+    session_totals: Mapping[str, float] | None,
+    customer: str | None,
+    customer_totals: Mapping[str, float] | None = None,
+) -> Decision:
+    """Whether ``role`` may run ``action`` with ``inputs``: for this call and this session's
+    totals (:func:`decide`), then for the totals of ``customer`` (the one whose totals count).
+    Those are asked for (:class:`AskTotals`) until ``customer_totals`` gives them. The caller
+    applies the decision; nothing here changes a session."""
+    breach, applied = decide(policy, role, action, inputs, session_totals)
+    if breach is not None:
+        return Denied(breach)
+    breach, claimed = claims(policy, role, action, inputs)
+    if breach is None and claimed and policy is not None:
+        if customer is None:
+            breach = unknown_customer(policy, role, claimed, action)
+        elif customer_totals is None:
+            return AskTotals(customer, tuple(claimed))
+        else:
+            breach, more = customer_applied(
+                policy, role, action, claimed, customer_totals, customer
+            )
+            applied += more
+    if breach is not None:
+        return Denied(breach)
+    return Granted(tuple(applied)) if applied else _WITHIN_NO_LIMIT
+
+
+_WITHIN_NO_LIMIT = Granted()  # the common case, built once
 
 
 def customer_breach(claimed: Sequence[Claim], totals: Mapping[str, float]) -> Claim | None:

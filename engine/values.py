@@ -192,7 +192,12 @@ def schema_problem(value: Any, schema: Mapping[str, Any]) -> str | None:
 def check_answer(node: Node, value: Any, as_text: bool = False, locale: str | None = None) -> Any:
     """The answer as it will be stored, or :class:`AnswerError` saying what was expected."""
     if node.kind == "choose":
-        return _option(node, value, as_text, locale)
+        return check_option(node, value, as_text, locale)
+    return check_value(node, value, as_text, locale)
+
+
+def check_value(node: Node, value: Any, as_text: bool = False, locale: str | None = None) -> Any:
+    """An ``ask`` node's answer: converted from text if typed, checked against its schema."""
     schema = node.schema or {"type": "string"}
     if as_text:
         value = from_text(value, schema)
@@ -202,7 +207,8 @@ def check_answer(node: Node, value: Any, as_text: bool = False, locale: str | No
     return value
 
 
-def _option(node: Node, value: Any, as_text: bool, locale: str | None) -> Any:
+def check_option(node: Node, value: Any, as_text: bool = False, locale: str | None = None) -> Any:
+    """A ``choose`` node's answer: one of its options, by value or by label when typed."""
     values = [o.value for o in node.options]
     for option in node.options:
         if value == option.value and type(value) is type(option.value):
