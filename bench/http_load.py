@@ -134,6 +134,17 @@ class Run:
     def server(self) -> tuple[float, float]:
         return percentiles([s[2] for s in self.measured() if s[2] is not None])
 
+    def print_row(self, head: str, tail: str) -> None:
+        """The run's line of the table between ``head`` and ``tail`` (steps/s, p50, p99, the
+        server's p50/p99, errors), and its first errors below it."""
+        rate, p50, p99 = self.figures()
+        server = "{:6.1f} /{:6.1f}".format(*self.server())
+        print(
+            f"{head} {rate:8.0f} {p50:8.1f} {p99:8.1f} {server:>15s} {len(self.errors):7d}  {tail}"
+        )
+        for error in self.errors[:3]:
+            print(f"    {error}")
+
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
     ordered = sorted(seconds)

@@ -228,18 +228,11 @@ def actions_on(label: str, args: argparse.Namespace, library: Path) -> bool:
     measured = measure_actions(args, library, tag, db)
     run = measured.run
     check = check_database(db, [measured.first, *run.ids]) + "; " + check_actions(db, run.ids)
-    rate, p50, p99 = run.figures()
-    server = "{:6.1f} /{:6.1f}".format(*run.server())
-    print(
-        f"{label:34s} {rate:8.0f} {p50:8.1f} {p99:8.1f} {server:>15s} {len(run.errors):7d}"
-        f"  {check} (warm-up {measured.warm:.1f} s)"
-    )
-    for error in run.errors[:3]:
-        print(f"    {error}")
+    run.print_row(f"{label:34s}", f"{check} (warm-up {measured.warm:.1f} s)")
     print_cpu(measured)
     whole = not run.errors and check.startswith("all") and "; all" in check
     if args.rate == 200:
-        met = whole and p99 < 250
+        met = whole and run.figures()[2] < 250
         print(f"{'':34s} target {'met' if met else 'MISSED'}")
     return whole
 
@@ -409,14 +402,10 @@ def http_run(
         proc.wait(20)
     check = check_database(db, [i for run in runs.values() for i in run.ids])
     for mode, run in runs.items():
-        rate, p50, p99 = run.figures()
-        server = "{:6.1f} /{:6.1f}".format(*run.server())
-        print(
-            f"{label if mode == 'flat out' else '':26s} {mode:9s} {rate:8.0f} {p50:8.1f} "
-            f"{p99:8.1f} {server:>15s} {len(run.errors):7d}  {check if mode == 'paced' else ''}"
+        run.print_row(
+            f"{label if mode == 'flat out' else '':26s} {mode:9s}",
+            check if mode == "paced" else "",
         )
-        for error in run.errors[:3]:
-            print(f"    {error}")
     capacity = runs["flat out"].figures()[0]
     paced_p99 = runs["paced"].figures()[2]
     errors = sum(len(r.errors) for r in runs.values())
