@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,9 @@ def _echo(text: str) -> dict[str, str]:
     return {"echo": text}
 
 
-def _no_ledger(key: str, action: str, run: Callable[[], Any]) -> tuple[dict[str, Any], bool]:
+def _no_ledger(
+    key: str, action: str, run: Callable[[], Mapping[str, Any]]
+) -> tuple[dict[str, Any], bool]:
     """An idempotency ledger that records nothing: each call runs the action."""
     return dict(run()), False
 

@@ -81,14 +81,15 @@ def check_call(
             f"{did_you_mean(action, catalogue)}"
         )
         return [finding("J009", action_loc, message, jid, node)]
+    found = []
     declared = {p.name: p for p in spec.params}
-    problems = [
-        (input_locs.get(name, action_loc), problem)
-        for name, value in inputs.items()
-        if (problem := _input_problem(action, declared, name, value, where))
-    ]
-    problems += [(action_loc, problem) for problem in _missing_inputs(action, spec, inputs, where)]
-    return [finding("J009", loc, problem, jid, node) for loc, problem in problems]
+    for name, value in inputs.items():
+        problem = _input_problem(action, declared, name, value, where)
+        if problem:
+            found.append(finding("J009", input_locs.get(name, action_loc), problem, jid, node))
+    for problem in _missing_inputs(action, spec, inputs, where):
+        found.append(finding("J009", action_loc, problem, jid, node))
+    return found
 
 
 def _input_problem(

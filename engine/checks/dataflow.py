@@ -194,7 +194,7 @@ def _definitely_set(
         here = known[node_id]
         returned = _returned(node, callees)
         for target, defs, _via in node.edges:
-            out = here | frozenset(defs) | returned
+            out = here.union(defs, returned)
             before = known.get(target)
             after = out if before is None else before & out
             if after != before:
@@ -213,8 +213,10 @@ def _unset_reads(
     """A read of a name that may be unset, once per name and node. A read ``after`` the node
     (its ``set``, its after actions) also sees what the node itself sets."""
     node = problem.nodes[node_id]
+    if not node.reads:
+        return []
     # A journey node's `set` applies once the sub-journey has returned.
-    visible_after = here | set(node.own) | set(node.end_defs) | _returned(node, callees)
+    visible_after = here.union(node.own, node.end_defs, _returned(node, callees))
     found = []
     reported: set[str] = set()
     for name, phase, where, line, col in node.reads:
