@@ -28,17 +28,22 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+# The project root, so that the modules beside this script import as the package `bench`
+# (bench.echo_action, the benchmark's action, is loaded by that name).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.first_action import first_action_after_ready
+from bench.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def journey(name: str, node: str) -> str:
@@ -129,9 +134,40 @@ def timed(steps: int, call: Callable[[int], object]) -> list[float]:
     return times
 
 
+def _echo(text: str) -> dict[str, str]:
+    return {"echo": text}
+
+
+def _no_ledger(
+    key: str, action: str, run: Callable[[], Mapping[str, Any]]
+) -> tuple[dict[str, Any], bool]:
+    """An idempotency ledger that records nothing: each call runs the action."""
+    return dict(run()), False
+
+
+def _run_tags(i: int) -> list[str]:
+    """The tags of a run before: session, node, motive (a new session tag each run)."""
+    return [f"session:bench-{i}-{time.time_ns()}", "node:act", "motive:bench"]
+
+
 def dispatch_options(steps: int, api: str) -> None:
     """Prefect's cost per action, each way of recording it, for a trivial action (its own
     time is nil, so the figure is the overhead)."""
+    found = _runs_outside_the_dispatcher(steps, api)
+    found.update(_runs_in_the_dispatcher(steps))
+    print("\nPrefect's cost per action (a trivial action), each way of recording it:")
+    before = statistics.median(found["a flow run per action (before)"])
+    for label, times in found.items():
+        ordered = sorted(times)
+        p50, p95 = statistics.median(ordered), ordered[int(len(ordered) * 0.95)]
+        line = f"  {label:48s} p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms  = {p50 / before:5.2f} x before"
+        if "default" in label:
+            line += f"   (target <= 50 ms: {'met' if p50 <= 0.050 else 'MISSED'})"
+        print(line)
+
+
+def _runs_outside_the_dispatcher(steps: int, api: str) -> dict[str, list[float]]:
+    """A flow run per action (the way before), and a task run outside any flow."""
     from prefect import flow, tags, task
     from prefect.cache_policies import NO_CACHE
     from prefect.settings import (
@@ -140,46 +176,46 @@ def dispatch_options(steps: int, api: str) -> None:
         temporary_settings,
     )
 
-    from actions.registry import catalogue
-    from engine.adapters.action_host import HostExecutor
-    from engine.adapters.prefect_actions import PrefectExecutor
-    from engine.adapters.prefect_dispatch import Job
-    from engine.runtime import RunAction, Session
-
-    def echo(text: str) -> dict[str, str]:
-        return {"echo": text}
-
-    def labels(i: int) -> list[str]:  # the tags of a run before: session, node, motive
-        return [f"session:bench-{i}-{time.time_ns()}", "node:act", "motive:bench"]
-
     found: dict[str, list[float]] = {}
     settings = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_API_URL: api}
     with temporary_settings(updates=settings):
         ways = {
             "a flow run per action (before)": flow(
                 name="bench.echo", validate_parameters=False, persist_result=False
-            )(echo),
-            "a task run, outside any flow": task(name="bench.echo")(echo),
+            )(_echo),
+            "a task run, outside any flow": task(name="bench.echo")(_echo),
             "  the same, NO_CACHE, persist_result=False": task(
                 name="bench.echo", cache_policy=NO_CACHE, persist_result=False
-            )(echo),
+            )(_echo),
         }
         for label, run in ways.items():
 
             def call(i: int, run: Any = run) -> None:
-                with tags(*labels(i)):
+                with tags(*_run_tags(i)):
                     run(text=f"hello {i}")
 
             found[label] = timed(steps, call)
-    identity: Callable[..., Any] = lambda key, action, run: (dict(run()), False)  # noqa: E731
-    executor = PrefectExecutor(actions=catalogue(), ledger=identity)
+    return found
+
+
+def _runs_in_the_dispatcher(steps: int) -> dict[str, list[float]]:
+    """Task runs in the dispatcher flow run: with tags per session, then as journeys runs
+    them (in process, then through the action host)."""
+    from actions.registry import catalogue
+    from engine.adapters.action_host import HostExecutor
+    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.prefect_dispatch import Job
+    from engine.runtime import RunAction, Session
+
+    found: dict[str, list[float]] = {}
+    executor = PrefectExecutor(actions=catalogue(), ledger=_no_ledger)
     spec = executor.actions["bench.echo"]
 
     def session_tags(i: int) -> None:
         job = Job(
             executor._task(spec, 0, None),
             {"key": f"bench:{i}:1", "inputs": {"text": "hi"}},
-            labels(i),
+            _run_tags(i),
             executor._outcome,
         )
         executor.dispatcher.submit(job).result()
@@ -200,21 +236,11 @@ def dispatch_options(steps: int, api: str) -> None:
     found["  the same, through the action host (default)"] = timed(
         steps, lambda i: host.run(*effect(i))
     )
-    print("\nPrefect's cost per action (a trivial action), each way of recording it:")
-    before = statistics.median(found["a flow run per action (before)"])
-    for label, times in found.items():
-        ordered = sorted(times)
-        p50, p95 = statistics.median(ordered), ordered[int(len(ordered) * 0.95)]
-        line = f"  {label:48s} p50 {p50 * 1000:7.1f} ms  p95 {p95 * 1000:7.1f} ms  = {p50 / before:5.2f} x before"
-        if "default" in label:
-            line += f"   (target <= 50 ms: {'met' if p50 <= 0.050 else 'MISSED'})"
-        print(line)
+    return found
 
 
 def start_local_server(home: Path) -> tuple[int, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
@@ -286,95 +312,6 @@ def measure_host(library: Path, steps: int, base: list[float]) -> dict[str, list
     return measure(HostExecutor(), library, steps)
 
 
-def first_action_after_ready(library: Path, out: Path) -> None:
-    """`journeys serve` started afresh (its own home): serve start to the first health
-    answer, to "ready", then the first step with a ``wait: true`` action, and the next ones."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "JOURNEYS_HOME": str(out / "serve-home"),
-        "JOURNEYS_LIBRARY": str(library),
-        "JOURNEYS_DB": f"sqlite:///{out / 'serve-sessions.db'}",
-    }
-    env.pop("PREFECT_API_URL", None)
-    env.pop("JOURNEYS_EXECUTOR", None)
-
-    def call(method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        request = urllib.request.Request(
-            base + path,
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
-
-    def step() -> float:
-        status, session = call("POST", "/v1/sessions", {"journey": "sync"})
-        if status != 201:
-            sys.exit(f"could not start a session: {status} {session}")
-        began = time.perf_counter()
-        status, answered = call(
-            "POST", f"/v1/sessions/{session['id']}/answers", {"node": "first", "value": "hi"}
-        )
-        took = time.perf_counter() - began
-        if status != 200 or answered["step"]["node"] != "second":
-            sys.exit(f"the action did not run: {status} {answered}")
-        return took
-
-    journeys = str(Path(sys.executable).with_name("journeys"))
-    began = time.perf_counter()
-    serve = subprocess.Popen(
-        [journeys, "serve", "--port", str(port)],
-        env=env,
-        cwd=out,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        health: Any = None
-        while health is None:
-            try:
-                health = call("GET", "/v1/health")
-            except OSError:
-                time.sleep(0.02)
-        answered = time.perf_counter() - began
-        if health[0] == 404:  # before issue 11: no health; the first action starts it all
-            first = step()
-            print(
-                f"\njourneys serve: the API answers {answered:.2f} s after start; no /v1/health; "
-                f"the first action, right after, took {first:.2f} s (target < 2 s: "
-                f"{'met' if first < 2 else 'MISSED'})"
-            )
-            return
-        while health[1].get("backoffice") != "ready":
-            time.sleep(0.05)
-            health = call("GET", "/v1/health")
-        ready = time.perf_counter() - began
-        first = step()
-        later = statistics.median(step() for _ in range(10))
-        print(
-            f"\njourneys serve: GET /v1/health answers {answered:.2f} s after start, the back "
-            f"office is ready {ready:.1f} s after start\n"
-            f"  first action after ready: {first:.3f} s (target < 2 s: "
-            f"{'met' if first < 2 else 'MISSED'}); the next ones: {later:.3f} s (median of 10), "
-            f"first = {first / later:.1f} x the next"
-        )
-    finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(120)
-
-
 def report(name: str, results: dict[str, list[float]], base: list[float] | None) -> None:
     print(f"\n{name}")
     plain = statistics.median(results["no action"])
@@ -410,30 +347,48 @@ def main() -> None:
         os.environ["JOURNEYS_ACTION_MODULES"] = "bench.echo_action"
         against(args.against, args.out / "library", args.steps)
         return
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    library = args.out / "library"
+    library = write_library(args.out)
+    set_environment(args.out)
+    if args.first_action:
+        first_action_after_ready(library, args.out)
+        return
+    embedded_server_runs(library, args.steps)
+    local_server_runs(args.out, args.steps)
+    first_action_after_ready(library, args.out)
+
+
+def write_library(out: Path) -> Path:
+    """A fresh ``out`` with the benchmark's journeys in ``out/library``."""
+    if out.exists():
+        shutil.rmtree(out)
+    library = out / "library"
     library.mkdir(parents=True)
     for text in JOURNEYS.values():
         name = text.split("\n", 1)[0].split(": ")[1]
         (library / f"{name}.yaml").write_text(text, encoding="utf-8")
-    os.environ["JOURNEYS_HOME"] = str(args.out / "home")
+    return library
+
+
+def set_environment(out: Path) -> None:
+    """The journeys home, back office and actions of the benchmark, for this process and
+    the ones it starts."""
+    os.environ["JOURNEYS_HOME"] = str(out / "home")
     os.environ["JOURNEYS_ACTION_MODULES"] = "bench.echo_action"  # for the action host too
     os.environ["PYTHONPATH"] = str(ROOT)
-    os.environ["JOURNEYS_BACKOFFICE_DB"] = f"sqlite:///{args.out / 'backoffice.db'}"
+    os.environ["JOURNEYS_BACKOFFICE_DB"] = f"sqlite:///{out / 'backoffice.db'}"
     os.environ.pop("PREFECT_API_URL", None)
-    if args.first_action:
-        first_action_after_ready(library, args.out)
-        return
 
+
+def embedded_server_runs(library: Path, steps: int) -> None:
+    """In process without Prefect (the reference), then with the embedded server: the ways
+    of recording an action, the way before, task runs in process and through the host."""
     from engine.adapters import prefect_server
     from engine.adapters.local_actions import LocalExecutor
     from engine.adapters.prefect_actions import PrefectExecutor
 
-    identity: Callable[..., Any] = lambda key, action, run: (dict(run()), False)  # noqa: E731
     report(
         "in process, no Prefect (reference)",
-        measure(LocalExecutor(ledger=identity), library, args.steps),
+        measure(LocalExecutor(ledger=_no_ledger), library, steps),
         None,
     )
 
@@ -442,32 +397,34 @@ def main() -> None:
     print(
         f"\nembedded Prefect server started in {time.perf_counter() - began:.1f} s (once; reused afterwards)"
     )
-    dispatch_options(args.steps, api)
-    embedded = PrefectExecutor(ledger=identity)
-    base = floor(args.steps, api)
+    dispatch_options(steps, api)
+    embedded = PrefectExecutor(ledger=_no_ledger)
+    base = floor(steps, api)
     print(f"\nthe way before, a flow run per action (a trivial flow called directly): {ms(base)}")
     report(
         "Prefect task runs in process, embedded server",
-        measure(embedded, library, args.steps),
+        measure(embedded, library, steps),
         base,
     )
     embedded.close()
     second_command(library)
-    host = measure_host(library, args.steps, base)
+    host = measure_host(library, steps, base)
     report("Prefect task runs through the action host (the default of journeys run)", host, base)
     prefect_server.stop()
 
-    home = args.out / "local-server"
+
+def local_server_runs(out: Path, steps: int) -> None:
+    """The same against a Prefect server started on its own, in a new process: Prefect's
+    events client is made once per process, for the first API it met (the embedded server,
+    stopped by now)."""
+    home = out / "local-server"
     home.mkdir()
     pid, url = start_local_server(home)
     try:
-        # In a new process: Prefect's events client is made once per process, for the first
-        # API it met (the embedded server, stopped by now).
-        command = [sys.executable, __file__, "--steps", str(args.steps), "--against", url]
-        subprocess.run([*command, "--out", str(args.out)], check=True)
+        command = [sys.executable, __file__, "--steps", str(steps), "--against", url]
+        subprocess.run([*command, "--out", str(out)], check=True)
     finally:
         os.killpg(pid, signal.SIGTERM)
-    first_action_after_ready(library, args.out)
 
 
 def against(url: str, library: Path, steps: int) -> None:
@@ -475,8 +432,7 @@ def against(url: str, library: Path, steps: int) -> None:
     from engine.adapters.prefect_actions import PrefectExecutor
 
     os.environ["PREFECT_API_URL"] = url
-    identity: Callable[..., Any] = lambda key, action, run: (dict(run()), False)  # noqa: E731
-    local = PrefectExecutor(ledger=identity)
+    local = PrefectExecutor(ledger=_no_ledger)
     base = floor(steps, url)
     print(f"\nthe way before against the local server: {ms(base)}")
     report(

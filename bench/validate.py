@@ -29,10 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def journey_text(index: int, nodes: int, subs: int) -> str:
     """A realistic journey: identify, ask, act, decide, choose, and ends, in two locales."""
-    jid = f"journey-{index:04d}"
-    lines = [
+    lines = _header(index, subs)
+    steps = max(1, (nodes - 4) // 6)
+    for s in range(steps):
+        lines += _step(s, f"s{s + 1}_ask" if s + 1 < steps else "done")
+    lines += _done(index)
+    return "\n".join(lines) + "\n"
+
+
+def _header(index: int, subs: int) -> list[str]:
+    """The journey's keys, and its first node: a shared sub-journey identifies the customer."""
+    return [
         "# yaml-language-server: $schema=../schemas/journey.schema.json",
-        f"journey: {jid}",
+        f"journey: journey-{index:04d}",
         "version: 1",
         f"title: Generated journey {index}",
         f"motives: [bench.m{index:04d}]",
@@ -48,55 +57,62 @@ def journey_text(index: int, nodes: int, subs: int) -> str:
         f"    journey: shared-{index % subs}",
         "    next: s0_ask",
     ]
-    steps = max(1, (nodes - 4) // 6)
-    for s in range(steps):
-        nxt = f"s{s + 1}_ask" if s + 1 < steps else "done"
-        lines += [
-            f"  s{s}_ask:",
-            "    kind: ask",
-            f'    say: {{en: "Step {s}: which order is it about, {{{{ customer.name }}}}?", '
-            f'fr: "Étape {s} : quelle commande, {{{{ customer.name }}}} ?"}}',
-            f"    field: order_{s}",
-            '    schema: {type: string, pattern: "^[0-9]{8}$"}',
-            f"    next: s{s}_fetch",
-            f"  s{s}_fetch:",
-            "    kind: action",
-            "    action: orders.get_tracking",
-            f"    input: {{order_id: =order_{s}}}",
-            f"    output: tracking_{s}",
-            "    retries: 2",
-            f"    on_error: s{s}_sorry",
-            f"    next: s{s}_route",
-            f"  s{s}_route:",
-            "    kind: decide",
-            "    branches:",
-            f'      - {{if: tracking_{s}.status == "delivered", next: s{s}_say}}',
-            f'      - {{if: tracking_{s}.days_late > 5 or tier == "premium", next: s{s}_offer}}',
-            f"    else: {nxt}",
-            f"  s{s}_offer:",
-            "    kind: choose",
-            '    say: {en: "What would you prefer?", fr: "Que préférez-vous ?"}',
-            f"    field: compensation_{s}",
-            "    options:",
-            f"      - {{value: refund, label: {{en: A refund, fr: Un remboursement}}, next: s{s}_refund}}",
-            f"      - {{value: 'no', label: {{en: Nothing, fr: Rien}}, next: {nxt}}}",
-            f"  s{s}_refund:",
-            "    kind: action",
-            "    action: payments.refund",
-            f"    input: {{order_id: =order_{s}, amount: =tracking_{s}.shipping_cost, reason: late delivery}}",
-            "    wait: false",
-            f"    next: {nxt}",
-            f"  s{s}_say:",
-            "    kind: say",
-            f'    say: {{en: "Your parcel {{{{ tracking_{s}.order_id }}}} was delivered.", '
-            f'fr: "Votre colis {{{{ tracking_{s}.order_id }}}} a été livré."}}',
-            f"    next: {nxt}",
-            f"  s{s}_sorry:",
-            "    kind: handoff",
-            "    queue: logistics",
-            "    reason: tracking unavailable",
-        ]
-    lines += [
+
+
+def _step(s: int, nxt: str) -> list[str]:
+    """Step ``s`` in seven nodes: ask for an order, fetch its tracking, route on it, offer a
+    refund and make it, say it was delivered, hand off when tracking fails; the ways out of
+    the step go to ``nxt``."""
+    return [
+        f"  s{s}_ask:",
+        "    kind: ask",
+        f'    say: {{en: "Step {s}: which order is it about, {{{{ customer.name }}}}?", '
+        f'fr: "Étape {s} : quelle commande, {{{{ customer.name }}}} ?"}}',
+        f"    field: order_{s}",
+        '    schema: {type: string, pattern: "^[0-9]{8}$"}',
+        f"    next: s{s}_fetch",
+        f"  s{s}_fetch:",
+        "    kind: action",
+        "    action: orders.get_tracking",
+        f"    input: {{order_id: =order_{s}}}",
+        f"    output: tracking_{s}",
+        "    retries: 2",
+        f"    on_error: s{s}_sorry",
+        f"    next: s{s}_route",
+        f"  s{s}_route:",
+        "    kind: decide",
+        "    branches:",
+        f'      - {{if: tracking_{s}.status == "delivered", next: s{s}_say}}',
+        f'      - {{if: tracking_{s}.days_late > 5 or tier == "premium", next: s{s}_offer}}',
+        f"    else: {nxt}",
+        f"  s{s}_offer:",
+        "    kind: choose",
+        '    say: {en: "What would you prefer?", fr: "Que préférez-vous ?"}',
+        f"    field: compensation_{s}",
+        "    options:",
+        f"      - {{value: refund, label: {{en: A refund, fr: Un remboursement}}, next: s{s}_refund}}",
+        f"      - {{value: 'no', label: {{en: Nothing, fr: Rien}}, next: {nxt}}}",
+        f"  s{s}_refund:",
+        "    kind: action",
+        "    action: payments.refund",
+        f"    input: {{order_id: =order_{s}, amount: =tracking_{s}.shipping_cost, reason: late delivery}}",
+        "    wait: false",
+        f"    next: {nxt}",
+        f"  s{s}_say:",
+        "    kind: say",
+        f'    say: {{en: "Your parcel {{{{ tracking_{s}.order_id }}}} was delivered.", '
+        f'fr: "Votre colis {{{{ tracking_{s}.order_id }}}} a été livré."}}',
+        f"    next: {nxt}",
+        f"  s{s}_sorry:",
+        "    kind: handoff",
+        "    queue: logistics",
+        "    reason: tracking unavailable",
+    ]
+
+
+def _done(index: int) -> list[str]:
+    """The end: resolved, a survey, and the contact logged after it."""
+    return [
         "  done:",
         "    kind: end",
         "    outcome: resolved",
@@ -105,7 +121,6 @@ def journey_text(index: int, nodes: int, subs: int) -> str:
         "    after:",
         f"      - {{action: crm.log_contact, input: {{customer_id: =customer_id, motive: bench.m{index:04d}, outcome: resolved}}}}",
     ]
-    return "\n".join(lines) + "\n"
 
 
 SHARED = """journey: shared-{n}

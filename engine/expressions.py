@@ -11,7 +11,7 @@ import ast
 import math
 import operator
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -168,85 +168,105 @@ def _check(node: ast.AST, names: set[str]) -> None:
     stack = [node]
     while stack:
         n = stack.pop()
-        col = getattr(n, "col_offset", 0)
-        if isinstance(n, ast.Name):
-            if n.id.startswith("_"):
-                raise ExpressionError(
-                    f"the name {n.id!r} is not allowed (names may not start with '_')", col
-                )
-            if n.id not in CONSTANTS:
-                names.add(n.id)
-            continue
-        if isinstance(n, ast.Constant):
-            if not isinstance(n.value, str | int | float | bool | type(None)):
-                raise ExpressionError(f"the literal {n.value!r} is not allowed", col)
-            continue
-        if isinstance(n, ast.Attribute):
-            if n.attr.startswith("_"):
-                raise ExpressionError(
-                    f"'.{n.attr}' is not allowed: keys starting with '_' are never readable", col
-                )
-            stack.append(n.value)
-            continue
-        if isinstance(n, ast.Subscript):
-            if isinstance(n.slice, ast.Slice):
-                raise ExpressionError("slices ('a[1:2]') are not allowed; index one item", col)
-            if (
-                isinstance(n.slice, ast.Constant)
-                and isinstance(n.slice.value, str)
-                and n.slice.value.startswith("_")
-            ):
-                raise ExpressionError(f"the key {n.slice.value!r} is not allowed", col)
-            stack.extend((n.value, n.slice))
-            continue
-        if isinstance(n, ast.Call):
-            if not isinstance(n.func, ast.Name) or n.func.id not in HELPERS:
-                what = ast.unparse(n.func)
-                raise ExpressionError(
-                    f"calling {what!r} is not allowed; the helpers are {', '.join(HELPERS)}", col
-                )
-            if n.keywords:
-                raise ExpressionError(f"{n.func.id}() takes no named arguments", col)
-            if any(isinstance(a, ast.Starred) for a in n.args):
-                raise ExpressionError("'*' arguments are not allowed", col)
-            stack.extend(n.args)
-            continue
-        if isinstance(n, ast.BoolOp):
-            stack.extend(n.values)
-            continue
-        if isinstance(n, ast.BinOp):
-            if type(n.op) not in _BINARY:
-                raise ExpressionError(
-                    f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed",
-                    col,
-                )
-            stack.extend((n.left, n.right))
-            continue
-        if isinstance(n, ast.UnaryOp):
-            if type(n.op) not in _UNARY:
-                raise ExpressionError(
-                    f"the operator {_OPERATOR_WORDS.get(type(n.op), type(n.op).__name__)} is not allowed",
-                    col,
-                )
-            stack.append(n.operand)
-            continue
-        if isinstance(n, ast.Compare):
-            for op in n.ops:
-                if type(op) not in _COMPARE:
-                    raise ExpressionError(
-                        f"the operator {_OPERATOR_WORDS.get(type(op), type(op).__name__)} is not allowed",
-                        col,
-                    )
-            stack.append(n.left)
-            stack.extend(n.comparators)
-            continue
-        if isinstance(n, ast.List | ast.Tuple):
-            stack.extend(n.elts)
-            continue
-        if isinstance(n, ast.IfExp):
-            stack.extend((n.test, n.body, n.orelse))
-            continue
-        raise ExpressionError(f"{_describe(n)} is not allowed in an expression", col)
+        check = _ALLOWED.get(type(n))
+        if check is None:
+            raise ExpressionError(
+                f"{_describe(n)} is not allowed in an expression", getattr(n, "col_offset", 0)
+            )
+        stack.extend(check(n, names))
+
+
+# Each allowed construct: refuse what it may not hold, give the children to check next.
+
+
+def _check_name(n: ast.Name, names: set[str]) -> Sequence[ast.AST]:
+    if n.id.startswith("_"):
+        raise ExpressionError(
+            f"the name {n.id!r} is not allowed (names may not start with '_')", n.col_offset
+        )
+    if n.id not in CONSTANTS:
+        names.add(n.id)
+    return ()
+
+
+def _check_constant(n: ast.Constant, names: set[str]) -> Sequence[ast.AST]:
+    if not isinstance(n.value, str | int | float | bool | type(None)):
+        raise ExpressionError(f"the literal {n.value!r} is not allowed", n.col_offset)
+    return ()
+
+
+def _check_attribute(n: ast.Attribute, names: set[str]) -> Sequence[ast.AST]:
+    if n.attr.startswith("_"):
+        raise ExpressionError(
+            f"'.{n.attr}' is not allowed: keys starting with '_' are never readable", n.col_offset
+        )
+    return (n.value,)
+
+
+def _check_subscript(n: ast.Subscript, names: set[str]) -> Sequence[ast.AST]:
+    if isinstance(n.slice, ast.Slice):
+        raise ExpressionError("slices ('a[1:2]') are not allowed; index one item", n.col_offset)
+    if (
+        isinstance(n.slice, ast.Constant)
+        and isinstance(n.slice.value, str)
+        and n.slice.value.startswith("_")
+    ):
+        raise ExpressionError(f"the key {n.slice.value!r} is not allowed", n.col_offset)
+    return (n.value, n.slice)
+
+
+def _check_call(n: ast.Call, names: set[str]) -> Sequence[ast.AST]:
+    if not isinstance(n.func, ast.Name) or n.func.id not in HELPERS:
+        what = ast.unparse(n.func)
+        raise ExpressionError(
+            f"calling {what!r} is not allowed; the helpers are {', '.join(HELPERS)}",
+            n.col_offset,
+        )
+    if n.keywords:
+        raise ExpressionError(f"{n.func.id}() takes no named arguments", n.col_offset)
+    if any(isinstance(a, ast.Starred) for a in n.args):
+        raise ExpressionError("'*' arguments are not allowed", n.col_offset)
+    return n.args
+
+
+def _check_operator(op: ast.AST, allowed: Mapping[type, Any], col: int) -> None:
+    if type(op) not in allowed:
+        raise ExpressionError(
+            f"the operator {_OPERATOR_WORDS.get(type(op), type(op).__name__)} is not allowed",
+            col,
+        )
+
+
+def _check_binop(n: ast.BinOp, names: set[str]) -> Sequence[ast.AST]:
+    _check_operator(n.op, _BINARY, n.col_offset)
+    return (n.left, n.right)
+
+
+def _check_unaryop(n: ast.UnaryOp, names: set[str]) -> Sequence[ast.AST]:
+    _check_operator(n.op, _UNARY, n.col_offset)
+    return (n.operand,)
+
+
+def _check_compare(n: ast.Compare, names: set[str]) -> Sequence[ast.AST]:
+    for op in n.ops:
+        _check_operator(op, _COMPARE, n.col_offset)
+    return (n.left, *n.comparators)
+
+
+_ALLOWED: Mapping[type, Callable[[Any, set[str]], Sequence[ast.AST]]] = {
+    ast.Name: _check_name,
+    ast.Constant: _check_constant,
+    ast.Attribute: _check_attribute,
+    ast.Subscript: _check_subscript,
+    ast.Call: _check_call,
+    ast.BoolOp: lambda n, names: n.values,
+    ast.BinOp: _check_binop,
+    ast.UnaryOp: _check_unaryop,
+    ast.Compare: _check_compare,
+    ast.List: lambda n, names: n.elts,
+    ast.Tuple: lambda n, names: n.elts,
+    ast.IfExp: lambda n, names: (n.test, n.body, n.orelse),
+}
 
 
 def _describe(node: ast.AST) -> str:

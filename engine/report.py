@@ -275,13 +275,27 @@ def num(value: float | None, digits: int = 1) -> str:
 
 def as_text(report: Report) -> str:
     """The report for a terminal: the headline, then one table per dimension."""
-    o = report.overall.figures()
     lines = [_scope_line(report), ""]
     if not report.overall.sessions:
         lines.append("No sessions in this period: nothing to report yet.")
         lines.append("Try a wider --since/--until, or `journeys simulate` to see an example.")
         return "\n".join(lines) + "\n"
-    lines += [
+    lines += _headline(report)
+    for dimension in ("motive", "category", "journey", "version", "channel"):
+        groups = report.by.get(dimension, {})
+        if groups:
+            lines += _table(dimension, groups)
+    if report.failures:
+        lines += _incidents(report.failures)
+    lines += _prevalence(report)
+    for journey, nodes in sorted(report.funnels.items()):
+        lines += _funnel(journey, nodes)
+    return "\n".join(lines)
+
+
+def _headline(report: Report) -> list[str]:
+    o = report.overall.figures()
+    return [
         f"Sessions            {o['sessions']:,} ({o['closed']:,} closed, {o['open']:,} open)",
         f"Once and done       {pct(o['once_and_done_rate'])}  "
         f"(resolved, no new contact on the motive within {report.window_days} days)",
@@ -294,77 +308,67 @@ def as_text(report: Report) -> str:
         f"Time to resolution  {num(o['mean_minutes_to_resolution'])} min",
         "",
     ]
-    for dimension in ("motive", "category", "journey", "version", "channel"):
-        groups = report.by.get(dimension, {})
-        if groups:
-            lines += _table(dimension, groups)
-    if report.failures:
-        lines += [
-            "Incidents by action (a back office that failed: never a business answer)",
-            "",
-        ]
-        lines += _rows(
-            ["action", "incidents", "held now", "background failed"],
-            [
-                [
-                    f["action"],
-                    f"{f['incidents']:,}",
-                    f"{f['held']:,}",
-                    f"{f['background_failed']:,}",
-                ]
-                for f in report.failures
-            ],
-        )
-        lines += [
-            "",
-            "held now: sessions waiting for the action to succeed (retried by themselves); "
-            "background failed: `journeys runs --failed` lists them",
-            "",
-        ]
-    lines += ["Motive prevalence", ""]
-    lines += _rows(
-        ["motive", "category", "share", "sessions", "steps", "min to resolve"],
+
+
+def _incidents(failures: list[dict[str, Any]]) -> list[str]:
+    rows = [
+        [f["action"], f"{f['incidents']:,}", f"{f['held']:,}", f"{f['background_failed']:,}"]
+        for f in failures
+    ]
+    return [
+        "Incidents by action (a back office that failed: never a business answer)",
+        "",
+        *_rows(["action", "incidents", "held now", "background failed"], rows),
+        "",
+        "held now: sessions waiting for the action to succeed (retried by themselves); "
+        "background failed: `journeys runs --failed` lists them",
+        "",
+    ]
+
+
+def _prevalence(report: Report) -> list[str]:
+    """Motives, then categories, by share of contacts."""
+    motives = [
         [
-            [
-                p["motive"],
-                p["category"],
-                pct(p["share"]),
-                f"{p['sessions']:,}",
-                num(p["mean_steps"]),
-                num(p["mean_minutes_to_resolution"]),
-            ]
-            for p in report.prevalence()
-        ],
-    )
-    lines.append("")
-    lines += ["Category prevalence", ""]
-    lines += _rows(
-        ["category", "share", "sessions"],
+            p["motive"],
+            p["category"],
+            pct(p["share"]),
+            f"{p['sessions']:,}",
+            num(p["mean_steps"]),
+            num(p["mean_minutes_to_resolution"]),
+        ]
+        for p in report.prevalence()
+    ]
+    categories = [
+        [c["category"], pct(c["share"]), f"{c['sessions']:,}"] for c in report.category_prevalence()
+    ]
+    return [
+        "Motive prevalence",
+        "",
+        *_rows(["motive", "category", "share", "sessions", "steps", "min to resolve"], motives),
+        "",
+        "Category prevalence",
+        "",
+        *_rows(["category", "share", "sessions"], categories),
+        "",
+    ]
+
+
+def _funnel(journey: str, nodes: Iterable[NodeFunnel]) -> list[str]:
+    rows = [
         [
-            [c["category"], pct(c["share"]), f"{c['sessions']:,}"]
-            for c in report.category_prevalence()
-        ],
-    )
-    lines.append("")
-    for journey, nodes in sorted(report.funnels.items()):
-        lines += [f"Funnel: {journey}", ""]
-        lines += _rows(
-            ["node", "reached", "abandoned", "handed off", "drop-off", "mean s", "next"],
-            [
-                [
-                    n.node,
-                    f"{n.reached:,}",
-                    f"{n.abandoned:,}",
-                    f"{n.handed_off:,}",
-                    pct(n.drop_off_rate),
-                    num(n.mean_seconds),
-                    ", ".join(f"{k} {v:,}" for k, v in n.as_dict()["exits"].items()),
-                ]
-                for n in nodes
-            ],
-        )
-        lines.append("")
-    return "\n".join(lines)
+            n.node,
+            f"{n.reached:,}",
+            f"{n.abandoned:,}",
+            f"{n.handed_off:,}",
+            pct(n.drop_off_rate),
+            num(n.mean_seconds),
+            ", ".join(f"{k} {v:,}" for k, v in n.as_dict()["exits"].items()),
+        ]
+        for n in nodes
+    ]
+    header = ["node", "reached", "abandoned", "handed off", "drop-off", "mean s", "next"]
+    return [f"Funnel: {journey}", "", *_rows(header, rows), ""]
 
 
 def _scope_line(report: Report) -> str:

@@ -134,10 +134,29 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
     env = environment_key(catalogue, options)
     cache_file = (options.cache_dir or default_cache_dir(library)) / "validate.json"
     cache = _load_cache(cache_file, env) if options.use_cache else {}
+    entries, todo = _entries(library, files, cache, options.max_file_bytes)
+    for rel, result in _analyse_all(todo, catalogue, options):
+        entries[rel].update(result)
+
+    findings = [Finding.from_dict(f) for e in entries.values() for f in e["findings"]]
+    flow_findings, solved = _dataflow(entries)
+    findings += flow_findings
+    findings += _across_files(entries, catalogue)
+
+    if options.use_cache and (todo or solved or set(cache) != set(entries)):
+        _save_cache(cache_file, env, entries)
+    return Report(findings=findings, files=len(files), analysed=len(todo))
+
+
+def _entries(
+    library: Path, files: Iterable[str], cache: Mapping[str, dict[str, Any]], max_bytes: int
+) -> tuple[dict[str, dict[str, Any]], list[tuple[str, bytes]]]:
+    """Each file's entry: from the cache when its content is unchanged, an early result
+    when it cannot be read; and the files left to analyse, with their bytes."""
     entries: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, bytes]] = []
     for rel in files:
-        data, digest, early = _read(library, rel, options.max_file_bytes)
+        data, digest, early = _read(library, rel, max_bytes)
         cached = cache.get(rel)
         if cached is not None and cached["hash"] == digest:
             entries[rel] = cached
@@ -146,12 +165,12 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
         else:
             todo.append((rel, data))
             entries[rel] = {"hash": digest}
-    for rel, result in _analyse_all(todo, catalogue, options):
-        entries[rel].update(result)
+    return entries, todo
 
-    findings = [Finding.from_dict(f) for e in entries.values() for f in e["findings"]]
-    flow_findings, solved = _dataflow(entries)
-    findings += flow_findings
+
+def _across_files(entries: Mapping[str, dict[str, Any]], catalogue: Catalogue) -> list[Finding]:
+    """The checks across files on the summaries of the files read, less the findings that
+    are there only because another file could not be read."""
     journeys = {
         rel: e["summary"]
         for rel, e in entries.items()
@@ -182,15 +201,11 @@ def validate_library(library: Path, catalogue: Catalogue, options: Options) -> R
     cross = check_library(journeys, motives, scenarios, catalogue, frozenset(unreadable))
     policy = next((e["summary"] for e in entries.values() if e["role"] == POLICIES), None)
     cross += check_looped_limits(journeys, policy)
-    findings += [
+    return [
         f
         for f in cross
         if not _caused_by_unreadable(f, unreadable, motives_unreadable, untested_ok)
     ]
-
-    if options.use_cache and (todo or solved or set(cache) != set(entries)):
-        _save_cache(cache_file, env, entries)
-    return Report(findings=findings, files=len(files), analysed=len(todo))
 
 
 def _caused_by_unreadable(

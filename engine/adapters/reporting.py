@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, and_, case, exists, func, literal, or_, select
+from sqlalchemy import and_, case, exists, func, literal, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -253,13 +253,29 @@ def _funnels(
     idle_before: datetime,
 ) -> dict[str, list[NodeFunnel]]:
     nodes: dict[tuple[str, str], NodeFunnel] = {}
+    for row in conn.execute(_steps(since, until, motive, journey)):
+        _add_step(nodes, row)
+    for row in conn.execute(_stops(since, until, motive, journey, idle_before)):
+        if row.abandoned or row.handed_off:
+            item = _funnel_node(nodes, row.journey, row.last_node)
+            item.abandoned += int(row.abandoned or 0)
+            item.handed_off += int(row.handed_off or 0)
+    by_journey: dict[str, list[NodeFunnel]] = {}
+    for item in sorted(nodes.values(), key=lambda n: (n.journey, -n.reached, n.node)):
+        by_journey.setdefault(item.journey, []).append(item)
+    return by_journey
 
-    def node(j: str, n: str) -> NodeFunnel:
-        return nodes.setdefault((j, n), NodeFunnel(j, n))
 
-    # Each visit knows the node before it and the time spent there: one grouping gives
-    # the ways out of every node, the time spent in it and the sessions that reached it.
-    steps = (
+def _funnel_node(nodes: dict[tuple[str, str], NodeFunnel], journey: str, node: str) -> NodeFunnel:
+    return nodes.setdefault((journey, node), NodeFunnel(journey, node))
+
+
+def _steps(
+    since: datetime | None, until: datetime | None, motive: str | None, journey: str | None
+) -> Any:
+    """Each visit knows the node before it and the time spent there: one grouping gives
+    the ways out of every node, the time spent in it and the sessions that reached it."""
+    return (
         select(
             visits.c.journey,
             visits.c.from_node,
@@ -272,25 +288,18 @@ def _funnels(
         .where(_scope(visits, since, until, motive, journey))
         .group_by(visits.c.journey, visits.c.from_node, visits.c.node)
     )
-    for row in conn.execute(steps):
-        item = node(row.journey, row.node)
-        item.visits += int(row.times)
-        item.reached += int(row.firsts or 0)
-        if row.from_node is not None:
-            before = node(row.journey, row.from_node)
-            before.exits[row.node] = before.exits.get(row.node, 0) + int(row.times)
-            before.seconds_sum += float(row.ms or 0) / 1000
-            before.seconds_count += int(row.timed)
-    stops = _stops(since, until, motive, journey, idle_before)
-    for row in conn.execute(stops):
-        if row.abandoned or row.handed_off:
-            item = node(row.journey, row.last_node)
-            item.abandoned += int(row.abandoned or 0)
-            item.handed_off += int(row.handed_off or 0)
-    by_journey: dict[str, list[NodeFunnel]] = {}
-    for item in sorted(nodes.values(), key=lambda n: (n.journey, -n.reached, n.node)):
-        by_journey.setdefault(item.journey, []).append(item)
-    return by_journey
+
+
+def _add_step(nodes: dict[tuple[str, str], NodeFunnel], row: Any) -> None:
+    """One row of ``_steps``: the visits of a node, and a way out of the node before it."""
+    item = _funnel_node(nodes, row.journey, row.node)
+    item.visits += int(row.times)
+    item.reached += int(row.firsts or 0)
+    if row.from_node is not None:
+        before = _funnel_node(nodes, row.journey, row.from_node)
+        before.exits[row.node] = before.exits.get(row.node, 0) + int(row.times)
+        before.seconds_sum += float(row.ms or 0) / 1000
+        before.seconds_count += int(row.timed)
 
 
 def _stops(
@@ -299,9 +308,8 @@ def _stops(
     motive: str | None,
     journey: str | None,
     idle_before: datetime,
-) -> Select[Any]:
-    """Where sessions stopped: per journey and last node, those abandoned (or idle since
-    ``idle_before``) and those handed off."""
+) -> Any:
+    """The sessions abandoned and handed off, by the node they stopped at."""
     finished = sessions.c.status.in_((SURVEY, ENDED))
     return (
         select(

@@ -76,55 +76,49 @@ def check_call(
     """J009 findings of one call: its name, missing and unknown inputs, literal types."""
     spec = catalogue.get(action)
     if spec is None:
-        return [
-            finding(
-                "J009",
-                action_loc,
-                f"{where}: {action!r} is not a back-office action of the catalogue"
-                f"{did_you_mean(action, catalogue)}",
-                jid,
-                node,
-            )
-        ]
+        message = (
+            f"{where}: {action!r} is not a back-office action of the catalogue"
+            f"{did_you_mean(action, catalogue)}"
+        )
+        return [finding("J009", action_loc, message, jid, node)]
     found = []
     declared = {p.name: p for p in spec.params}
     for name, value in inputs.items():
-        loc = input_locs.get(name, action_loc)
-        param = declared.get(name)
-        if param is None:
-            found.append(
-                finding(
-                    "J009",
-                    loc,
-                    f"{where}: {action} has no input {name!r}{did_you_mean(name, declared)}; "
-                    f"it takes {one_of(declared)}",
-                    jid,
-                    node,
-                )
-            )
-        elif not is_expression(value) and not _type_ok(literal(value), param.type, param.nullable):
-            found.append(
-                finding(
-                    "J009",
-                    loc,
-                    f"{where}: input {name!r} of {action} must be {_TYPE_WORDS[param.type]}, "
-                    f"found {literal(value)!r}",
-                    jid,
-                    node,
-                )
-            )
-    for param in spec.params:
-        if param.required and param.name not in inputs:
-            found.append(
-                finding(
-                    "J009",
-                    action_loc,
-                    f"{where}: {action} needs the input {param.name!r}, which is not given",
-                    jid,
-                    node,
-                )
-            )
+        problem = _input_problem(action, declared, name, value, where)
+        if problem:
+            found.append(finding("J009", input_locs.get(name, action_loc), problem, jid, node))
+    for problem in _missing_inputs(action, spec, inputs, where):
+        found.append(finding("J009", action_loc, problem, jid, node))
     return found
+
+
+def _input_problem(
+    action: str, declared: Mapping[str, ParamLike], name: str, value: Any, where: str
+) -> str | None:
+    """What is wrong with one given input: the action has no such parameter, or its literal
+    value is of the wrong type (an ``=expression`` has no value to check before it runs)."""
+    param = declared.get(name)
+    if param is None:
+        return (
+            f"{where}: {action} has no input {name!r}{did_you_mean(name, declared)}; "
+            f"it takes {one_of(declared)}"
+        )
+    if not is_expression(value) and not _type_ok(literal(value), param.type, param.nullable):
+        return (
+            f"{where}: input {name!r} of {action} must be {_TYPE_WORDS[param.type]}, "
+            f"found {literal(value)!r}"
+        )
+    return None
+
+
+def _missing_inputs(
+    action: str, spec: ActionLike, inputs: Mapping[str, Any], where: str
+) -> list[str]:
+    return [
+        f"{where}: {action} needs the input {param.name!r}, which is not given"
+        for param in spec.params
+        if param.required and param.name not in inputs
+    ]
 
 
 def check_actions(journey: Journey, uses: Sequence[Use], catalogue: Catalogue) -> list[Finding]:

@@ -150,85 +150,124 @@ def flow_problem(journey: Journey, uses: Sequence[Use]) -> FlowDigest:
 
 def solve(problem: FlowDigest, callees: Mapping[str, Interface]) -> tuple[list[Finding], Interface]:
     """J008 findings and the journey's interface, given its sub-journeys' interfaces."""
-    nodes = problem.nodes
-    inputs = frozenset(problem.inputs) | ENGINE_NAMES
-    no_interface = Interface(frozenset(), frozenset())
-
-    def edge_defs(node: FlowNode, defs: list[str]) -> frozenset[str]:
-        extra = callees.get(node.call, no_interface).exports if node.call else frozenset()
-        if node.call:
-            extra = extra | set(node.passed)
-        return frozenset(defs) | extra
-
-    known: dict[str, frozenset[str]] = {}
-    if problem.start in nodes:
-        known[problem.start] = inputs
-        queue = deque([problem.start])
-        while queue:
-            node_id = queue.popleft()
-            node = nodes[node_id]
-            here = known[node_id]
-            for target, defs, _via in node.edges:
-                out = here | edge_defs(node, defs)
-                before = known.get(target)
-                after = out if before is None else before & out
-                if after != before:
-                    known[target] = after
-                    queue.append(target)
-
+    known = _definitely_set(problem, callees)
     found: list[Finding] = []
     everywhere = _all_set(problem, callees)
-    jid = problem.journey or None
-    for node_id, node in nodes.items():
+    for node_id in problem.nodes:
         if node_id not in known:  # unreachable: J004 says so, its reads prove nothing
             continue
         here = known[node_id]
-        visible_after = here | set(node.own) | set(node.end_defs)
-        if node.call:  # a journey node's `set` applies once the sub-journey has returned
-            visible_after |= set(node.passed)
-            if node.call in callees:
-                visible_after |= callees[node.call].exports
-        reported: set[str] = set()
-        for name, phase, where, line, col in node.reads:
-            if name in (visible_after if phase == "after" else here) or name in reported:
-                continue
-            reported.add(name)
-            message = f"node {node_id!r}, {where}: reads {name!r}, which " + _why(
-                problem, callees, node_id, name, everywhere
-            )
-            found.append(finding("J008", Loc(problem.file, line, col), message, jid, node_id))
-        defined = {*node.own, *(d for _t, defs, _v in node.edges for d in defs)}
-        for name in sorted(ENGINE_NAMES & defined):
-            found.append(
-                finding(
-                    "J008",
-                    Loc(problem.file, node.line, node.column),
-                    f"node {node_id!r} sets {name!r}, a name the engine gives every journey "
-                    "(who the customer is proven to be) and journeys only read: name it otherwise",
-                    jid,
-                    node_id,
-                )
-            )
-        if node.call and node.call in callees:
-            for name in sorted(callees[node.call].required - set(node.passed) - here):
-                found.append(
-                    finding(
-                        "J008",
-                        Loc(problem.file, node.line, node.column),
-                        f"node {node_id!r} runs the sub-journey {node.call!r}, which needs the input "
-                        f"{name!r}; it is not set on every path here: pass it under 'input' or "
-                        "collect it before",
-                        jid,
-                        node_id,
-                    )
-                )
+        found += _unset_reads(problem, callees, node_id, here, everywhere)
+        found += _engine_names_set(problem, node_id)
+        found += _inputs_not_passed(problem, callees, node_id, here)
     ends = [
         known[n] | set(node.end_defs)
-        for n, node in nodes.items()
+        for n, node in problem.nodes.items()
         if node.kind == "end" and n in known
     ]
     exports = frozenset.intersection(*ends) if ends else frozenset()
     return found, Interface(frozenset(problem.required), exports)
+
+
+def _returned(node: FlowNode, callees: Mapping[str, Interface]) -> frozenset[str]:
+    """What a journey node adds once its sub-journey has returned: the inputs it passed and
+    the sub-journey's exports (when known)."""
+    if not node.call:
+        return frozenset()
+    known = callees.get(node.call)
+    return (known.exports if known else frozenset()) | set(node.passed)
+
+
+def _definitely_set(
+    problem: FlowDigest, callees: Mapping[str, Interface]
+) -> dict[str, frozenset[str]]:
+    """For each reachable node, the names set on every path to it when it starts."""
+    nodes = problem.nodes
+    known: dict[str, frozenset[str]] = {}
+    if problem.start not in nodes:
+        return known
+    known[problem.start] = frozenset(problem.inputs) | ENGINE_NAMES
+    queue = deque([problem.start])
+    while queue:
+        node_id = queue.popleft()
+        node = nodes[node_id]
+        here = known[node_id]
+        returned = _returned(node, callees)
+        for target, defs, _via in node.edges:
+            out = here.union(defs, returned)
+            before = known.get(target)
+            after = out if before is None else before & out
+            if after != before:
+                known[target] = after
+                queue.append(target)
+    return known
+
+
+def _unset_reads(
+    problem: FlowDigest,
+    callees: Mapping[str, Interface],
+    node_id: str,
+    here: frozenset[str],
+    everywhere: set[str],
+) -> list[Finding]:
+    """A read of a name that may be unset, once per name and node. A read ``after`` the node
+    (its ``set``, its after actions) also sees what the node itself sets."""
+    node = problem.nodes[node_id]
+    if not node.reads:
+        return []
+    # A journey node's `set` applies once the sub-journey has returned.
+    visible_after = here.union(node.own, node.end_defs, _returned(node, callees))
+    found = []
+    reported: set[str] = set()
+    for name, phase, where, line, col in node.reads:
+        if name in (visible_after if phase == "after" else here) or name in reported:
+            continue
+        reported.add(name)
+        message = f"node {node_id!r}, {where}: reads {name!r}, which " + _why(
+            problem, callees, node_id, name, everywhere
+        )
+        found.append(
+            finding("J008", Loc(problem.file, line, col), message, problem.journey or None, node_id)
+        )
+    return found
+
+
+def _engine_names_set(problem: FlowDigest, node_id: str) -> list[Finding]:
+    """A node that sets a name the engine gives every journey (``identity``)."""
+    node = problem.nodes[node_id]
+    defined = {*node.own, *(d for _t, defs, _v in node.edges for d in defs)}
+    return [
+        finding(
+            "J008",
+            Loc(problem.file, node.line, node.column),
+            f"node {node_id!r} sets {name!r}, a name the engine gives every journey "
+            "(who the customer is proven to be) and journeys only read: name it otherwise",
+            problem.journey or None,
+            node_id,
+        )
+        for name in sorted(ENGINE_NAMES & defined)
+    ]
+
+
+def _inputs_not_passed(
+    problem: FlowDigest, callees: Mapping[str, Interface], node_id: str, here: frozenset[str]
+) -> list[Finding]:
+    """A sub-journey's required input that is neither passed nor set on every path here."""
+    node = problem.nodes[node_id]
+    if not node.call or node.call not in callees:
+        return []
+    return [
+        finding(
+            "J008",
+            Loc(problem.file, node.line, node.column),
+            f"node {node_id!r} runs the sub-journey {node.call!r}, which needs the input "
+            f"{name!r}; it is not set on every path here: pass it under 'input' or "
+            "collect it before",
+            problem.journey or None,
+            node_id,
+        )
+        for name in sorted(callees[node.call].required - set(node.passed) - here)
+    ]
 
 
 def _all_set(problem: FlowDigest, callees: Mapping[str, Interface]) -> set[str]:

@@ -3,88 +3,104 @@
 from __future__ import annotations
 
 import difflib
+from typing import Any
 
 from engine.findings import Finding, did_you_mean, finding
 from engine.model import NEEDS_NEXT, Journey, Node
 
 
 def check_graph(journey: Journey) -> list[Finding]:
+    jid = journey.id or None
+    found = _missing_start(journey, jid)
+    graph, broken, references = _reference_graph(journey, jid)
+    found += references
+    found += _unreachable(journey, graph, jid)
+    found += _no_way_out(journey, graph, broken, jid)
+    return found
+
+
+def _missing_start(journey: Journey, jid: str | None) -> list[Finding]:
+    if not journey.start or journey.start in journey.nodes:
+        return []
+    return [
+        finding(
+            "J003",
+            journey.at("start"),
+            f"'start' names {journey.start!r}, which is not a node of this journey"
+            f"{did_you_mean(journey.start, journey.nodes)}",
+            jid,
+        )
+    ]
+
+
+def _reference_graph(journey: Journey, jid: str | None) -> tuple[Any, set[str], list[Finding]]:
+    """The journey as a graph of its nodes; the nodes with a reference to a missing node;
+    and, node by node, the J003 of each such reference and the J006 of the node."""
     import networkx as nx  # 0.25 s to import: only paid when a journey is really analysed
 
-    found: list[Finding] = []
     ids = journey.nodes
-    jid = journey.id or None
-
-    def missing(target: str, where: str, node: Node | None, loc_key: str | None = None) -> None:
-        loc = node.at(loc_key) if node and loc_key else (node.loc if node else journey.at("start"))
-        found.append(
-            finding(
-                "J003",
-                loc,
-                f"{where} goes to {target!r}, which is not a node of this journey"
-                f"{did_you_mean(target, ids)}",
-                jid,
-                node.id if node else None,
-            )
-        )
-
-    if journey.start and journey.start not in ids:
-        found.append(
-            finding(
-                "J003",
-                journey.at("start"),
-                f"'start' names {journey.start!r}, which is not a node of this journey"
-                f"{did_you_mean(journey.start, ids)}",
-                jid,
-            )
-        )
-
     graph = nx.DiGraph()
     graph.add_nodes_from(ids)
-    broken: set[str] = set()  # nodes with a reference to a missing node
+    broken: set[str] = set()
+    found: list[Finding] = []
     for node in ids.values():
         for edge in node.edges():
             if edge.target in ids:
                 graph.add_edge(node.id, edge.target)
-            else:
-                # Assume the misspelt target meant its closest node, so that a typo is one
-                # J003, not also a J004 for the node it meant.
-                meant = difflib.get_close_matches(edge.target, list(ids), n=1, cutoff=0.6)
-                if meant:
-                    graph.add_edge(node.id, meant[0])
-                broken.add(node.id)
-                found.append(
-                    finding(
-                        "J003",
-                        edge.loc,
-                        f"node {node.id!r}: {edge.via} goes to {edge.target!r}, which is not a node "
-                        f"of this journey{did_you_mean(edge.target, ids)}",
-                        jid,
-                        node.id,
-                    )
+                continue
+            # Assume the misspelt target meant its closest node, so that a typo is one
+            # J003, not also a J004 for the node it meant.
+            meant = difflib.get_close_matches(edge.target, list(ids), n=1, cutoff=0.6)
+            if meant:
+                graph.add_edge(node.id, meant[0])
+            broken.add(node.id)
+            found.append(
+                finding(
+                    "J003",
+                    edge.loc,
+                    f"node {node.id!r}: {edge.via} goes to {edge.target!r}, which is not a node "
+                    f"of this journey{did_you_mean(edge.target, ids)}",
+                    jid,
+                    node.id,
                 )
+            )
         found.extend(_nowhere_to_go(node, jid))
+    return graph, broken, found
 
-    if journey.start in ids:
-        reachable = nx.descendants(graph, journey.start) | {journey.start}
-        for node_id in ids:
-            if node_id not in reachable:
-                found.append(
-                    finding(
-                        "J004",
-                        ids[node_id].loc,
-                        f"node {node_id!r} can never be reached from the start ({journey.start!r}): "
-                        "no node leads to it; link it with a 'next' or remove it",
-                        jid,
-                        node_id,
-                    )
-                )
 
+def _unreachable(journey: Journey, graph: Any, jid: str | None) -> list[Finding]:
+    """J004: the nodes no path from the start leads to."""
+    import networkx as nx
+
+    if journey.start not in journey.nodes:
+        return []
+    reachable = nx.descendants(graph, journey.start) | {journey.start}
+    return [
+        finding(
+            "J004",
+            node.loc,
+            f"node {node_id!r} can never be reached from the start ({journey.start!r}): "
+            "no node leads to it; link it with a 'next' or remove it",
+            jid,
+            node_id,
+        )
+        for node_id, node in journey.nodes.items()
+        if node_id not in reachable
+    ]
+
+
+def _no_way_out(journey: Journey, graph: Any, broken: set[str], jid: str | None) -> list[Finding]:
+    """J005: the nodes from which no path reaches an end or a handoff, then the nodes that
+    lack the 'next' their kind needs."""
+    import networkx as nx
+
+    ids = journey.nodes
     # Nodes that can reach an end, a handoff, or a broken reference (already reported J003).
     exits = {n for n, node in ids.items() if node.terminal} | broken
     can_finish: set[str] = set(exits)
     for n in exits:
         can_finish |= nx.ancestors(graph, n)
+    found = []
     for node_id, node in ids.items():
         if node_id in can_finish or _lacks_next(node):
             continue
@@ -100,18 +116,18 @@ def check_graph(journey: Journey) -> list[Finding]:
                 node_id,
             )
         )
-    for node in ids.values():
-        if _lacks_next(node):
-            found.append(
-                finding(
-                    "J005",
-                    node.loc,
-                    f"node {node.id!r} ({node.kind}) has no 'next': the journey would stop here "
-                    "without an end; add 'next:' with the node that follows",
-                    jid,
-                    node.id,
-                )
-            )
+    found += [
+        finding(
+            "J005",
+            node.loc,
+            f"node {node.id!r} ({node.kind}) has no 'next': the journey would stop here "
+            "without an end; add 'next:' with the node that follows",
+            jid,
+            node.id,
+        )
+        for node in ids.values()
+        if _lacks_next(node)
+    ]
     return found
 
 

@@ -8,6 +8,7 @@ checks a whole library again in milliseconds.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.checks.actions import Catalogue
@@ -249,69 +250,93 @@ def _triggers(
     if motives is None:
         return
     file, summary = motives
-    table = summary["motives"]
-    for t in summary["triggers"]:
-        label = f"the trigger of {t['event']!r}"
-        jid, motive, channel = t["journey"], t["motive"], t["channel"]
-        if motive and motive not in table:
-            yield finding(
-                "J010",
-                _loc(file, t["motive_loc"]),
-                f"{label} counts its sessions for the motive {motive!r}, which is not in the "
-                f"catalogue{did_you_mean(motive, table)}; add it under 'motives' or fix the id",
-                jid or None,
-            )
-        if not jid:
-            continue
-        if jid not in by_id:
+    for trigger in summary["triggers"]:
+        yield from _trigger(file, trigger, summary["motives"], journeys, by_id)
+
+
+def _trigger(
+    file: str,
+    t: Summary,
+    table: Summary,
+    journeys: Mapping[str, Summary],
+    by_id: Mapping[str, list[str]],
+) -> Iterator[Finding]:
+    """One trigger: its motive in the catalogue, then the journey it starts."""
+    label = f"the trigger of {t['event']!r}"
+    jid, motive = t["journey"], t["motive"]
+    if motive and motive not in table:
+        yield finding(
+            "J010",
+            _loc(file, t["motive_loc"]),
+            f"{label} counts its sessions for the motive {motive!r}, which is not in the "
+            f"catalogue{did_you_mean(motive, table)}; add it under 'motives' or fix the id",
+            jid or None,
+        )
+    if not jid:
+        return
+    if jid not in by_id:
+        yield finding(
+            "J003",
+            _loc(file, t["journey_loc"]),
+            f"{label} starts the journey {jid!r}, which is not in the library"
+            f"{did_you_mean(jid, by_id)}",
+            jid,
+        )
+        return
+    journey = journeys[by_id[jid][0]]
+    yield from _trigger_motive_and_channel(file, t, label, table, journey)
+    yield from _trigger_inputs(file, t, label, journey)
+
+
+def _trigger_motive_and_channel(
+    file: str, t: Summary, label: str, table: Summary, journey: Summary
+) -> Iterator[Finding]:
+    """The trigger's motive is one the journey lists, its channel one the journey runs on."""
+    jid, motive, channel = t["journey"], t["motive"], t["channel"]
+    declared = [m for m, _l, _c in journey["motives"]]
+    if motive and motive in table and motive not in declared:
+        yield finding(
+            "J010",
+            _loc(file, t["motive_loc"]),
+            f"{label} counts its sessions for the motive {motive!r}, but the journey {jid!r} "
+            f"does not list it under its 'motives' ({', '.join(declared) or 'none'}); "
+            "add it there or name one of those",
+            jid,
+        )
+    if channel and journey["channels"] and channel not in journey["channels"]:
+        yield finding(
+            "J010",
+            _loc(file, t["channel_loc"]),
+            f"{label} runs {jid!r} on the channel {channel!r}, which is not one of its "
+            f"channels ({', '.join(journey['channels'])}); add it to the journey's "
+            "'channels' or choose one of them",
+            jid,
+        )
+
+
+def _trigger_inputs(file: str, t: Summary, label: str, journey: Summary) -> Iterator[Finding]:
+    """The inputs the trigger gives are the journey's, and it gives every required one."""
+    jid = t["journey"]
+    inputs: Mapping[str, bool] = journey["inputs"]
+    given = {name for name, _l, _c in t["inputs"]}
+    for name, line, col in t["inputs"]:
+        if name not in inputs:
             yield finding(
                 "J003",
-                _loc(file, t["journey_loc"]),
-                f"{label} starts the journey {jid!r}, which is not in the library"
-                f"{did_you_mean(jid, by_id)}",
+                Loc(file, line, col),
+                f"{label} gives the input {name!r}, which is not an input of {jid!r}"
+                f"{did_you_mean(name, inputs)}; its inputs are {one_of(inputs) or 'none'}",
                 jid,
             )
-            continue
-        journey = journeys[by_id[jid][0]]
-        declared = [m for m, _l, _c in journey["motives"]]
-        if motive and motive in table and motive not in declared:
+    for name, required in inputs.items():
+        if required and name not in given:
             yield finding(
-                "J010",
-                _loc(file, t["motive_loc"]),
-                f"{label} counts its sessions for the motive {motive!r}, but the journey {jid!r} "
-                f"does not list it under its 'motives' ({', '.join(declared) or 'none'}); "
-                "add it there or name one of those",
+                "J008",
+                _loc(file, t["inputs_loc"]),
+                f"{label} starts {jid!r}, which needs the input {name!r}; give it under "
+                f"'inputs' (for example {name}: ={name}, from the event's data)",
                 jid,
             )
-        if channel and journey["channels"] and channel not in journey["channels"]:
-            yield finding(
-                "J010",
-                _loc(file, t["channel_loc"]),
-                f"{label} runs {jid!r} on the channel {channel!r}, which is not one of its "
-                f"channels ({', '.join(journey['channels'])}); add it to the journey's "
-                "'channels' or choose one of them",
-                jid,
-            )
-        inputs: Mapping[str, bool] = journey["inputs"]
-        given = {name for name, _l, _c in t["inputs"]}
-        for name, line, col in t["inputs"]:
-            if name not in inputs:
-                yield finding(
-                    "J003",
-                    Loc(file, line, col),
-                    f"{label} gives the input {name!r}, which is not an input of {jid!r}"
-                    f"{did_you_mean(name, inputs)}; its inputs are {one_of(inputs) or 'none'}",
-                    jid,
-                )
-        for name, required in inputs.items():
-            if required and name not in given:
-                yield finding(
-                    "J008",
-                    _loc(file, t["inputs_loc"]),
-                    f"{label} starts {jid!r}, which needs the input {name!r}; give it under "
-                    f"'inputs' (for example {name}: ={name}, from the event's data)",
-                    jid,
-                )
 
 
 def _scenarios(
@@ -333,54 +358,84 @@ def _scenarios(
                 jid or None,
             )
             continue
+        nodes = _ScenarioNodes.of(jid, summaries, unreadable)
+        for scenario in s["scenarios"]:
+            yield from _scenario(file, jid, scenario, nodes, summaries[jid]["outcomes"], catalogue)
+
+
+@dataclass(frozen=True)
+class _ScenarioNodes:
+    """The nodes a scenario of a journey may name: the journey's own, by qualified name
+    (``identify/ask_id``) or, for an answer, by the short one (``ask_id``)."""
+
+    names: set[str]
+    short: set[str]
+    #: Qualified prefixes of sub-journeys that could not be read: their nodes are not known,
+    #: so a name under them is not reported.
+    opaque: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls, jid: str, summaries: Mapping[str, Summary], unreadable: frozenset[str]
+    ) -> _ScenarioNodes:
         names = node_names(jid, summaries)
         short = {n.rsplit("/", 1)[-1] for n in names}
-        # Nodes inside a sub-journey that could not be read are not known: not reported.
         opaque = tuple(f"{n}/" for n in _calls_into(jid, summaries, unreadable))
+        return cls(names, short, opaque)
 
-        def unknown(node: str, names: set[str] = names, opaque: tuple[str, ...] = opaque) -> bool:
-            return node not in names and not (opaque and node.startswith(opaque))
+    def unknown(self, node: str) -> bool:
+        return node not in self.names and not (self.opaque and node.startswith(self.opaque))
 
-        outcomes = summaries[jid]["outcomes"]
-        for sc in s["scenarios"]:
-            label = f"scenario {sc['name']!r}"
-            for node, line, col in sc["answers"]:
-                if unknown(node) and node not in short and not opaque:
-                    yield finding(
-                        "J003",
-                        Loc(file, line, col),
-                        f"{label}: answers {node!r}, which is not a node of {jid!r}{did_you_mean(node, names)}",
-                        jid,
-                        node,
-                    )
-            for node, line, col in sc["path"]:
-                if unknown(node):
-                    yield finding(
-                        "J003",
-                        Loc(file, line, col),
-                        f"{label}: the expected path passes {node!r}, which is not a node of {jid!r}"
-                        f"{did_you_mean(node, names)}",
-                        jid,
-                        node,
-                    )
-            for action, line, col in sc["actions"]:
-                if action not in catalogue:
-                    yield finding(
-                        "J009",
-                        Loc(file, line, col),
-                        f"{label}: stubs {action!r}, which is not a back-office action of the "
-                        f"catalogue{did_you_mean(action, catalogue)}",
-                        jid,
-                    )
-            if sc["outcome"] and sc["outcome"][0] not in outcomes:
-                outcome, line, col = sc["outcome"]
-                yield finding(
-                    "J003",
-                    Loc(file, line, col),
-                    f"{label}: expects the outcome {outcome!r}, but no end of {jid!r} has it "
-                    f"(its outcomes: {', '.join(outcomes) or 'none'})",
-                    jid,
-                )
+    def unknown_answer(self, node: str) -> bool:
+        return self.unknown(node) and node not in self.short and not self.opaque
+
+
+def _scenario(
+    file: str,
+    jid: str,
+    sc: Summary,
+    nodes: _ScenarioNodes,
+    outcomes: list[str],
+    catalogue: Catalogue,
+) -> Iterator[Finding]:
+    """One scenario: the nodes it answers and passes, the actions it stubs, its outcome."""
+    label = f"scenario {sc['name']!r}"
+    for node, line, col in sc["answers"]:
+        if nodes.unknown_answer(node):
+            yield _not_a_node(Loc(file, line, col), jid, node, nodes, f"{label}: answers")
+    for node, line, col in sc["path"]:
+        if nodes.unknown(node):
+            yield _not_a_node(
+                Loc(file, line, col), jid, node, nodes, f"{label}: the expected path passes"
+            )
+    for action, line, col in sc["actions"]:
+        if action not in catalogue:
+            yield finding(
+                "J009",
+                Loc(file, line, col),
+                f"{label}: stubs {action!r}, which is not a back-office action of the "
+                f"catalogue{did_you_mean(action, catalogue)}",
+                jid,
+            )
+    if sc["outcome"] and sc["outcome"][0] not in outcomes:
+        outcome, line, col = sc["outcome"]
+        yield finding(
+            "J003",
+            Loc(file, line, col),
+            f"{label}: expects the outcome {outcome!r}, but no end of {jid!r} has it "
+            f"(its outcomes: {', '.join(outcomes) or 'none'})",
+            jid,
+        )
+
+
+def _not_a_node(loc: Loc, jid: str, node: str, nodes: _ScenarioNodes, what: str) -> Finding:
+    return finding(
+        "J003",
+        loc,
+        f"{what} {node!r}, which is not a node of {jid!r}{did_you_mean(node, nodes.names)}",
+        jid,
+        node,
+    )
 
 
 def _calls_into(

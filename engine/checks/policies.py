@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from engine.checks.actions import _TYPE_WORDS, Catalogue, _type_ok
+from engine.checks.actions import _TYPE_WORDS, ActionLike, Catalogue, _type_ok
 from engine.findings import Finding, did_you_mean, finding, one_of
-from engine.model import Loc, Policy
+from engine.model import Limit, Loc, Policy
 
 #: The names the policy file may have, at the library's root.
 POLICY_FILES = ("policies.yaml", "policies.yml")
@@ -24,76 +24,85 @@ _RULES = ("max", "min", "in", "per_session", "per_customer")
 
 
 def check_policy(policy: Policy, catalogue: Catalogue) -> list[Finding]:
-    found: list[Finding] = []
-    for (role, action), loc in policy.actions.items():
-        if action not in catalogue:
-            found.append(
-                finding(
-                    "J009",
-                    loc,
-                    f"role {role!r}: {action!r} is not a back-office action of the catalogue"
-                    f"{did_you_mean(action, catalogue)}",
-                )
-            )
+    found = [
+        finding(
+            "J009",
+            loc,
+            f"role {role!r}: {action!r} is not a back-office action of the catalogue"
+            f"{did_you_mean(action, catalogue)}",
+        )
+        for (role, action), loc in policy.actions.items()
+        if action not in catalogue
+    ]
     for limit in policy.limits:
-        where = f"role {limit.role!r}, {limit.action} {limit.param!r}"
-        rules = [k for k in _RULES if k in limit.key_locs]
-        if not rules:
-            found.append(
-                finding(
-                    "J002",
-                    limit.loc,
-                    f"{where}: no limit is given; write max and/or min for a number, or in with "
-                    "the allowed values, or per_session / per_customer for a total (a parameter "
-                    "that is not listed is unlimited)",
-                )
-            )
-        if limit.max is not None and limit.min is not None and limit.min > limit.max:
-            found.append(
-                finding(
-                    "J002",
-                    limit.at("min"),
-                    f"{where}: min {limit.min} is above max {limit.max}, so no value would be "
-                    "allowed",
-                )
-            )
+        found += _limit_rules(limit)
         spec = catalogue.get(limit.action)
-        if spec is None:
-            continue  # reported once, at the action
-        declared = {p.name: p for p in spec.params}
-        param = declared.get(limit.param)
-        if param is None:
-            found.append(
-                finding(
-                    "J009",
-                    limit.loc,
-                    f"role {limit.role!r}: {limit.action} has no parameter {limit.param!r}"
-                    f"{did_you_mean(limit.param, declared)}; it takes {one_of(declared)}",
-                )
+        if spec is not None:  # else reported once, at the action
+            found += _limit_against_action(limit, spec)
+    return found
+
+
+def _limit_rules(limit: Limit) -> list[Finding]:
+    """J002: a limit that sets no rule, or whose ``min`` is above its ``max``."""
+    where = f"role {limit.role!r}, {limit.action} {limit.param!r}"
+    found = []
+    if not any(k in limit.key_locs for k in _RULES):
+        found.append(
+            finding(
+                "J002",
+                limit.loc,
+                f"{where}: no limit is given; write max and/or min for a number, or in with "
+                "the allowed values, or per_session / per_customer for a total (a parameter "
+                "that is not listed is unlimited)",
             )
-            continue
-        for key in ("max", "min", "per_session", "per_customer"):
-            if key in limit.key_locs and param.type not in _NUMBERS:
-                found.append(
-                    finding(
-                        "J009",
-                        limit.at(key),
-                        f"{where}: {key!r} needs a number, but {limit.param!r} of "
-                        f"{limit.action} is {_TYPE_WORDS.get(param.type, param.type)}; "
-                        "list the allowed values with 'in' instead",
-                    )
-                )
-        for value in limit.allowed or ():
-            if not _type_ok(value, param.type, param.nullable):
-                found.append(
-                    finding(
-                        "J009",
-                        limit.at("in"),
-                        f"{where}: the allowed value {value!r} can never match: "
-                        f"{limit.param!r} of {limit.action} is "
-                        f"{_TYPE_WORDS.get(param.type, param.type)}",
-                    )
-                )
+        )
+    if limit.max is not None and limit.min is not None and limit.min > limit.max:
+        found.append(
+            finding(
+                "J002",
+                limit.at("min"),
+                f"{where}: min {limit.min} is above max {limit.max}, so no value would be allowed",
+            )
+        )
+    return found
+
+
+def _limit_against_action(limit: Limit, spec: ActionLike) -> list[Finding]:
+    """J009: the limited parameter is one the action takes, a number for a numeric rule, and
+    each allowed value of its type."""
+    declared = {p.name: p for p in spec.params}
+    param = declared.get(limit.param)
+    if param is None:
+        return [
+            finding(
+                "J009",
+                limit.loc,
+                f"role {limit.role!r}: {limit.action} has no parameter {limit.param!r}"
+                f"{did_you_mean(limit.param, declared)}; it takes {one_of(declared)}",
+            )
+        ]
+    where = f"role {limit.role!r}, {limit.action} {limit.param!r}"
+    kind = _TYPE_WORDS.get(param.type, param.type)
+    found = [
+        finding(
+            "J009",
+            limit.at(key),
+            f"{where}: {key!r} needs a number, but {limit.param!r} of "
+            f"{limit.action} is {kind}; list the allowed values with 'in' instead",
+        )
+        for key in ("max", "min", "per_session", "per_customer")
+        if key in limit.key_locs and param.type not in _NUMBERS
+    ]
+    found += [
+        finding(
+            "J009",
+            limit.at("in"),
+            f"{where}: the allowed value {value!r} can never match: "
+            f"{limit.param!r} of {limit.action} is {kind}",
+        )
+        for value in limit.allowed or ()
+        if not _type_ok(value, param.type, param.nullable)
+    ]
     return found
 
 

@@ -201,31 +201,24 @@ def _locate(data: Any, path: Sequence[Any], *, key: bool = False) -> tuple[int, 
     return pos
 
 
+#: The collections whose items a message names, and how it names an item by its key.
+_ITEM_NAMES: Mapping[str, Callable[[Any], str]] = {
+    "nodes": lambda key: f"node {str(key)!r}",
+    "motives": lambda key: f"motive {key!r}",
+    "roles": lambda key: f"role {key!r}",
+    "scenarios": lambda key: f"scenario {int(key) + 1}",
+}
+
+
 def _where(path: Sequence[Any]) -> tuple[str, str | None]:
     """A human description of a path, and the node id if the path is inside a node."""
     parts = list(path)
-    if len(parts) >= 2 and parts[0] == "nodes":
-        node = str(parts[1])
-        rest = parts[2:]
-        place = f"node {node!r}"
-        if rest:
-            place += ", " + _describe_rest(rest)
-        return place, node
-    if len(parts) >= 2 and parts[0] == "motives":
-        place = f"motive {parts[1]!r}"
+    name_item = _ITEM_NAMES.get(parts[0]) if len(parts) >= 2 else None
+    if name_item is not None:
+        place = name_item(parts[1])
         if parts[2:]:
             place += ", " + _describe_rest(parts[2:])
-        return place, None
-    if len(parts) >= 2 and parts[0] == "roles":
-        place = f"role {parts[1]!r}"
-        if parts[2:]:
-            place += ", " + _describe_rest(parts[2:])
-        return place, None
-    if len(parts) >= 2 and parts[0] == "scenarios":
-        place = f"scenario {int(parts[1]) + 1}"
-        if parts[2:]:
-            place += ", " + _describe_rest(parts[2:])
-        return place, None
+        return place, str(parts[1]) if parts[0] == "nodes" else None
     if parts:
         return _describe_rest(parts), None
     return "the file", None
@@ -299,75 +292,103 @@ def _name_rule(container: Any) -> str:
 def _finding(error: ValidationError, data: Any, file: str) -> Finding:
     path = list(error.absolute_path)
     place, node = _where(path)
+    message, path, key_pos = _explain(error, data, path, place)
+    line, column = _locate(data, path, key=key_pos)
+    return finding("J002", Loc(file, line, column), message, None, node)
+
+
+def _explain(
+    error: ValidationError, data: Any, path: list[Any], place: str
+) -> tuple[str, list[Any], bool]:
+    """The message of one schema error, and where it points: its path, and whether at the
+    key there (rather than at the value)."""
     schema = error.schema if isinstance(error.schema, Mapping) else {}
-    help_text = schema.get("description", "")
     v = error.validator
-    key_pos = False
     if v == "additionalProperties":
-        allowed = set(schema.get("properties", {}))
-        extras = (
-            [k for k in error.instance if k not in allowed]
-            if isinstance(error.instance, Mapping)
-            else []
-        )
-        extra = extras[0] if extras else "?"
-        path = [*path, extra]
-        key_pos = True
-        kind = error.instance.get("kind") if isinstance(error.instance, Mapping) else None
-        article = "an" if str(kind)[:1] in "aeiou" else "a"
-        owner = f"{article} {kind!r} node" if kind and place.startswith("node") else place
-        message = (
-            f"{place}: unknown key {extra!r}{did_you_mean(extra, allowed)}; "
-            f"{owner} takes {one_of(allowed, 12)}"
-        )
-    elif v == "required":
-        missing = error.message.split("'")[1] if "'" in error.message else error.message
-        prop = schema.get("properties", {}).get(missing, {})
-        why = (
-            f" ({_lower(prop['description'])})"
-            if isinstance(prop, Mapping) and prop.get("description")
-            else ""
-        )
-        message = f"{place + ': ' if path else ''}{missing!r} is missing{why}"
-    elif v in ("enum", "const"):
-        allowed_values = schema.get("enum", [schema.get("const")])
-        word = did_you_mean(str(error.instance), [str(a) for a in allowed_values])
-        message = (
-            f"{place}: {_shown(error.instance)} is not allowed{word}; use one of "
-            f"{', '.join(repr(a) for a in allowed_values)}"
-        )
-    elif v == "type":
-        expected: Any = error.validator_value
-        types = [str(t) for t in (expected if isinstance(expected, list) else [expected])]
-        message = (
-            f"{place}: expected {' or '.join(_TYPE_WORDS.get(t, t) for t in types)}, "
-            f"found {_shown(error.instance)}"
-        )
-    elif _is_key(data, path, error.instance):
+        extra, message = _unknown_key(error, schema, place)
+        return message, [*path, extra], True
+    if v == "required":
+        return _missing_key(error, schema, place, path), path, False
+    if v in ("enum", "const"):
+        return _not_allowed(error, schema, place), path, False
+    if v == "type":
+        return _wrong_type(error, place), path, False
+    if _is_key(data, path, error.instance):
         # propertyNames: the error is about a key of the mapping at `path`.
         path = [*path, str(error.instance)]
-        key_pos = True
         rule = _name_rule(path[-2] if len(path) > 1 else "")
-        message = f"{place}: the name {error.instance!r} is not allowed; {rule}"
-    elif v == "pattern" and isinstance(error.instance, str):
+        return f"{place}: the name {error.instance!r} is not allowed; {rule}", path, True
+    return _other_rule(error, schema, place), path, False
+
+
+def _unknown_key(error: ValidationError, schema: Mapping[str, Any], place: str) -> tuple[str, str]:
+    """additionalProperties: the first key the schema does not allow, and the message."""
+    allowed = set(schema.get("properties", {}))
+    extras = (
+        [k for k in error.instance if k not in allowed]
+        if isinstance(error.instance, Mapping)
+        else []
+    )
+    extra = extras[0] if extras else "?"
+    kind = error.instance.get("kind") if isinstance(error.instance, Mapping) else None
+    article = "an" if str(kind)[:1] in "aeiou" else "a"
+    owner = f"{article} {kind!r} node" if kind and place.startswith("node") else place
+    return extra, (
+        f"{place}: unknown key {extra!r}{did_you_mean(extra, allowed)}; "
+        f"{owner} takes {one_of(allowed, 12)}"
+    )
+
+
+def _missing_key(
+    error: ValidationError, schema: Mapping[str, Any], place: str, path: list[Any]
+) -> str:
+    missing = error.message.split("'")[1] if "'" in error.message else error.message
+    prop = schema.get("properties", {}).get(missing, {})
+    why = (
+        f" ({_lower(prop['description'])})"
+        if isinstance(prop, Mapping) and prop.get("description")
+        else ""
+    )
+    return f"{place + ': ' if path else ''}{missing!r} is missing{why}"
+
+
+def _not_allowed(error: ValidationError, schema: Mapping[str, Any], place: str) -> str:
+    allowed_values = schema.get("enum", [schema.get("const")])
+    word = did_you_mean(str(error.instance), [str(a) for a in allowed_values])
+    return (
+        f"{place}: {_shown(error.instance)} is not allowed{word}; use one of "
+        f"{', '.join(repr(a) for a in allowed_values)}"
+    )
+
+
+def _wrong_type(error: ValidationError, place: str) -> str:
+    expected: Any = error.validator_value
+    types = [str(t) for t in (expected if isinstance(expected, list) else [expected])]
+    return (
+        f"{place}: expected {' or '.join(_TYPE_WORDS.get(t, t) for t in types)}, "
+        f"found {_shown(error.instance)}"
+    )
+
+
+def _other_rule(error: ValidationError, schema: Mapping[str, Any], place: str) -> str:
+    """The other rules in words for a process expert; else jsonschema's own message."""
+    v = error.validator
+    help_text = schema.get("description", "")
+    if v == "pattern" and isinstance(error.instance, str):
         message = (
             f"{place}: {error.instance!r} is not a valid {schema.get('title', 'value').lower()}"
         )
-        message += (
+        return message + (
             f"; {_lower(help_text)}" if help_text else f" (it must match {error.validator_value!r})"
         )
-    elif v in ("anyOf", "oneOf"):
+    if v in ("anyOf", "oneOf"):
         title = schema.get("title", "value")
         message = f"{place}: {_shown(error.instance)} is not a valid {title.lower()}"
-        if help_text:
-            message += f"; {help_text}"
-    elif v == "minProperties" and error.validator_value == 1:
-        message = f"{place}: must not be empty"
-    elif v == "minItems" and error.validator_value == 1:
-        message = f"{place}: the list must not be empty"
-    elif v == "uniqueItems":
-        message = f"{place}: the list has the same item twice"
-    else:
-        message = f"{place}: {error.message}"
-    line, column = _locate(data, path, key=key_pos)
-    return finding("J002", Loc(file, line, column), message, None, node)
+        return message + (f"; {help_text}" if help_text else "")
+    if v == "minProperties" and error.validator_value == 1:
+        return f"{place}: must not be empty"
+    if v == "minItems" and error.validator_value == 1:
+        return f"{place}: the list must not be empty"
+    if v == "uniqueItems":
+        return f"{place}: the list has the same item twice"
+    return f"{place}: {error.message}"
