@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,14 @@ SCRIPTS = sorted(
 
 
 def test_the_benchmarks_are_found() -> None:
-    assert {"actions.py", "report.py", "serving.py", "steps.py", "validate.py"} <= set(SCRIPTS)
+    assert {
+        "actions.py",
+        "http_cpu.py",
+        "report.py",
+        "serving.py",
+        "steps.py",
+        "validate.py",
+    } <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -45,3 +53,20 @@ def test_no_bench_file_shadows_a_module_the_scripts_import() -> None:
         p.name for p in (ROOT / "bench").glob("*.py") if p.stem in taken and p.stem != "__init__"
     ]
     assert shadowing == [], f"rename {shadowing}: they hide the module of the same name"
+
+
+def test_http_cpu_bench_runs_small(tmp_path: Path) -> None:
+    """A tiny run of bench/http_cpu.py: the server started, sessions driven over HTTP and in
+    process, the database checked, the CPU ratio printed (its figures come from full runs)."""
+    small = ["--sessions", "4", "--concurrency", "2", "--warm-up", "1", "--rounds", "2"]
+    proc = subprocess.run(
+        [sys.executable, "bench/http_cpu.py", *small, "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all 10 sessions whole" in proc.stdout  # HTTP and in process, 1 + 4 each
+    assert "ratio HTTP CPU / in-process CPU:" in proc.stdout

@@ -23,6 +23,7 @@ from engine.adapters.http import (
 from engine.adapters.http.auth import agent_keys
 from engine.adapters.http.bodies import Health
 from engine.adapters.http.edge import Edge
+from engine.adapters.http.hot_routes import HotRoutes
 from engine.adapters.http.problems import HANDLERS, Endpoint
 from engine.adapters.http.state import AppState, served
 from engine.adapters.http.tokens import Tokens, server_secret
@@ -96,7 +97,8 @@ def create_app(
         lifespan=lifespan,
         routes=ROUTES,
         exception_handlers=HANDLERS,
-        middleware=[Middleware(Edge)],
+        # Edge outermost; inside it, start and answer served straight (hot_routes)
+        middleware=[Middleware(Edge), Middleware(HotRoutes)],
     )
     app.state.journeys = state
     app.state.limiter = state.limiter  # for any endpoint's limit, e.g. "otp" (http_limits)

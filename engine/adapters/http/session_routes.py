@@ -29,6 +29,7 @@ from engine.adapters.http.problems import (
     Named,
     Naming,
 )
+from engine.adapters.http.raw_route import RawRoute
 from engine.adapters.http.state import AppState, served, state_of
 from engine.adapters.http.views import session_detail, session_view
 from engine.adapters.http_limits import limit
@@ -204,7 +205,8 @@ def _resume(state: AppState, session_id: str, body: ResumeBody, who: Caller) -> 
 
 
 ROUTES = [
-    Endpoint(
+    # The hot two parse their own bodies: served past FastAPI's dependency solving (raw_route)
+    RawRoute(
         "/v1/sessions",
         start,
         methods=["POST"],
@@ -212,7 +214,7 @@ ROUTES = [
         openapi_extra=documented_body(StartBody),
         naming=STARTING,
     ),
-    Endpoint(
+    RawRoute(
         "/v1/sessions/{session_id}/answers",
         answer,
         methods=["POST"],
