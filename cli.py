@@ -431,6 +431,7 @@ def run(
     Without --answers it is interactive. Exit status: 0 the session ended, 3 it waits for an
     answer that was not given, 1 an invalid answer or a failure, 2 usage.
     """
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.errors import InvalidAnswer, SessionError
     from engine.library import LibraryError
@@ -440,7 +441,7 @@ def run(
     if not journey and not session_id:
         raise click.UsageError("give a JOURNEY to start, or --session ID to continue one")
     library = _library_object(ctx)
-    real = LazyExecutor(executor_kind)  # made when a real action first runs
+    real = LazyExecutor(executor_kind, ledger=ledger())  # made when a real action first runs
     executor = StubExecutor(_read_mapping(actions, "actions"), fallback=real) if actions else real
     book = AnswerBook(_read_mapping(answers, "answers")) if answers else None
     store = _store(db)
@@ -720,6 +721,7 @@ def trigger(
     The triggers are declared in motives.yaml. Exit status: 0 sessions started or no trigger
     matched, 1 a session failed or the data do not fit a trigger, 2 usage.
     """
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.errors import SessionError
     from engine.library import LibraryError
@@ -728,7 +730,7 @@ def trigger(
 
     data = _parse_data(pairs)
     library = _library_object(ctx)
-    executor = LazyExecutor(executor_kind)
+    executor = LazyExecutor(executor_kind, ledger=ledger())
     sessions = Sessions(library, _store(db), executor, _refused(library))
     try:
         started, nothing = _raise_event(ctx, sessions, event, data, as_text=True, locale=locale)
@@ -1053,12 +1055,13 @@ def runs_retry(
     inputs it had and the same idempotency key: the back office never does it twice.
 
     Exit status: 0 it succeeded (now or before), 1 it failed again or cannot be run again."""
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.errors import SessionError
     from engine.service import Sessions
 
     store = _store(db)
-    sessions = Sessions(_library_object(ctx), store, LazyExecutor(executor_kind))
+    sessions = Sessions(_library_object(ctx), store, LazyExecutor(executor_kind, ledger=ledger()))
     try:
         run, ran = sessions.rerun(run_id)
     except SessionError as err:
@@ -1145,6 +1148,7 @@ def backoffice_scan(
         delayed_orders,
         record_delay_alert,
     )
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.errors import SessionError
     from engine.library import LibraryError
@@ -1152,7 +1156,7 @@ def backoffice_scan(
     from engine.triggers import TriggerError
 
     library = _library_object(ctx)
-    executor = LazyExecutor(executor_kind)
+    executor = LazyExecutor(executor_kind, ledger=ledger())
     sessions = Sessions(library, _store(db), executor, _refused(library))
     try:
         late = delayed_orders(min_days)

@@ -124,6 +124,8 @@ class ActionOutcome:
 class ActionExecutor(Protocol):
     def run(self, effect: RunAction, session: Session) -> ActionOutcome: ...
     def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome: ...
+    def drain(self) -> list[ActionOutcome]:
+        """Wait for the runs still going on in the background; their final outcomes."""
 
 
 # ----------------------------------------------------------------------- event records
@@ -657,8 +659,7 @@ class Sessions:
 
     def drain(self, timeout: float = 300.0) -> list[ActionOutcome]:
         """Wait for the background runs and their records (a command does before it exits)."""
-        drain = getattr(self.executor, "drain", None)
-        outcomes = list(drain()) if drain else []
+        outcomes = self.executor.drain()
         for recorded in self._recording:
             recorded.wait(timeout)
         self._recording.clear()

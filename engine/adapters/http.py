@@ -1065,6 +1065,7 @@ def _motive(m: Any) -> dict[str, Any]:
 def app_from_environment() -> FastAPI:
     """The app `journeys serve` runs (uvicorn factory): library, database and executor from
     the environment (JOURNEYS_LIBRARY, JOURNEYS_DB, JOURNEYS_EXECUTOR, JOURNEYS_HOME)."""
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.adapters.home import journeys_home
     from engine.adapters.keeper import GatedExecutor
@@ -1075,7 +1076,7 @@ def app_from_environment() -> FastAPI:
 
     library = Library(Path(os.environ.get("JOURNEYS_LIBRARY") or default_library()))
     store = SqlStore(os.environ.get("JOURNEYS_DB") or default_url())
-    executor = LazyExecutor()
+    executor = LazyExecutor(ledger=ledger())  # the back office the catalogue writes
     keeper = Keeper(executor.kind)  # `journeys serve` started it; this one watches
     return create_app(
         library,
