@@ -1208,3 +1208,12 @@ def test_shipped_journey_against_the_back_office(case: Case) -> None:
     ):
         customer = case.inputs.get("customer_id")
         assert rows("contact_log", customer_id=customer), "the contact was not logged"
+
+
+def test_the_back_office_re_exports_every_table_it_declares() -> None:
+    """The tables live in actions/backoffice_tables.py; the actions read them as bo.<table>."""
+    from actions import backoffice_tables
+
+    assert set(backoffice_tables.__all__) == {"TABLES", "metadata", *bo.TABLES}
+    assert all(getattr(bo, name) is table for name, table in bo.TABLES.items())
+    assert bo.metadata is backoffice_tables.metadata
