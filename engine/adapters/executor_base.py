@@ -15,8 +15,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
@@ -25,9 +24,9 @@ from engine.service import ActionOutcome
 AFTER = "after"
 
 
-@dataclass(frozen=True)
-class Call:
-    """One action to run, with what every executor needs to run and label it."""
+class Call(NamedTuple):
+    """One action to run, with what every executor needs to run and label it. (A named
+    tuple: made for every action, at a fifth of a frozen dataclass's cost.)"""
 
     action: str
     key: str  # idempotency key: session, node, visit
