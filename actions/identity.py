@@ -17,9 +17,12 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from actions.registry import Forbidden, NotFound, Refused, action
+
+if TYPE_CHECKING:  # reading the catalogue imports no database
+    from sqlalchemy.engine import Connection
 
 CODE_DIGITS = 6
 CODE_MINUTES = 10
@@ -83,27 +86,7 @@ def send_code(customer_id: str, channel: str) -> CodeSent:
             )
         code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
         recipient = customer.phone if channel == "sms" else customer.email
-        message_id = bo.add_with_code(
-            conn,
-            bo.messages,
-            "message_id",
-            "M",
-            {
-                "customer_id": customer_id,
-                "channel": channel,
-                "recipient": recipient,
-                "template": "one_time_code",
-                "status": "sent",
-            },
-        )
-        conn.execute(
-            bo.deliveries.insert().values(
-                message_id=message_id,
-                recipient=recipient,
-                text=TEXT.format(code=code, minutes=CODE_MINUTES),
-                created_at=bo.now(),
-            )
-        )
+        message_id = _deliver(conn, customer_id, channel, recipient, code)
         salt = secrets.token_hex(16)
         challenge_id = bo.add_with_code(
             conn,
@@ -122,6 +105,34 @@ def send_code(customer_id: str, channel: str) -> CodeSent:
             },
         )
     return {"challenge_id": challenge_id, "channel": channel, "expires_in_minutes": CODE_MINUTES}
+
+
+def _deliver(conn: Connection, customer_id: str, channel: str, recipient: str, code: str) -> str:
+    """Send the code: the message on the customer's record, its text to the gateway; its id."""
+    from actions import backoffice as bo
+
+    message_id = bo.add_with_code(
+        conn,
+        bo.messages,
+        "message_id",
+        "M",
+        {
+            "customer_id": customer_id,
+            "channel": channel,
+            "recipient": recipient,
+            "template": "one_time_code",
+            "status": "sent",
+        },
+    )
+    conn.execute(
+        bo.deliveries.insert().values(
+            message_id=message_id,
+            recipient=recipient,
+            text=TEXT.format(code=code, minutes=CODE_MINUTES),
+            created_at=bo.now(),
+        )
+    )
+    return message_id
 
 
 @action(

@@ -14,7 +14,7 @@ import inspect
 import os
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, get_type_hints
 
@@ -205,3 +205,37 @@ def catalogue() -> dict[str, ActionSpec]:
     for module in (*DOMAIN_MODULES, *extra):
         importlib.import_module(module)
     return dict(sorted(_REGISTRY.items()))
+
+
+# ------------------------------------------------------------ the back office they write
+
+#: An idempotency ledger: ``ledger(key, action, run)`` runs ``run`` at most once per key and
+#: answers (its result, whether it had already run). An executor runs every action through
+#: the one it is given, so that a step repeated after a crash never refunds twice.
+Ledger = Callable[[str, str, Callable[[], Mapping[str, Any]]], tuple[dict[str, Any], bool]]
+
+
+def ledger() -> Ledger:
+    """The ledger of the back office the catalogue's actions write (the demo's: its key
+    commits with the action's own writes). The command line, `journeys serve`, the action
+    host and the task workers pass it to their executors; the engine never imports the back
+    office itself."""
+    return _backoffice_once
+
+
+def _backoffice_once(
+    key: str, action: str, run: Callable[[], Mapping[str, Any]]
+) -> tuple[dict[str, Any], bool]:
+    # Imported at the first action: a command whose actions run elsewhere (the action host)
+    # never loads the back office.
+    from actions.backoffice import once
+
+    return once(key, action, run)
+
+
+def open_backoffice() -> None:
+    """Open (and on first use create and seed) the back office's database now: the action
+    host's warm-up, so that the first action pays no start-up cost."""
+    from actions.backoffice import get_engine
+
+    get_engine()

@@ -221,130 +221,146 @@ def _orders(conn: Connection, day: date, people: list[dict[str, Any]]) -> None:
     conn.execute(insert(bo.orders), rows)
 
 
+#: The account locks of the seed: customer -> (reason, failed attempts so far).
+LOCKED_ACCOUNTS: dict[int, tuple[str, int]] = {
+    9: ("too_many_attempts", 5),
+    10: ("security_review", 0),
+}
+
+
 def _telecom(conn: Connection, day: date, people: list[dict[str, Any]], created: datetime) -> None:
-    subs, fibre, mobile, bills, accounts = [], [], [], [], []
-    this_month = day.replace(day=1)
-    latest_period = bo.add_months(this_month, -1)
-    previous_period = bo.add_months(this_month, -2)
-    for person in people:
-        cid = person["customer_id"]
-        i = int(cid[1:])
-        plan_code: str | None
-        if i in SPECIAL_SUBSCRIPTIONS:
-            special = SPECIAL_SUBSCRIPTIONS[i]
-            plan_code, tenure, commitment = special if special else (None, 0, 0)
-        else:
-            plan_code = list(PLANS)[i % len(PLANS)]
-            tenure = 1 + (i * 7) % 47
-            commitment = 24 if person["tier"] == "premium" else 12
-        if plan_code is not None:
-            subs.append(
-                {
-                    "customer_id": cid,
-                    "plan": plan_code,
-                    "monthly_price": PLANS[plan_code][1],
-                    "started_on": bo.add_months(day, -tenure),
-                    "commitment_months": commitment,
-                    "status": "active",
-                }
-            )
-        if plan_code is not None:  # an internet subscription comes with its fibre line
-            status, rate, fault = SPECIAL_FIBRE.get(i) or ("ok", PLANS[plan_code][2], None)
-            fibre.append(
-                {
-                    "line_id": f"L-{person['postcode']}-{i:03d}",
-                    "customer_id": cid,
-                    "kind": "fibre",
-                    "status": status,
-                    "area": person["postcode"],
-                    "sync_rate_mbps": rate,
-                    "fault": fault,
-                    "suspended_reason": None,
-                }
-            )
-        if i not in NO_MOBILE:
-            mobile.append(
-                {
-                    "line_id": person["phone"],
-                    "customer_id": cid,
-                    "kind": "mobile",
-                    "status": "active",
-                    "area": person["postcode"],
-                    "sync_rate_mbps": 0.0,
-                    "fault": None,
-                    "suspended_reason": None,
-                }
-            )
-        usual = PLANS[plan_code][1] if plan_code else 9.99
-        previous, latest = SPECIAL_INVOICES.get(i, (usual, usual))
-        for period, amount, status in (
-            (previous_period, previous, "paid"),
-            (latest_period, latest, "due"),
-        ):
-            bills.append(
-                {
-                    "invoice_id": f"INV-{period:%y%m}-{i:03d}",
-                    "customer_id": cid,
-                    "period": month_label(period),
-                    "issued_on": bo.add_months(period, 1),
-                    "amount": amount,
-                    "status": status,
-                }
-            )
-        accounts.append(
-            {
-                "customer_id": cid,
-                "login": person["email"],
-                "locked": i in (9, 10),
-                "lock_reason": {9: "too_many_attempts", 10: "security_review"}.get(i),
-                "failed_attempts": 5 if i == 9 else 0,
-                "reset_requested_at": None,
-            }
-        )
-    conn.execute(insert(bo.subscriptions), subs)
+    """Subscriptions with their fibre lines, mobile lines, invoices, online accounts, the
+    known outages and two technician appointments."""
+    plans = [(person, _plan(person)) for person in people]
+    subscribed = [(person, plan) for person, plan in plans if plan[0] is not None]
+    fibre = [_line(p, "fibre", PLANS[str(plan[0])][2]) for p, plan in subscribed]
+    mobile = [_line(p, "mobile") for p in people if _number(p) not in NO_MOBILE]
+    conn.execute(insert(bo.subscriptions), [_subscription(p, plan, day) for p, plan in subscribed])
     conn.execute(insert(bo.lines), fibre + mobile)
-    conn.execute(insert(bo.invoices), bills)
-    conn.execute(insert(bo.accounts), accounts)
-    conn.execute(
-        insert(bo.outages),
-        [
-            {
-                "area": "59000",
-                "description": "Fibre cable cut between Lille-Centre and Lille-Fives",
-                "started_at": datetime.now(UTC) - timedelta(hours=2),
-                "eta_hours": 4,
-                "active": True,
-            },
-            {
-                "area": "69003",
-                "description": "Optical node maintenance (over)",
-                "started_at": created - timedelta(days=20),
-                "eta_hours": 0,
-                "active": False,
-            },
-        ],
-    )
+    conn.execute(insert(bo.invoices), [b for p, plan in plans for b in _invoices(p, plan[0], day)])
+    conn.execute(insert(bo.accounts), [_account(p) for p in people])
+    conn.execute(insert(bo.outages), _outages(created))
+    for row in _appointments(day, created):
+        bo.add_with_code(conn, bo.appointments, "appointment_id", "AP", row)
+
+
+def _number(person: dict[str, Any]) -> int:
+    return int(person["customer_id"][1:])
+
+
+def _plan(person: dict[str, Any]) -> tuple[str | None, int, int]:
+    """The customer's internet plan (None: mobile only), tenure and commitment in months."""
+    i = _number(person)
+    if i in SPECIAL_SUBSCRIPTIONS:
+        return SPECIAL_SUBSCRIPTIONS[i] or (None, 0, 0)
+    commitment = 24 if person["tier"] == "premium" else 12
+    return list(PLANS)[i % len(PLANS)], 1 + (i * 7) % 47, commitment
+
+
+def _subscription(
+    person: dict[str, Any], plan: tuple[str | None, int, int], day: date
+) -> dict[str, Any]:
+    code, tenure, commitment = plan
+    return {
+        "customer_id": person["customer_id"],
+        "plan": code,
+        "monthly_price": PLANS[str(code)][1],
+        "started_on": bo.add_months(day, -tenure),
+        "commitment_months": commitment,
+        "status": "active",
+    }
+
+
+def _line(person: dict[str, Any], kind: str, healthy_rate: float = 0.0) -> dict[str, Any]:
+    """A fibre line (with an internet subscription: its sync rate, or a special fault) or
+    the customer's mobile line (its phone number)."""
+    i = _number(person)
+    status, rate, fault = ("active", 0.0, None)
+    if kind == "fibre":
+        status, rate, fault = SPECIAL_FIBRE.get(i) or ("ok", healthy_rate, None)
+    return {
+        "line_id": f"L-{person['postcode']}-{i:03d}" if kind == "fibre" else person["phone"],
+        "customer_id": person["customer_id"],
+        "kind": kind,
+        "status": status,
+        "area": person["postcode"],
+        "sync_rate_mbps": rate,
+        "fault": fault,
+        "suspended_reason": None,
+    }
+
+
+def _invoices(person: dict[str, Any], plan: str | None, day: date) -> list[dict[str, Any]]:
+    """The last two monthly invoices: the previous one paid, the latest one due."""
+    i = _number(person)
+    usual = PLANS[plan][1] if plan else 9.99
+    previous, latest = SPECIAL_INVOICES.get(i, (usual, usual))
+    this_month = day.replace(day=1)
+    return [
+        {
+            "invoice_id": f"INV-{period:%y%m}-{i:03d}",
+            "customer_id": person["customer_id"],
+            "period": month_label(period),
+            "issued_on": bo.add_months(period, 1),
+            "amount": amount,
+            "status": status,
+        }
+        for period, amount, status in (
+            (bo.add_months(this_month, -2), previous, "paid"),
+            (bo.add_months(this_month, -1), latest, "due"),
+        )
+    ]
+
+
+def _account(person: dict[str, Any]) -> dict[str, Any]:
+    lock = LOCKED_ACCOUNTS.get(_number(person))
+    return {
+        "customer_id": person["customer_id"],
+        "login": person["email"],
+        "locked": lock is not None,
+        "lock_reason": lock[0] if lock else None,
+        "failed_attempts": lock[1] if lock else 0,
+        "reset_requested_at": None,
+    }
+
+
+def _outages(created: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "area": "59000",
+            "description": "Fibre cable cut between Lille-Centre and Lille-Fives",
+            "started_at": datetime.now(UTC) - timedelta(hours=2),
+            "eta_hours": 4,
+            "active": True,
+        },
+        {
+            "area": "69003",
+            "description": "Optical node maintenance (over)",
+            "started_at": created - timedelta(days=20),
+            "eta_hours": 0,
+            "active": False,
+        },
+    ]
+
+
+def _appointments(day: date, created: datetime) -> list[dict[str, Any]]:
     visit = day + timedelta(days=4)
     if visit.weekday() == 6:  # no visits on Sundays
         visit += timedelta(days=1)
-    for cid, on, half, purpose, status in (
-        ("C008", visit, "morning", "fibre repair (line down)", "booked"),
-        ("C006", day - timedelta(days=10), "afternoon", "box installation", "done"),
-    ):
-        bo.add_with_code(
-            conn,
-            bo.appointments,
-            "appointment_id",
-            "AP",
-            {
-                "customer_id": cid,
-                "day": on,
-                "period": half,
-                "purpose": purpose,
-                "status": status,
-                "created_at": created,
-            },
+    return [
+        {
+            "customer_id": cid,
+            "day": on,
+            "period": half,
+            "purpose": purpose,
+            "status": status,
+            "created_at": created,
+        }
+        for cid, on, half, purpose, status in (
+            ("C008", visit, "morning", "fibre repair (line down)", "booked"),
+            ("C006", day - timedelta(days=10), "afternoon", "box installation", "done"),
         )
+    ]
 
 
 def _refunds(conn: Connection, day: date, created: datetime) -> None:

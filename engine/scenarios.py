@@ -62,6 +62,9 @@ class StubExecutor:
             self.fallback.run_after(effect, session) if self.fallback else ActionOutcome(result={})
         )
 
+    def drain(self) -> list[ActionOutcome]:
+        return self.fallback.drain() if self.fallback else []
+
 
 class AnswerBook:
     """Answers by node, as in scenarios and ``journeys run --answers``: a node id (qualified

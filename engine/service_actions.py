@@ -188,8 +188,7 @@ class ActionRunner:
 
     def drain(self, timeout: float = 300.0) -> list[ActionOutcome]:
         """Wait for the background runs and their records (a command does before it exits)."""
-        drain = getattr(self.executor, "drain", None)
-        outcomes = list(drain()) if drain else []
+        outcomes = self.executor.drain()
         for recorded in self._recording:
             recorded.wait(timeout)
         self._recording.clear()

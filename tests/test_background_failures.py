@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
+from actions.backoffice import once
 from cli import main
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.reporting import build_report
@@ -150,7 +151,7 @@ def test_a_run_the_session_waited_for_is_retried_with_its_session(
     store = SqlStore(f"sqlite:///{folder / 'sessions.db'}")
     lib = folder / "lib"
     (lib / "goodwill.yaml").write_text(GOODWILL.replace("    wait: false\n", ""))
-    sessions = Sessions(Library(lib), store, LocalExecutor())
+    sessions = Sessions(Library(lib), store, LocalExecutor(ledger=once))
     s = sessions.start("goodwill", {"customer_id": "C001"})
     s = sessions.answer(s.id, "ask_order", "10000001")
     assert s.status == "incident"
@@ -171,7 +172,7 @@ def test_failed_background_runs_in_the_store_and_the_report(
     (lib / "goodwill.yaml").write_text(GOODWILL, encoding="utf-8")
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", DOWN)
     store = SqlStore(db_url)
-    sessions = Sessions(Library(lib), store, LocalExecutor())
+    sessions = Sessions(Library(lib), store, LocalExecutor(ledger=once))
     for _ in range(2):
         s = sessions.start("goodwill", {"customer_id": "C001"})
         sessions.answer(s.id, "ask_order", "10000001")

@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from actions import backoffice as bo
+from actions.backoffice import once
 from actions.registry import catalogue
+from engine.adapters.executor_base import Call
 from engine.adapters.local_actions import LocalExecutor
 from engine.library import Library
 from engine.runtime import Session
@@ -788,11 +790,11 @@ def test_invalid_inputs_are_value_errors(name: str, inputs: dict[str, Any], mess
 
 
 def test_the_same_idempotency_key_never_refunds_twice() -> None:
-    executor = LocalExecutor()
+    executor = LocalExecutor(ledger=once)
     inputs = {"order_id": "10000001", "amount": 4.9, "reason": "late delivery"}
-    first = executor._call("payments.refund", inputs, 1, "s_x:do_refund:1")
-    again = executor._call("payments.refund", inputs, 1, "s_x:do_refund:1")
-    other_visit = executor._call("payments.refund", inputs, 1, "s_x:do_refund:2")
+    first = executor.call(Call("payments.refund", "s_x:do_refund:1", inputs, retries=0))
+    again = executor.call(Call("payments.refund", "s_x:do_refund:1", inputs, retries=0))
+    other_visit = executor.call(Call("payments.refund", "s_x:do_refund:2", inputs, retries=0))
     assert first.result == again.result
     assert other_visit.result is not None and other_visit.result != first.result
     assert count("refunds") == 6  # the 4 of the seed, then one per distinct key
@@ -801,10 +803,9 @@ def test_the_same_idempotency_key_never_refunds_twice() -> None:
 def test_an_error_becomes_the_action_error_and_writes_nothing() -> None:
     """Through the executor, as a journey sees it: the message and its code, nothing
     half-written, and not tried again (the back office's answer would be the same)."""
-    executor = LocalExecutor()
-    outcome = executor._call(
-        "payments.refund", {"order_id": "10000001", "amount": 100, "reason": "x"}, 2, "s_t:refund:1"
-    )
+    executor = LocalExecutor(ledger=once)
+    inputs = {"order_id": "10000001", "amount": 100, "reason": "x"}
+    outcome = executor.call(Call("payments.refund", "s_t:refund:1", inputs, retries=1))
     assert outcome.error is not None and "more than what is left to refund" in outcome.error
     assert (outcome.code, outcome.failure) == ("refused", None)
     assert outcome.attempts == 1 and count("refunds") == 4
@@ -1176,7 +1177,7 @@ CASES = [
 
 
 def run_journey(case: Case) -> Session:
-    sessions = Sessions(Library(SHIPPED), MemoryStore(), LocalExecutor())
+    sessions = Sessions(Library(SHIPPED), MemoryStore(), LocalExecutor(ledger=once))
     session = sessions.start(case.journey, case.inputs)
     return answer_until_stuck(sessions, session, AnswerBook(case.answers))
 
@@ -1207,3 +1208,12 @@ def test_shipped_journey_against_the_back_office(case: Case) -> None:
     ):
         customer = case.inputs.get("customer_id")
         assert rows("contact_log", customer_id=customer), "the contact was not logged"
+
+
+def test_the_back_office_re_exports_every_table_it_declares() -> None:
+    """The tables live in actions/backoffice_tables.py; the actions read them as bo.<table>."""
+    from actions import backoffice_tables
+
+    assert set(backoffice_tables.__all__) == {"TABLES", "metadata", *bo.TABLES}
+    assert all(getattr(bo, name) is table for name, table in bo.TABLES.items())
+    assert bo.metadata is backoffice_tables.metadata

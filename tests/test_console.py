@@ -400,6 +400,7 @@ def serving_while_starting(
 
     import uvicorn
 
+    from actions.backoffice import once
     from engine.adapters.http import create_app
     from engine.adapters.keeper import GatedExecutor, Keeper
     from engine.adapters.local_actions import LocalExecutor
@@ -412,7 +413,11 @@ def serving_while_starting(
     keeper = Keeper("prefect", probe=lambda: state["now"], launch=lambda: None, believe=0)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
     app = create_app(
-        Library(SHIPPED), store, GatedExecutor(LocalExecutor(), keeper), tmp_path, backoffice=keeper
+        Library(SHIPPED),
+        store,
+        GatedExecutor(LocalExecutor(ledger=once), keeper),
+        tmp_path,
+        backoffice=keeper,
     )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))

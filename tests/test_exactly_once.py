@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from actions.backoffice import once
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.sql_store import SqlStore
 from engine.library import Library
@@ -60,7 +61,7 @@ def test_killed_between_dispatch_and_record_one_refund_never_two(
     sessions_db = f"sqlite:///{tmp_path / 'sessions.db'}"
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", backoffice)
     store = SqlStore(sessions_db)
-    sessions = Sessions(Library(library), store, LocalExecutor())
+    sessions = Sessions(Library(library), store, LocalExecutor(ledger=once))
     s = sessions.start("refund-once", {})
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

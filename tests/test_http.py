@@ -13,6 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
+from actions.backoffice import once
 from engine.adapters.http import Tokens, create_app
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.sql_store import SqlStore
@@ -89,7 +90,7 @@ def serving(
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
     monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)
     store = SqlStore(db or f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(library), store, LocalExecutor(), tmp_path / "home")
+    app = create_app(Library(library), store, LocalExecutor(ledger=once), tmp_path / "home")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)

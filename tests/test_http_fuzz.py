@@ -9,6 +9,7 @@ from pathlib import Path
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from actions.backoffice import once
 from engine.adapters.http import create_app
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.sql_store import SqlStore
@@ -26,7 +27,7 @@ try:
     APP = create_app(
         Library(SHIPPED),
         SqlStore(f"sqlite:///{_scratch / 'sessions.db'}"),
-        LocalExecutor(),
+        LocalExecutor(ledger=once),
         _scratch,
     )
 finally:

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.routing import Mount
 
+from actions.backoffice import once
 from engine.adapters.http import create_app
 from engine.adapters.http.problems import Endpoint
 from engine.adapters.keeper import BackofficeStarting
@@ -50,7 +51,9 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
     monkeypatch.setenv("JOURNEYS_AGENT_KEYS", "problems-agent:agent")
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path, retry_interval=0)
+    app = create_app(
+        Library(SHIPPED), store, LocalExecutor(ledger=once), tmp_path, retry_interval=0
+    )
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)

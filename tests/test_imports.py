@@ -33,3 +33,27 @@ def test_engine_does_not_import_the_action_bodies() -> None:
     """The validator receives the catalogue; the engine never imports actions itself."""
     users = [p.name for p in CORE if "actions" in imported(p)]
     assert users == []
+
+
+def modules(path: Path) -> set[str]:
+    """Every module a file imports, by its full name (``from a import b``: ``a`` and ``a.b``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_the_engine_never_imports_the_demo_back_office() -> None:
+    """The idempotency ledger is passed in (the command line, `journeys serve`, the action host
+    and the workers take it from ``actions.registry.ledger()``): nothing under engine/,
+    adapters included, imports the demo back office."""
+    everything = sorted((ROOT / "engine").rglob("*.py"))
+    users = [
+        str(p.relative_to(ROOT))
+        for p in everything
+        if any(m == "actions.backoffice" or m.startswith("actions.backoffice.") for m in modules(p))
+    ]
+    assert users == []

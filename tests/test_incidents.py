@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from actions.backoffice import once
 from engine.adapters.http import create_app
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.sql_store import SqlStore
@@ -173,7 +174,7 @@ def test_the_retry_loop_goes_on_by_itself_once_the_back_office_is_back(
 ) -> None:
     monkeypatch.setenv(BACKOFFICE, DOWN)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    sessions = Sessions(Library(SHIPPED), store, LocalExecutor())
+    sessions = Sessions(Library(SHIPPED), store, LocalExecutor(ledger=once))
     s = sessions.start("delivery-missing", {"customer_id": "C001"}, channel="chat")
     assert s.status == "incident"
     # The loop reads a clock moved past the back-off, so the test need not wait 30 s.
@@ -199,7 +200,9 @@ def test_the_retry_loop_goes_on_by_itself_once_the_back_office_is_back(
 
 def test_the_server_runs_the_loop_while_it_serves(tmp_path: Path) -> None:
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path / "home", retry_interval=1)
+    app = create_app(
+        Library(SHIPPED), store, LocalExecutor(ledger=once), tmp_path / "home", retry_interval=1
+    )
 
     def loops() -> list[threading.Thread]:
         return [t for t in threading.enumerate() if t.name == "journeys-retry" and t.is_alive()]
@@ -239,7 +242,7 @@ def test_the_report_counts_incidents_per_action_and_those_held_now(
 
     monkeypatch.setenv(BACKOFFICE, DOWN)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    sessions = Sessions(Library(SHIPPED), store, LocalExecutor())
+    sessions = Sessions(Library(SHIPPED), store, LocalExecutor(ledger=once))
     first = sessions.start("delivery-missing", {"customer_id": "C001"})
     sessions.start("delivery-missing", {"customer_id": "C002"})
     sessions.retry(first.id)  # still down: the same incident, tried again

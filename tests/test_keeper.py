@@ -13,6 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
+from actions.backoffice import once
 from engine.adapters.home import idle_seconds, journeys_home
 from engine.adapters.http import create_app
 from engine.adapters.keeper import BackofficeStarting, GatedExecutor, Keeper
@@ -51,7 +52,7 @@ def client(
     app = create_app(
         Library(SHIPPED),
         store,
-        GatedExecutor(LocalExecutor(), keeper),
+        GatedExecutor(LocalExecutor(ledger=once), keeper),
         tmp_path / "home",
         backoffice=keeper,
     )

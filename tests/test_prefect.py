@@ -14,6 +14,7 @@ from uuid import UUID
 
 import pytest
 
+from actions.backoffice import once
 from engine.adapters import prefect_server
 from engine.library import Library
 from engine.service import MemoryStore, Sessions
@@ -75,7 +76,7 @@ def test_a_journey_runs_its_actions_as_prefect_task_runs(prefect_api: str, backo
     inside the host's dispatcher flow run."""
     from engine.adapters.prefect_actions import PrefectExecutor
 
-    executor = PrefectExecutor()
+    executor = PrefectExecutor(ledger=once)
     assert executor.api == prefect_api
     sessions = Sessions(Library(SHIPPED), MemoryStore(), executor)
     s = sessions.start("delivery-missing", {"customer_id": "C001"})
@@ -113,7 +114,7 @@ def test_a_business_error_is_not_retried_and_takes_on_error(
         '  sorry: {kind: handoff, queue: logistics, say: "{{ last_error.message }}"}\n'
         "  done: {kind: end, outcome: resolved}\n"
     )
-    sessions = Sessions(Library(library), MemoryStore(), PrefectExecutor())
+    sessions = Sessions(Library(library), MemoryStore(), PrefectExecutor(ledger=once))
     s = sessions.start("fails", {})
     assert s.outcome == "escalated"
     assert "no order '99999999'" in s.messages[-1]
@@ -163,7 +164,8 @@ def test_a_second_command_reuses_the_embedded_server(prefect_api: str, tmp_path:
     }
     code = (
         "import time; t = time.perf_counter();"
-        "from engine.adapters.prefect_actions import PrefectExecutor; PrefectExecutor();"
+        "from actions.registry import ledger;"
+        "from engine.adapters.prefect_actions import PrefectExecutor; PrefectExecutor(ledger=ledger());"
         "print(time.perf_counter() - t)"
     )
     started = time.perf_counter()
@@ -181,7 +183,7 @@ def test_an_unreachable_prefect_server_is_an_incident_never_customer_not_found(
     from engine.adapters.prefect_actions import PrefectExecutor
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    executor = PrefectExecutor()
+    executor = PrefectExecutor(ledger=once)
     sessions = Sessions(Library(SHIPPED), MemoryStore(), executor)
     s = sessions.start("delivery-missing", {"customer_id": "C001"})
     assert s.status == "incident" and s.incident is not None  # held, not a business path
@@ -291,7 +293,7 @@ def test_background_and_post_contact_runs_are_recorded_when_they_end(
     from engine.adapters.sql_store import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    executor = PrefectExecutor()
+    executor = PrefectExecutor(ledger=once)
     sessions = Sessions(Library(SHIPPED), store, executor)
     s = sessions.start("delivery-missing", {"customer_id": "C001"})
     s = sessions.answer(s.id, "ask_order", "10000001")
@@ -480,7 +482,7 @@ def test_with_prefect_an_outage_holds_then_goes_on_and_background_runs_are_redon
     (lib / "goodwill.yaml").write_text(GOODWILL, encoding="utf-8")
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", DOWN)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    executor = PrefectExecutor()
+    executor = PrefectExecutor(ledger=once)
     background = Sessions(Library(lib), store, executor)
     s = background.start("goodwill", {"customer_id": "C001"})
     s = background.answer(s.id, "ask_order", "10000001")

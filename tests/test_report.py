@@ -287,11 +287,12 @@ def test_the_report_over_http(history: tuple[SqlStore, Library], tmp_path: Path)
 
     import httpx
 
+    from actions.backoffice import once
     from engine.adapters.http import create_app
     from engine.adapters.local_actions import LocalExecutor
 
     store, library = history
-    app = create_app(library, store, LocalExecutor(), tmp_path)
+    app = create_app(library, store, LocalExecutor(ledger=once), tmp_path)
 
     async def calls() -> dict[str, httpx.Response]:
         transport = httpx.ASGITransport(app=app)  # a loopback client: an agent

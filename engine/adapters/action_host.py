@@ -5,7 +5,7 @@ host, a `journeys` command never imports Prefect: it posts the action to the hos
 127.0.0.1, with a secret token) and gets the task run's outcome back (each action is a task
 run of the host's dispatcher flow run: engine/adapters/prefect_dispatch.py).
 
-The host is the back office's keeper. Launched by the first command that needs it (or by
+The host is the back office's keeper (its side: engine/adapters/host_server.py). Launched by the first command that needs it (or by
 `journeys serve` at its start), it answers ``GET /health`` at once ("starting"), starts or
 reuses the embedded Prefect server (unless ``PREFECT_API_URL`` names one), warms Prefect up
 and opens the back-office database, then says "ready". It stops by itself, with the embedded
@@ -18,31 +18,26 @@ too (SIGTERM). Its records are in ``<journeys home>/prefect/host.json`` (mode 06
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import secrets
-import signal
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from engine.adapters.executor_base import BaseExecutor, Call
 from engine.adapters.home import child_environment, idle_seconds
+from engine.adapters.host_server import HANDOVER_SIGNAL, fingerprint, host_record
 from engine.adapters.prefect_server import (
     STARTUP_TIMEOUT,
     PrefectUnavailable,
-    ensure_api,
     free_port,
     home,
     quiet_environment,
-    stop_server,
 )
 from engine.adapters.processes import (
     alive,
@@ -50,218 +45,12 @@ from engine.adapters.processes import (
     launch_detached,
     locked,
     read_pid,
-    read_record,
     stop_group,
     stop_recorded,
 )
-from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
-_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="journeys-host-call")
-
-#: What makes a running host the right one for a command: the back office it writes, the
-#: actions it knows and the day it believes it is. (The Prefect API is compared apart.)
-SETTINGS = ("JOURNEYS_BACKOFFICE_DB", "JOURNEYS_BACKOFFICE_TODAY", "JOURNEYS_ACTION_MODULES")
-#: A host replaced by another one for other settings leaves the embedded server running.
-HANDOVER_SIGNAL = signal.SIGUSR1
 HOST_STOP_TIMEOUT = 30.0  # the host stops the Prefect server first
-
-
-def fingerprint(env: Mapping[str, str]) -> str:
-    """The settings of a host, hashed: its health answer shows no database password."""
-    text = json.dumps([env.get(name) or "" for name in SETTINGS])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# ------------------------------------------------------------------------- the host
-
-
-class Host:
-    """The host's state: starting, ready or down; who uses it, and since when it is idle."""
-
-    def __init__(self) -> None:
-        self.state, self.reason = "starting", ""
-        self.settings = fingerprint(os.environ)  # before ensure_api sets PREFECT_API_URL
-        self.embedded = not os.environ.get("PREFECT_API_URL")
-        self.api: str | None = os.environ.get("PREFECT_API_URL")
-        self.executor: Any = None
-        self.idle = idle_seconds()
-        owner = os.environ.get("JOURNEYS_BACKOFFICE_OWNER", "")
-        self.owners: set[int] = {int(owner)} if owner.isdigit() else set()
-        self.used = time.monotonic()
-        self.busy = 0
-        self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
-
-    def health(self) -> dict[str, Any]:
-        return {
-            "state": self.state,
-            "reason": self.reason,
-            "api": self.api,
-            "embedded": self.embedded,
-            "settings": self.settings,
-            "pid": os.getpid(),
-            "idle_seconds": self.idle,
-        }
-
-    def touch(self, owner: int | None = None) -> None:
-        with self.lock:
-            self.used = time.monotonic()
-            if owner:
-                self.owners.add(owner)
-
-    def prepare(self) -> None:
-        """Start (or reuse) the Prefect server, then warm up: the first action after "ready"
-        pays no start-up cost."""
-        try:
-            self.api = ensure_api(progress=False)
-            from engine.adapters.prefect_actions import PrefectExecutor
-
-            self.executor = PrefectExecutor()
-            _warm_up(self.executor)
-        except Exception as err:  # the server does not start, the back office cannot open
-            self.state = "down"
-            self.reason = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
-            time.sleep(30)  # long enough for the commands waiting to read why
-            self.stop(server=True)
-            return
-        self.state = "ready"
-        self.touch()
-
-    def idle_for(self) -> float:
-        with self.lock:
-            self.owners = {pid for pid in self.owners if alive(pid)}
-            if self.owners or self.busy:
-                self.used = time.monotonic()
-            return time.monotonic() - self.used
-
-    def watch(self) -> None:
-        """Stop by itself once nobody has used it for the idle time (0: never)."""
-        if not self.idle:
-            return
-        while True:
-            time.sleep(min(5.0, max(0.2, self.idle / 5)))
-            if self.state == "ready" and self.idle_for() > self.idle:
-                self.stop(server=True)
-
-    def stop(self, server: bool) -> None:
-        """Stop answering, forget the record, stop the embedded server (unless handed over
-        to another host), then exit."""
-        folder = home()
-        if self.server is not None:
-            self.server.shutdown()
-        record = _record(folder)
-        if record and int(record.get("pid") or 0) == os.getpid():
-            (folder / "host.json").unlink(missing_ok=True)
-        if self.executor is not None:
-            self.executor.close()  # the running actions finish; the dispatcher flow run completes
-        if server and self.embedded:
-            stop_server()
-        os._exit(0)
-
-
-def _warm_up(executor: Any) -> None:
-    """The back-office database opened and the dispatcher flow run open: the first action
-    after "ready" pays no start-up cost."""
-    from actions.backoffice import get_engine
-
-    get_engine()
-    executor.dispatcher.warm()
-
-
-def serve(port: int, token: str) -> None:
-    """Run the host: GET /health at once, POST /run once ready, POST /touch to say it is used."""
-    host = Host()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: runs are in Prefect
-            return
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body, default=str).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            self._send(200 if self.path == "/health" else 404, host.health())
-
-        def do_POST(self) -> None:
-            if self.headers.get("Authorization") != f"Bearer {token}":
-                self._send(401, {"error": "unauthorized"})
-                return
-            request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            if self.path == "/touch":
-                owner = request.get("owner")
-                host.touch(int(owner) if isinstance(owner, int) else None)
-                self._send(200, host.health())
-                return
-            if host.state != "ready":
-                self._send(503, host.health())
-                return
-            host.touch()
-            with host.lock:
-                host.busy += 1
-            try:
-                self._run(request)
-            finally:
-                with host.lock:
-                    host.busy -= 1
-                host.touch()
-
-        def _run(self, request: dict[str, Any]) -> None:
-            session = Session(
-                id=request["session"],
-                journey="",
-                version=0,
-                definition="",
-                motive=request.get("motive"),
-            )
-            # Each action is a task run of the host's dispatcher flow run (its own threads):
-            # this request thread only waits for the outcome.
-            outcome = host.executor._call(
-                request["action"],
-                request["key"],
-                request["inputs"],
-                request["retries"],
-                request["timeout"],
-                session,
-                request["node"],
-            )
-            self._send(
-                200,
-                {
-                    "result": outcome.result,
-                    "error": outcome.error,
-                    "code": outcome.code,
-                    "failure": outcome.failure,
-                    "attempts": outcome.attempts,
-                    "run_id": outcome.run_id,
-                },
-            )
-
-    host.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    # SIGTERM (journeys prefect stop, the end of journeys serve): the embedded server too.
-    # The handler only starts the stop: server.shutdown() waits for this thread's loop.
-    for sig, server in ((signal.SIGTERM, True), (HANDOVER_SIGNAL, False)):
-        signal.signal(
-            sig,
-            lambda *_, s=server: threading.Thread(target=host.stop, args=(s,), daemon=True).start(),
-        )
-    threading.Thread(target=host.prepare, name="journeys-host-prepare", daemon=True).start()
-    threading.Thread(target=host.watch, name="journeys-host-idle", daemon=True).start()
-    host.server.serve_forever()
-    # Stopped by host.stop() on another thread, which exits once the server is stopped too.
-    threading.Event().wait()
-
-
-# ----------------------------------------------------------------------- the client
-
-
-def _record(folder: Path) -> dict[str, Any] | None:
-    return read_record(folder / "host.json")
 
 
 def _health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
@@ -275,7 +64,7 @@ def _health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
 
 def host_status(base: str | None = None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The host's record and its health answer (None when it does not answer)."""
-    record = _record(home(base))
+    record = host_record(home(base))
     return record, (_health(str(record["url"])) if record else None)
 
 
@@ -300,7 +89,7 @@ def ensure_host(
     folder = home(base)
     wanted = fingerprint(child_environment(base))
     with locked(folder / "host.lock"):
-        record = _record(folder)
+        record = host_record(folder)
         health = _answer_of(record, folder) if record else None
         if not (record and _fits(health, wanted)):
             if record:
@@ -427,13 +216,16 @@ def stop_host(base: str | None = None) -> bool:
     return stop_recorded(home(base), "host", HOST_STOP_TIMEOUT)
 
 
-class HostExecutor:
+class HostExecutor(BaseExecutor):
     """Actions run as Prefect task runs by the action host; this process never imports Prefect."""
 
+    thread_name = "journeys-host-call"
+    drain_timeout = 300.0
+
     def __init__(self, base: str | None = None) -> None:
+        super().__init__()
         self.base = base
         self.folder = home(base)
-        self.pending: list[Future[ActionOutcome]] = []
         self.url = "the action host"
         try:
             record = ensure_host(base)
@@ -445,37 +237,44 @@ class HostExecutor:
     def _target(self, again: bool = False) -> tuple[str, str]:
         """The host's address and token, read from its record each time: a host started
         again since (after its idle time, or `journeys prefect stop`) is found at once."""
-        record = _record(self.folder)
+        record = host_record(self.folder)
         if record is None or again:
             record = ensure_host(self.base)  # stopped meanwhile: started again
             touch(record, os.getpid())
         self.url = str(record["url"])
         return self.url, str(record["token"])
 
-    def _post(
-        self,
-        session: Session,
-        node: str,
-        action: str,
-        key: str,
-        inputs: dict[str, Any],
-        retries: int,
-        timeout: float | None,
-    ) -> ActionOutcome:
+    def call(self, call: Call) -> ActionOutcome:
         body = json.dumps(
             {
-                "session": session.id,
-                "motive": session.motive,
-                "node": node,
-                "action": action,
-                "key": key,
-                "inputs": inputs,
-                "retries": retries,
-                "timeout": timeout,
+                "session": call.session,
+                "motive": call.motive,
+                "node": call.node,
+                "action": call.action,
+                "key": call.key,
+                "inputs": call.inputs,
+                "retries": call.retries,
+                "timeout": call.timeout,
             },
             default=str,
         ).encode()
-        wait = (timeout or 300.0) * (retries + 1) + 30.0
+        try:
+            data = self._post(body, (call.timeout or 300.0) * (call.retries + 1) + 30.0)
+        except _NoAnswer as err:
+            return ActionOutcome(failure=str(err))
+        return ActionOutcome(
+            result=data["result"],
+            error=data["error"],
+            code=data.get("code"),
+            failure=data.get("failure"),
+            attempts=int(data["attempts"]),
+            run_id=data["run_id"],
+        )
+
+    def _post(self, body: bytes, wait: float) -> Any:
+        """POST /run to the host; sent again, once, to a host started anew if the first one
+        had stopped (refused: it never reached a host). Anything else may have run: it is
+        not sent twice, and says why."""
         url = self.url
         for again in (False, True):
             try:
@@ -490,62 +289,23 @@ class HostExecutor:
                     },
                 )
                 with urllib.request.urlopen(request, timeout=wait) as response:
-                    data = json.loads(response.read())
-                break
+                    return json.loads(response.read())
             except PrefectUnavailable as err:
-                return ActionOutcome(failure=str(err))
+                raise _NoAnswer(str(err)) from None
             except urllib.error.URLError as err:
-                # Refused: the request never reached a host (it had stopped); safe to send
-                # again to one started anew. Anything else may have run: not sent twice.
                 if again or not isinstance(err.reason, ConnectionRefusedError):
-                    return ActionOutcome(failure=f"the action host at {url} did not answer: {err}")
+                    raise _NoAnswer(f"the action host at {url} did not answer: {err}") from None
             except (OSError, ValueError) as err:
-                return ActionOutcome(failure=f"the action host at {url} did not answer: {err}")
-        return ActionOutcome(
-            result=data["result"],
-            error=data["error"],
-            code=data.get("code"),
-            failure=data.get("failure"),
-            attempts=int(data["attempts"]),
-            run_id=data["run_id"],
-        )
+                raise _NoAnswer(f"the action host at {url} did not answer: {err}") from None
+        raise AssertionError("unreachable")  # the second try returns or raises
 
-    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
-        args = (
-            session,
-            effect.node,
-            effect.action,
-            effect.key,
-            dict(effect.input),
-            effect.retries,
-            effect.timeout,
-        )
-        if effect.wait:
-            return self._post(*args)
-        future = _background.submit(self._post, *args)
-        self.pending.append(future)
-        return ActionOutcome(pending=future)
 
-    def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
-        future = _background.submit(
-            self._post,
-            session,
-            "after",
-            effect.action,
-            effect.key,
-            dict(effect.input),
-            effect.retries,
-            None,
-        )
-        self.pending.append(future)
-        return ActionOutcome(pending=future)
-
-    def drain(self, timeout: float = 300.0) -> list[ActionOutcome]:
-        done = [f.result(timeout=timeout) for f in self.pending]
-        self.pending.clear()
-        return done
+class _NoAnswer(Exception):
+    """The host could not be reached, or did not answer: why, as the action's failure."""
 
 
 if __name__ == "__main__":
+    from engine.adapters.host_server import serve
+
     threading.current_thread().name = "journeys-action-host"
     serve(int(sys.argv[1]), os.environ["JOURNEYS_HOST_TOKEN"])

@@ -196,5 +196,4 @@ class GatedExecutor:
         return self.inner.run_after(effect, session)
 
     def drain(self) -> list[ActionOutcome]:
-        drain = getattr(self.inner, "drain", None)
-        return list(drain()) if drain else []
+        return self.inner.drain()

@@ -3,23 +3,21 @@
 A business error (:class:`actions.registry.BusinessError`: no such customer, not refundable)
 is the back office's answer: never retried, it sends the session to ``on_error``. Anything
 else is a technical failure: retried per the node's ``retries``, then reported as a
-``failure`` (the session becomes an incident, never a business path). Each run goes through the back
-office's idempotency ledger under the effect's key (session, node, visit), so a step repeated
-after a crash never refunds twice. (Running them as Prefect flows is a drop-in replacement of
-this executor.)
+``failure`` (the session becomes an incident, never a business path). Each run goes through the
+idempotency ledger the executor is given (the back office's: ``actions.registry.ledger``) under
+the effect's key (session, node, visit), so a step repeated after a crash never refunds twice.
+(Running them as Prefect task runs is a drop-in replacement of this executor.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from actions.registry import ActionSpec, BusinessError, catalogue
+from actions.registry import ActionSpec, BusinessError, Ledger, catalogue
+from engine.adapters.executor_base import BaseExecutor, Call
 from engine.errors import SessionError
-from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
-
-Ledger = Callable[[str, str, Callable[[], Mapping[str, Any]]], tuple[dict[str, Any], bool]]
 
 
 class OutputMismatch(SessionError, RuntimeError):
@@ -53,28 +51,28 @@ def describe(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _backoffice_ledger() -> Ledger:
-    from actions.backoffice import once
+class LocalExecutor(BaseExecutor):
+    """Every call in the caller's thread, ``wait: false`` and post-contact ones too."""
 
-    return once
+    background = False
 
-
-class LocalExecutor:
-    def __init__(
-        self, actions: Mapping[str, ActionSpec] | None = None, ledger: Ledger | None = None
-    ) -> None:
+    def __init__(self, *, ledger: Ledger, actions: Mapping[str, ActionSpec] | None = None) -> None:
+        super().__init__()
         self.actions = actions if actions is not None else catalogue()
-        self.ledger = ledger or _backoffice_ledger()
+        self.ledger = ledger
 
-    def _call(self, name: str, inputs: Mapping[str, Any], attempts: int, key: str) -> ActionOutcome:
-        spec = self.actions.get(name)
+    def call(self, call: Call) -> ActionOutcome:
+        spec = self.actions.get(call.action)
         if spec is None:
-            return ActionOutcome(failure=f"{name!r} is not a back-office action of the catalogue")
+            return ActionOutcome(
+                failure=f"{call.action!r} is not a back-office action of the catalogue"
+            )
+        inputs = call.inputs
         failure = ActionOutcome(failure="not run", attempts=0)
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, call.retries + 2):
             try:
                 result, _repeated = self.ledger(
-                    key, name, lambda: checked(spec, spec.function(**inputs))
+                    call.key, call.action, lambda: checked(spec, spec.function(**inputs))
                 )
             except BusinessError as err:  # the back office's answer: never retried
                 return outcome_of(err, attempt)
@@ -83,9 +81,3 @@ class LocalExecutor:
                 continue
             return ActionOutcome(result=result, attempts=attempt)
         return failure
-
-    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
-        return self._call(effect.action, effect.input, effect.retries + 1, effect.key)
-
-    def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
-        return self._call(effect.action, effect.input, effect.retries + 1, effect.key)

@@ -23,29 +23,31 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from actions.registry import ActionSpec, BusinessError, catalogue
-from engine.adapters.local_actions import Ledger, _backoffice_ledger, checked, describe
+from actions.registry import ActionSpec, BusinessError, Ledger, catalogue
+from engine.adapters.executor_base import BaseExecutor, Call, done
+from engine.adapters.local_actions import checked, describe
 from engine.adapters.prefect_dispatch import Dispatcher, Job
 from engine.adapters.prefect_server import ensure_api
-from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
 # What a task run returns: the action's result, or the business error it answered.
 RESULT, BUSINESS = "result", "business_error"
 
 
-class PrefectExecutor:
-    def __init__(
-        self, actions: Mapping[str, ActionSpec] | None = None, ledger: Ledger | None = None
-    ) -> None:
+class PrefectExecutor(BaseExecutor):
+    """Each call handed to the dispatcher flow run, whose task runner runs it."""
+
+    drain_timeout = 60.0
+
+    def __init__(self, *, ledger: Ledger, actions: Mapping[str, ActionSpec] | None = None) -> None:
+        super().__init__()
         self.api = ensure_api()
         self.actions = actions if actions is not None else catalogue()
-        self.ledger = ledger or _backoffice_ledger()
+        self.ledger = ledger
         self.dispatcher = Dispatcher(self.api)
         self._tasks: dict[tuple[str, int, float | None], Any] = {}
         self._attempts: dict[str, int] = {}  # task run id -> attempts so far
-        self._lock = threading.Lock()
-        self.pending: list[Future[ActionOutcome]] = []  # wait: false and post-contact runs
+        self._tasks_lock = threading.Lock()
 
     def _task(self, spec: ActionSpec, retries: int, timeout: float | None) -> Any:
         from prefect import task
@@ -53,7 +55,7 @@ class PrefectExecutor:
         from prefect.context import TaskRunContext
 
         key = (spec.name, retries, timeout)
-        with self._lock:
+        with self._tasks_lock:
             if key not in self._tasks:
                 ledger, attempts = self.ledger, self._attempts
 
@@ -98,19 +100,16 @@ class PrefectExecutor:
             return ActionOutcome(result=dict(data[RESULT]), attempts=attempts, run_id=run_id)
         return ActionOutcome(failure=_reason(state), attempts=attempts, run_id=run_id)
 
-    def _submit(
-        self,
-        name: str,
-        key: str,
-        inputs: Mapping[str, Any],
-        retries: int,
-        timeout: float | None,
-        session: Session,
-    ) -> Future[ActionOutcome]:
-        spec = self.actions.get(name)
+    def call(self, call: Call) -> ActionOutcome:
+        return self.submit(call).result()
+
+    def submit(self, call: Call) -> Future[ActionOutcome]:
+        spec = self.actions.get(call.action)
         if spec is None:
-            return _done(
-                ActionOutcome(failure=f"{name!r} is not a back-office action of the catalogue")
+            return done(
+                ActionOutcome(
+                    failure=f"{call.action!r} is not a back-office action of the catalogue"
+                )
             )
         # No tags: Prefect looks up the concurrency limits of a task run's tags on the server
         # (a round trip, every 5 s per set of tags, and a thread per set for ever: 200 ms to
@@ -119,21 +118,21 @@ class PrefectExecutor:
         labels: list[str] = []
         try:
             job = Job(
-                self._task(spec, retries, timeout),
-                {"key": key, "inputs": dict(inputs)},
+                self._task(spec, call.retries, call.timeout),
+                {"key": call.key, "inputs": dict(call.inputs)},
                 labels,
                 self._outcome,
             )
-            done = self.dispatcher.submit(job)
+            running = self.dispatcher.submit(job)
         except Exception as err:  # Prefect unreachable: the dispatcher flow run did not open
-            return _done(self._unreachable(err))
+            return done(self._unreachable(err))
         answer: Future[ActionOutcome] = Future()
 
         def settle(future: Future[ActionOutcome]) -> None:
             error = future.exception()
             answer.set_result(self._unreachable(error) if error else future.result())
 
-        done.add_done_callback(settle)
+        running.add_done_callback(settle)
         return answer
 
     def _unreachable(self, err: BaseException) -> ActionOutcome:
@@ -141,51 +140,9 @@ class PrefectExecutor:
             failure=f"the action could not be run through Prefect at {self.api}: {describe(err)}"
         )
 
-    def _call(
-        self,
-        name: str,
-        key: str,
-        inputs: Mapping[str, Any],
-        retries: int,
-        timeout: float | None,
-        session: Session,
-        node: str,
-    ) -> ActionOutcome:
-        """Run one action and wait for its outcome (the action host's entry point)."""
-        return self._submit(name, key, inputs, retries, timeout, session).result()
-
-    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
-        future = self._submit(
-            effect.action, effect.key, effect.input, effect.retries, effect.timeout, session
-        )
-        if effect.wait:
-            return future.result()
-        self.pending.append(future)
-        return ActionOutcome(pending=future)
-
-    def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
-        # Post-contact automation: in the background; its failure never changes the outcome.
-        future = self._submit(
-            effect.action, effect.key, effect.input, effect.retries, None, session
-        )
-        self.pending.append(future)
-        return ActionOutcome(pending=future)
-
-    def drain(self, timeout: float = 60.0) -> list[ActionOutcome]:
-        """Wait for the background runs (a command line waits before it exits)."""
-        done = [f.result(timeout=timeout) for f in self.pending]
-        self.pending.clear()
-        return done
-
-    def close(self) -> None:
+    def release(self) -> None:
         """Let the running actions finish and complete the dispatcher flow run."""
         self.dispatcher.close()
-
-
-def _done(outcome: ActionOutcome) -> Future[ActionOutcome]:
-    future: Future[ActionOutcome] = Future()
-    future.set_result(outcome)
-    return future
 
 
 def _reason(state: Any) -> str:

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
 from prefect import task
 
 from engine.adapters.action_host import prefect_api
+from engine.adapters.executor_base import BaseExecutor, Call
 from engine.adapters.home import backoffice_url
-from engine.runtime import RunAction, RunAfter, Session
 from engine.service import ActionOutcome
 
-_background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="journeys-dispatch")
 POLL_SECONDS = 0.05
 DEFAULT_TIMEOUT = 300.0
 
@@ -43,7 +41,7 @@ def run_action(
     action: str, key: str, inputs: dict[str, Any], retries: int = 0, backoffice: str | None = None
 ) -> dict[str, Any]:
     """Run one action in the worker: tried 1 + retries times; errors come back as data."""
-    from actions.registry import catalogue
+    from actions.registry import catalogue, ledger
     from engine.adapters.local_actions import LocalExecutor
 
     if backoffice and backoffice != backoffice_digest():
@@ -55,7 +53,10 @@ def run_action(
             "`journeys worker` with the engine's JOURNEYS_HOME or JOURNEYS_BACKOFFICE_DB",
             "attempts": 0,
         }
-    outcome = LocalExecutor(catalogue())._call(action, inputs, retries + 1, key)
+    # A worker runs the catalogue's actions under the ledger of the back office they write.
+    outcome = LocalExecutor(ledger=ledger(), actions=catalogue()).call(
+        Call(action, key, inputs, retries)
+    )
     return {
         "result": outcome.result,
         "error": outcome.error,
@@ -73,29 +74,29 @@ def serve_forever() -> None:
     serve(run_action)
 
 
-class WorkerExecutor:
+class WorkerExecutor(BaseExecutor):
+    """Each call handed to the task workers (``task.delay()``), its task run polled."""
+
+    thread_name = "journeys-dispatch"
+    drain_timeout = 120.0
+
     def __init__(self) -> None:
+        super().__init__()
         self.api = prefect_api()
         self.backoffice = backoffice_digest()
-        self.pending: list[Any] = []
 
-    def _dispatch(
-        self,
-        action: str,
-        key: str,
-        inputs: dict[str, Any],
-        retries: int,
-        timeout: float | None,
-        labels: list[str],
-    ) -> ActionOutcome:
+    def call(self, call: Call) -> ActionOutcome:
         from prefect import tags
         from prefect.client.orchestration import get_client
 
+        limit = call.timeout or DEFAULT_TIMEOUT
         try:
-            with tags(*labels):
-                future = run_action.delay(action, key, inputs, retries, self.backoffice)
+            with tags(*_labels(call)):
+                future = run_action.delay(
+                    call.action, call.key, call.inputs, call.retries, self.backoffice
+                )
             run_id = str(future.task_run_id)
-            deadline = time.monotonic() + (timeout or DEFAULT_TIMEOUT)
+            deadline = time.monotonic() + limit
             with get_client(sync_client=True) as client:
                 while True:
                     run = client.read_task_run(UUID(run_id))
@@ -103,7 +104,7 @@ class WorkerExecutor:
                         break
                     if time.monotonic() > deadline:
                         return ActionOutcome(
-                            failure=f"no worker finished {action} within {timeout or DEFAULT_TIMEOUT:.0f} s "
+                            failure=f"no worker finished {call.action} within {limit:.0f} s "
                             "(is `journeys worker` running?)",
                             run_id=run_id,
                         )
@@ -126,40 +127,8 @@ class WorkerExecutor:
             run_id=run_id,
         )
 
-    def _labels(self, session: Session, node: str, action: str) -> list[str]:
-        return [f"session:{session.id}", f"node:{node}", f"action:{action}"] + (
-            [f"motive:{session.motive}"] if session.motive else []
-        )
 
-    def run(self, effect: RunAction, session: Session) -> ActionOutcome:
-        args = (
-            effect.action,
-            effect.key,
-            dict(effect.input),
-            effect.retries,
-            effect.timeout,
-            self._labels(session, effect.node, effect.action),
-        )
-        if effect.wait:
-            return self._dispatch(*args)
-        future = _background.submit(self._dispatch, *args)
-        self.pending.append(future)
-        return ActionOutcome(pending=future)
-
-    def run_after(self, effect: RunAfter, session: Session) -> ActionOutcome:
-        future = _background.submit(
-            self._dispatch,
-            effect.action,
-            effect.key,
-            dict(effect.input),
-            effect.retries,
-            None,
-            self._labels(session, "after", effect.action),
-        )
-        self.pending.append(future)
-        return ActionOutcome(pending=future)
-
-    def drain(self, timeout: float = 120.0) -> list[ActionOutcome]:
-        done = [f.result(timeout=timeout) for f in self.pending]
-        self.pending.clear()
-        return done
+def _labels(call: Call) -> list[str]:
+    return [f"session:{call.session}", f"node:{call.node}", f"action:{call.action}"] + (
+        [f"motive:{call.motive}"] if call.motive else []
+    )

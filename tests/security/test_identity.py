@@ -26,6 +26,7 @@ import uvicorn
 from sqlalchemy import select, update
 
 from actions import backoffice as bo
+from actions.backoffice import once
 from actions.identity import MAX_ATTEMPTS
 from engine.adapters.http import create_app
 from engine.adapters.local_actions import LocalExecutor
@@ -77,7 +78,7 @@ def serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]
     monkeypatch.setenv("JOURNEYS_IDENTITY_KEY", SITE_KEY)
     monkeypatch.setenv("JOURNEYS_IDENTITY_ISSUER", ISSUER)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path / "home")
+    app = create_app(Library(SHIPPED), store, LocalExecutor(ledger=once), tmp_path / "home")
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error")
     )

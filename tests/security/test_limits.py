@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from click.testing import CliRunner
 
+from actions.backoffice import once
 from cli import main
 from engine import ratelimit
 from engine.adapters.connections import GuardedHttpTools, uvicorn_settings
@@ -55,7 +56,7 @@ def served(
         else:
             monkeypatch.setenv(name, value)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path / "home")
+    app = create_app(Library(SHIPPED), store, LocalExecutor(ledger=once), tmp_path / "home")
     port = free_port()
     settings = {**uvicorn_settings(), "http": protocol}
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", **settings)
@@ -87,7 +88,7 @@ def test_the_test_clients_names_are_not_this_machine(
     monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
-    app = create_app(Library(SHIPPED), store, LocalExecutor(), tmp_path / "home")
+    app = create_app(Library(SHIPPED), store, LocalExecutor(ledger=once), tmp_path / "home")
 
     async def call(client: tuple[str, int], base: str) -> httpx.Response:
         transport = httpx.ASGITransport(app=app, client=client)

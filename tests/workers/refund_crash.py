@@ -11,6 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
+from actions.backoffice import once
 from engine.adapters.local_actions import LocalExecutor
 from engine.adapters.sql_store import SqlStore
 from engine.library import Library
@@ -29,7 +30,7 @@ class DieAfterRefund(LocalExecutor):
 
 def main() -> None:
     library, url, session_id = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-    sessions = Sessions(Library(library), SqlStore(url), DieAfterRefund())
+    sessions = Sessions(Library(library), SqlStore(url), DieAfterRefund(ledger=once))
     sessions.answer(session_id, "ask_order", "10000001")
 
 

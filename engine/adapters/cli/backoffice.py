@@ -34,11 +34,14 @@ if TYPE_CHECKING:
 
 def _outbound_sessions(ctx: click.Context, executor_kind: str, db: str | None) -> Sessions:
     """The service for raising events: journeys with errors never start."""
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.service import Sessions
 
     library = open_library(ctx)
-    return Sessions(library, session_store(db), LazyExecutor(executor_kind), refused(library))
+    return Sessions(
+        library, session_store(db), LazyExecutor(executor_kind, ledger=ledger()), refused(library)
+    )
 
 
 def _startable(sessions: Sessions) -> Callable[[str], None]:

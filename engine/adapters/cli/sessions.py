@@ -156,11 +156,12 @@ def _sessions(
 ) -> Sessions:
     """The service for one command line: real actions (made when one first runs), or the
     stubs given for some of them."""
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.scenarios import StubExecutor
     from engine.service import ActionExecutor, Sessions
 
-    real = LazyExecutor(executor_kind)
+    real = LazyExecutor(executor_kind, ledger=ledger())  # made when a real action first runs
     executor: ActionExecutor = StubExecutor(stubs, fallback=real) if stubs is not None else real
     return Sessions(library, session_store(db), executor)
 
@@ -343,12 +344,15 @@ def runs_retry(
     inputs it had and the same idempotency key: the back office never does it twice.
 
     Exit status: 0 it succeeded (now or before), 1 it failed again or cannot be run again."""
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.service import Sessions
 
     store = session_store(db)
     try:
-        run, ran = Sessions(open_library(ctx), store, LazyExecutor(executor_kind)).rerun(run_id)
+        run, ran = Sessions(
+            open_library(ctx), store, LazyExecutor(executor_kind, ledger=ledger())
+        ).rerun(run_id)
     finally:
         store.dispose()
     if fmt == "json":

@@ -126,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def app_from_environment() -> FastAPI:
     """The app `journeys serve` runs (uvicorn factory): library, database and executor from
     the environment (JOURNEYS_LIBRARY, JOURNEYS_DB, JOURNEYS_EXECUTOR, JOURNEYS_HOME)."""
+    from actions.registry import ledger
     from engine.adapters.executors import LazyExecutor
     from engine.adapters.home import journeys_home
     from engine.adapters.keeper import GatedExecutor
@@ -135,7 +136,7 @@ def app_from_environment() -> FastAPI:
     home = journeys_home()
     library = Library(Path(os.environ.get("JOURNEYS_LIBRARY") or default_library()))
     store = SqlStore(os.environ.get("JOURNEYS_DB") or default_url())
-    executor = LazyExecutor()
+    executor = LazyExecutor(ledger=ledger())  # the back office the catalogue writes
     keeper = Keeper(executor.kind)  # `journeys serve` started it; this one watches
     return create_app(
         library,
