@@ -49,8 +49,11 @@ def modules(path: Path) -> set[str]:
 def test_the_engine_never_imports_the_demo_back_office() -> None:
     """The idempotency ledger is passed in (the command line, `journeys serve`, the action host
     and the workers take it from ``actions.registry.ledger()``): nothing under engine/,
-    adapters included, imports the demo back office."""
-    everything = sorted((ROOT / "engine").rglob("*.py"))
+    adapters included, imports the demo back office. The exception is the command line
+    (engine/adapters/cli/, like cli.py): `journeys backoffice` shows and scans the demo back
+    office itself, that is what the command is for."""
+    cli = ROOT / "engine" / "adapters" / "cli"
+    everything = sorted(p for p in (ROOT / "engine").rglob("*.py") if cli not in p.parents)
     users = [
         str(p.relative_to(ROOT))
         for p in everything

@@ -12,8 +12,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import ROOT
 
 MAX_MODULE_LINES = 500
@@ -83,7 +81,6 @@ def test_a_function_is_counted_from_its_def_not_its_decorators() -> None:
     assert list(long_functions(decorated + "    return x0\n")) == [(3, "run", 61)]
 
 
-@pytest.mark.xfail(strict=False, reason="until the issue-13 branches merge")
 def test_no_module_is_over_500_lines() -> None:
     too_long = [
         f"{_relative(p)}: {n} lines"
@@ -95,7 +92,6 @@ def test_no_module_is_over_500_lines() -> None:
     )
 
 
-@pytest.mark.xfail(strict=False, reason="until the issue-13 branches merge")
 def test_no_function_is_over_60_lines() -> None:
     too_long = [
         f"{_relative(p)}:{line} {name}: {lines} lines"
