@@ -51,7 +51,7 @@ class _Journeys(Group):
 @click.pass_context
 def main(ctx: click.Context, library: Path | None) -> None:
     """Guided resolution journeys for customer service: once and done."""
-    from engine.shipped import default_library
+    from engine.definitions.shipped import default_library
 
     ctx.ensure_object(dict)
     ctx.obj["library"] = library if library is not None else default_library()

@@ -3,7 +3,7 @@
 ``identity.send_code`` sends a 6-digit code by SMS (or e-mail) to the customer's own phone
 (or mailbox), as ``notify.send`` sends any message; ``identity.check_code`` checks what the
 customer typed. The engine treats a successful check (``verified: true``) as the proof that
-the self-care customer is the holder of that number (engine/identity.py): only then may the
+the self-care customer is the holder of that number (engine/sessions/identity.py): only then may the
 journey read or change anything of theirs.
 
 Only a salted hash of a code is stored; a code expires after ``CODE_MINUTES`` and allows

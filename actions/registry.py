@@ -69,7 +69,7 @@ class ActionSpec:
     errors: tuple[tuple[str, str], ...] = ()
     #: Its part in proving who a self-care customer is: ``challenge`` (sends a one-time
     #: code to the contact details on file) or ``proof`` (``{"verified": true}`` proves its
-    #: ``customer_id``); None for the others (engine.identity).
+    #: ``customer_id``); None for the others (engine.sessions.identity).
     identity: str | None = None
 
     def param(self, name: str) -> Param | None:
@@ -119,7 +119,7 @@ BUSINESS_CODES = {
     Forbidden.code: "the back office refuses it for this customer",
 }
 #: The code the engine answers, without running the action, when a self-care customer has
-#: not yet proven that the account is theirs (engine.identity.UNVERIFIED).
+#: not yet proven that the account is theirs (engine.sessions.identity.UNVERIFIED).
 UNVERIFIED = "unverified"
 #: The parts an action may take in proving who a self-care customer is.
 IDENTITY_PARTS = ("challenge", "proof")

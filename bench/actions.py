@@ -79,8 +79,8 @@ def ms(values: list[float]) -> str:
 
 
 def measure(executor: Any, library: Path, steps: int) -> dict[str, list[float]]:
-    from engine.library import Library
-    from engine.service import MemoryStore, Sessions
+    from engine.definitions.library import Library
+    from engine.sessions.service import MemoryStore, Sessions
 
     sessions = Sessions(Library(library), MemoryStore(), executor)
     ids = {"no action": "plain", "wait: false action": "async", "wait: true action": "sync"}
@@ -202,10 +202,10 @@ def _runs_in_the_dispatcher(steps: int) -> dict[str, list[float]]:
     """Task runs in the dispatcher flow run: with tags per session, then as journeys runs
     them (in process, then through the action host)."""
     from actions.registry import catalogue
-    from engine.adapters.action_host import HostExecutor
-    from engine.adapters.prefect_actions import PrefectExecutor
-    from engine.adapters.prefect_dispatch import Job
-    from engine.runtime import RunAction, Session
+    from engine.adapters.execution.action_host import HostExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_dispatch import Job
+    from engine.sessions.runtime import RunAction, Session
 
     found: dict[str, list[float]] = {}
     executor = PrefectExecutor(actions=catalogue(), ledger=_no_ledger)
@@ -283,8 +283,8 @@ def second_command(library: Path) -> None:
     code = (
         "import time; t = time.perf_counter();"
         "from pathlib import Path;"
-        "from engine.adapters.action_host import HostExecutor;"
-        "from engine.library import Library; from engine.service import MemoryStore, Sessions;"
+        "from engine.adapters.execution.action_host import HostExecutor;"
+        "from engine.definitions.library import Library; from engine.sessions.service import MemoryStore, Sessions;"
         f"s = Sessions(Library(Path({str(library)!r})), MemoryStore(), HostExecutor());"
         "x = s.start('sync', {}); x = s.answer(x.id, 'first', 'hi');"
         "print(round(time.perf_counter() - t, 2))"
@@ -307,7 +307,7 @@ def second_command(library: Path) -> None:
 
 
 def measure_host(library: Path, steps: int, base: list[float]) -> dict[str, list[float]]:
-    from engine.adapters.action_host import HostExecutor
+    from engine.adapters.execution.action_host import HostExecutor
 
     return measure(HostExecutor(), library, steps)
 
@@ -382,9 +382,9 @@ def set_environment(out: Path) -> None:
 def embedded_server_runs(library: Path, steps: int) -> None:
     """In process without Prefect (the reference), then with the embedded server: the ways
     of recording an action, the way before, task runs in process and through the host."""
-    from engine.adapters import prefect_server
-    from engine.adapters.local_actions import LocalExecutor
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution import prefect_server
+    from engine.adapters.execution.local_actions import LocalExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     report(
         "in process, no Prefect (reference)",
@@ -429,7 +429,7 @@ def local_server_runs(out: Path, steps: int) -> None:
 
 def against(url: str, library: Path, steps: int) -> None:
     """The executor against a Prefect server started on its own (PREFECT_API_URL)."""
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     os.environ["PREFECT_API_URL"] = url
     local = PrefectExecutor(ledger=_no_ledger)

@@ -132,11 +132,11 @@ class InProcess:
 
     def __init__(self, library: Path, db: str) -> None:
         from actions.registry import account_actions, catalogue
-        from engine.adapters.sql_store import SqlStore
-        from engine.identity import IdentityGate
-        from engine.library import Library, refusals
-        from engine.scenarios import StubExecutor
-        from engine.service import Sessions
+        from engine.adapters.sql.store import SqlStore
+        from engine.definitions.library import Library, refusals
+        from engine.insight.scenarios import StubExecutor
+        from engine.sessions.identity import IdentityGate
+        from engine.sessions.service import Sessions
 
         lib, actions = Library(library), catalogue()
         self.store = SqlStore(db)

@@ -78,10 +78,10 @@ def library(folder: Path, rule: str) -> Path:
 
 
 def run(url: str, folder: Path, sessions: int) -> list[float]:
-    from engine.adapters.sql_store import SqlStore
-    from engine.library import Library
-    from engine.scenarios import StubExecutor
-    from engine.service import Sessions
+    from engine.adapters.sql.store import SqlStore
+    from engine.definitions.library import Library
+    from engine.insight.scenarios import StubExecutor
+    from engine.sessions.service import Sessions
 
     store = SqlStore(url)
     stubs = StubExecutor({"payments.issue_voucher": {"voucher_code": "V1", "amount": 10}})

@@ -63,11 +63,11 @@ from bench.steps_common import (  # noqa: E402
 )
 from bench.steps_floor import RecordingStore, Saved, bench_raw, bench_store_rows  # noqa: E402
 from bench.steps_spiff import bench_spiff  # noqa: E402
-from engine.adapters.sql_store import SqlStore  # noqa: E402
-from engine.library import Library  # noqa: E402
-from engine.runtime import ENDED, Session  # noqa: E402
-from engine.scenarios import StubExecutor  # noqa: E402
-from engine.service import Sessions, SessionStore  # noqa: E402
+from engine.adapters.sql.store import SqlStore  # noqa: E402
+from engine.definitions.library import Library  # noqa: E402
+from engine.insight.scenarios import StubExecutor  # noqa: E402
+from engine.sessions.runtime import ENDED, Session  # noqa: E402
+from engine.sessions.service import Sessions, SessionStore  # noqa: E402
 
 JOURNEY_YAML = """\
 # yaml-language-server: $schema=../schemas/journey.schema.json

@@ -33,8 +33,8 @@ from bench.steps_common import (
     event_row,
     fresh_db,
 )
-from engine.runtime import Session
-from engine.service import MemoryStore, Records, Runs
+from engine.sessions.runtime import Session
+from engine.sessions.service import MemoryStore, Records, Runs
 
 
 def bench_raw(out: Path, n: int, state: str) -> Result:
@@ -296,7 +296,7 @@ def _run_values(run: Mapping[str, Any], sid: str, result: Any, at: str) -> tuple
 
 def store_database(path: Path) -> sqlite3.Connection:
     """The store's own tables (its migrations), then sqlite3 alone with the store's PRAGMAs."""
-    from engine.adapters.sql_store import SqlStore
+    from engine.adapters.sql.store import SqlStore
 
     SqlStore(f"sqlite:///{fresh_db(path)}").dispose()
     conn = sqlite3.connect(path, isolation_level=None)

@@ -4,7 +4,7 @@ Two families under :class:`JourneysError`:
 
 - :class:`DefinitionError`: the library, a journey, a file, an expression, a scenario or an
   option cannot be used as written. Fixed by editing; ``journeys validate`` reports most of
-  them as findings (``engine.findings``) before anything runs.
+  them as findings (``engine.definitions.findings``) before anything runs.
 - :class:`SessionError`: a running session (or what it needs: the store, the back office,
   identity, limits) cannot do what was asked just now.
 
@@ -100,7 +100,7 @@ class UnknownRun(SessionError):
 
 class JourneyHasErrors(SessionError):
     """The journey may not start: `journeys validate` finds errors in it (see
-    ``engine.library.journey_errors``)."""
+    ``engine.definitions.library.journey_errors``)."""
 
     title = "Cannot start"
     http_status = 409

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from actions.registry import catalogue as load_catalogue
-from engine.checks.actions import Catalogue
-from engine.validate import Options, Report, validate
+from engine.definitions.checks.actions import Catalogue
+from engine.definitions.validate import Options, Report, validate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from actions.registry import ActionSpec, NotFound, Param
-from engine.adapters.local_actions import LocalExecutor
-from engine.library import Library
-from engine.service import MemoryStore, Sessions
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.definitions.library import Library
+from engine.sessions.service import MemoryStore, Sessions
 
 JOURNEY = """
 journey: fragile

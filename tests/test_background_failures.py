@@ -14,12 +14,12 @@ from sqlalchemy import select, update
 
 from actions.backoffice import once
 from cli import main
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.reporting import build_report
-from engine.adapters.sql_store import SqlStore, action_runs
-from engine.library import Library
-from engine.report import as_text
-from engine.service import Sessions
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.adapters.sql.reporting import build_report
+from engine.adapters.sql.store import SqlStore, action_runs
+from engine.definitions.library import Library
+from engine.insight.report import as_text
+from engine.sessions.service import Sessions
 from tests.test_store import db_url, pg_server  # noqa: F401  (fixtures: both databases)
 
 DOWN = "postgresql+psycopg://nobody@127.0.0.1:1/none"

@@ -18,12 +18,12 @@ from sqlalchemy import func, select
 from actions import backoffice as bo
 from actions.backoffice import once
 from actions.registry import catalogue
-from engine.adapters.executor_base import Call
-from engine.adapters.local_actions import LocalExecutor
-from engine.library import Library
-from engine.runtime import Session
-from engine.scenarios import AnswerBook, answer_until_stuck
-from engine.service import MemoryStore, Sessions
+from engine.adapters.execution.base import Call
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.definitions.library import Library
+from engine.insight.scenarios import AnswerBook, answer_until_stuck
+from engine.sessions.runtime import Session
+from engine.sessions.service import MemoryStore, Sessions
 from tests.conftest import PG_DSN, ROOT, SHIPPED, requires
 
 #: The back office's "today" in these tests: a Wednesday. Seed dates are relative to it.

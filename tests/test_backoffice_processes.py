@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.adapters.prefect_server import free_port
+from engine.adapters.execution.prefect_server import free_port
 from tests.conftest import ROOT
 
 JOURNEYS = Path(sys.executable).with_name("journeys")
@@ -145,7 +145,7 @@ def hosts(home: Path) -> list[int]:
     return [
         pid
         for pid in left(home)
-        if b"engine.adapters.action_host" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"engine.adapters.execution.action_host" in Path(f"/proc/{pid}/cmdline").read_bytes()
     ]
 
 

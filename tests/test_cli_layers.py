@@ -1,5 +1,5 @@
 """The thin CLI: the decisions `journeys` used to make itself are engine functions, tested
-here without click (engine/resume.py, terminal.converse, triggers.raise_each,
+here without click (engine/sessions/resume.py, terminal.converse, triggers.raise_each,
 scenarios.run_scenarios), and an engine error leaves the CLI with its class's exit code."""
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from engine import errors
 from engine.adapters.cli.common import Failure, command, json_errors
 from engine.adapters.terminal import NEXT_MOTIVE, converse
-from engine.library import Library
-from engine.resume import check_startable, continue_session, resume_or_start
-from engine.runtime import INCIDENT
-from engine.scenarios import StubExecutor, run_scenarios
-from engine.service import ActionOutcome, MemoryStore, Sessions
-from engine.triggers import raise_each
+from engine.definitions.library import Library
+from engine.insight.scenarios import StubExecutor, run_scenarios
+from engine.sessions.resume import check_startable, continue_session, resume_or_start
+from engine.sessions.runtime import INCIDENT
+from engine.sessions.service import ActionOutcome, MemoryStore, Sessions
+from engine.sessions.triggers import raise_each
 from tests.conftest import FIXTURES, ROOT
 from tests.test_triggers import LATE_OFFER, MOTIVES, OTHER
 

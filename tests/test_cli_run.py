@@ -303,7 +303,7 @@ def test_db_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
     result = invoke("db", "upgrade", "--db", url)
     assert result.exit_code == 0
-    from engine.adapters.migrations import head_revision
+    from engine.adapters.sql.migrations import head_revision
 
     assert f"revision {head_revision()}" in result.output
     assert (tmp_path / "fresh.db").exists()

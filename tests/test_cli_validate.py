@@ -284,8 +284,8 @@ def test_the_shipped_library_is_validated_without_writing_in_the_install_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from actions.registry import catalogue
-    from engine.shipped import SHIPPED_LIBRARY
-    from engine.validate import CACHE_DIR_NAME, Options, validate
+    from engine.definitions.shipped import SHIPPED_LIBRARY
+    from engine.definitions.validate import CACHE_DIR_NAME, Options, validate
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     shipped = SHIPPED_LIBRARY / CACHE_DIR_NAME / "validate.json"

@@ -401,12 +401,12 @@ def serving_while_starting(
     import uvicorn
 
     from actions.backoffice import once
+    from engine.adapters.execution.keeper import GatedExecutor, Keeper
+    from engine.adapters.execution.local_actions import LocalExecutor
+    from engine.adapters.execution.prefect_server import free_port
     from engine.adapters.http import create_app
-    from engine.adapters.keeper import GatedExecutor, Keeper
-    from engine.adapters.local_actions import LocalExecutor
-    from engine.adapters.prefect_server import free_port
-    from engine.adapters.sql_store import SqlStore
-    from engine.library import Library
+    from engine.adapters.sql.store import SqlStore
+    from engine.definitions.library import Library
 
     monkeypatch.setenv("JOURNEYS_BACKOFFICE_DB", f"sqlite:///{tmp_path / 'bo.db'}")
     monkeypatch.delenv("JOURNEYS_AGENT_KEYS", raising=False)

@@ -1,11 +1,11 @@
-"""The event log (engine.event_log): every event a step takes comes back from its record."""
+"""The event log (engine.sessions.event_log): every event a step takes comes back from its record."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine import event_log, service
-from engine.runtime import (
+from engine.sessions import event_log, service
+from engine.sessions.runtime import (
     ActionDone,
     Answer,
     Event,

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from actions.backoffice import once
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
-from engine.service import Sessions
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.sessions.service import Sessions
 from tests.conftest import ROOT
 
 JOURNEY = """

@@ -7,10 +7,10 @@ from concurrent.futures import Future
 
 import pytest
 
-from engine.adapters.executor_base import AFTER, BaseExecutor, Call
-from engine.adapters.local_actions import LocalExecutor
-from engine.runtime import RunAction, RunAfter, Session
-from engine.service import ActionOutcome
+from engine.adapters.execution.base import AFTER, BaseExecutor, Call
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.sessions.runtime import RunAction, RunAfter, Session
+from engine.sessions.service import ActionOutcome
 
 SESSION = Session(id="s1", journey="j", version=1, definition="d", motive="late")
 

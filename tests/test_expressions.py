@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.expressions import (
+from engine.definitions.expressions import (
     EvaluationError,
     ExpressionError,
     compile_expression,

@@ -15,9 +15,16 @@ from click.testing import CliRunner, Result
 
 from cli import main
 from engine.adapters.graphviz_render import NO_DOT, to_html, to_svg
-from engine.diagram import OUTCOME_COLOURS, Heat, heat_colour, legend_dot, to_dot, to_mermaid
-from engine.library import Library
-from engine.model import Journey
+from engine.definitions.library import Library
+from engine.definitions.model import Journey
+from engine.insight.diagram import (
+    OUTCOME_COLOURS,
+    Heat,
+    heat_colour,
+    legend_dot,
+    to_dot,
+    to_mermaid,
+)
 from tests.conftest import FIXTURES, SHIPPED
 
 LIBRARY = Library(SHIPPED)
@@ -446,7 +453,7 @@ def test_cli_without_dot_says_how_to_fix_it(
 
 
 def test_cli_heat_asks_the_session_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    import engine.adapters.reporting as reporting
+    import engine.adapters.sql.reporting as reporting
 
     calls: list[tuple[Any, ...]] = []
 

@@ -14,10 +14,10 @@ import pytest
 import uvicorn
 
 from actions.backoffice import once
+from engine.adapters.execution.local_actions import LocalExecutor
 from engine.adapters.http import Tokens, create_app
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
 from tests.conftest import PG_DSN, SHIPPED, requires
 
 

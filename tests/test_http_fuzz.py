@@ -10,10 +10,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from actions.backoffice import once
+from engine.adapters.execution.local_actions import LocalExecutor
 from engine.adapters.http import create_app
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
 from tests.conftest import SHIPPED
 
 _scratch = Path(tempfile.mkdtemp(prefix="journeys-fuzz-"))

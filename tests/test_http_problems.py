@@ -18,16 +18,16 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 
 from actions.backoffice import once
+from engine.adapters.execution.keeper import BackofficeStarting
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.adapters.execution.prefect_server import free_port
 from engine.adapters.http import create_app
 from engine.adapters.http.problems import Endpoint
-from engine.adapters.keeper import BackofficeStarting
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.prefect_server import free_port
-from engine.adapters.sql_store import SqlStore
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
 from engine.errors import Conflict, DefinitionError, SessionError, StoreUnavailable
-from engine.library import Library
-from engine.ratelimit import Limited, Rate
-from engine.service import Sessions
+from engine.sessions.ratelimit import Limited, Rate
+from engine.sessions.service import Sessions
 from tests.conftest import SHIPPED
 
 AGENT = {"Authorization": "Bearer problems-agent"}

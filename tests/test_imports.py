@@ -60,3 +60,20 @@ def test_the_engine_never_imports_the_demo_back_office() -> None:
         if any(m == "actions.backoffice" or m.startswith("actions.backoffice.") for m in modules(p))
     ]
     assert users == []
+
+
+#: Which group of the core may import which: definitions <- sessions <- insight.
+LAYERS = {"definitions": set(), "sessions": {"definitions"}, "insight": {"definitions", "sessions"}}
+
+
+@pytest.mark.parametrize("group", sorted(LAYERS))
+def test_core_groups_import_only_the_layers_below(group: str) -> None:
+    """A definition never depends on a running session; a session never on the reports."""
+    wrong = {
+        f"{p.relative_to(ROOT)}: {name}"
+        for p in sorted((ROOT / "engine" / group).rglob("*.py"))
+        for name in modules(p)
+        if name.startswith("engine.")
+        and name.split(".")[1] in {*LAYERS, "adapters"} - LAYERS[group] - {group}
+    }
+    assert wrong == set()

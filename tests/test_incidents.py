@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from actions.backoffice import once
+from engine.adapters.execution.local_actions import LocalExecutor
 from engine.adapters.http import create_app
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
-from engine.retry_loop import RetryLoop, interval_from_environment
-from engine.service import Sessions
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.sessions.retry_loop import RetryLoop, interval_from_environment
+from engine.sessions.service import Sessions
 from tests.conftest import SHIPPED
 from tests.test_http import serving
 
@@ -237,8 +237,8 @@ def test_a_bad_retry_interval_is_a_clear_error(
 def test_the_report_counts_incidents_per_action_and_those_held_now(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.adapters.reporting import build_report
-    from engine.report import as_text
+    from engine.adapters.sql.reporting import build_report
+    from engine.insight.report import as_text
 
     monkeypatch.setenv(BACKOFFICE, DOWN)
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
@@ -373,7 +373,7 @@ def test_the_retry_loop_waits_quietly_while_the_back_office_starts(
 ) -> None:
     """While `journeys serve` is still starting the back office, a look of the loop is not a
     failure to read the incidents: nothing is logged as a warning, the next look tries again."""
-    from engine.adapters.keeper import BackofficeStarting
+    from engine.adapters.execution.keeper import BackofficeStarting
 
     class Starting:
         def retry_due(self, limit: int) -> list[object]:

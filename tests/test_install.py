@@ -212,7 +212,7 @@ def test_serve_gives_the_console_and_its_files(served: str) -> None:
 def test_a_journeys_folder_here_comes_before_the_shipped_library(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.shipped import SHIPPED_LIBRARY, default_library
+    from engine.definitions.shipped import SHIPPED_LIBRARY, default_library
 
     monkeypatch.chdir(tmp_path)
     assert default_library() == SHIPPED_LIBRARY

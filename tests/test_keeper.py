@@ -14,13 +14,13 @@ import pytest
 import uvicorn
 
 from actions.backoffice import once
+from engine.adapters.execution.keeper import BackofficeStarting, GatedExecutor, Keeper
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.adapters.execution.prefect_server import free_port
 from engine.adapters.home import idle_seconds, journeys_home
 from engine.adapters.http import create_app
-from engine.adapters.keeper import BackofficeStarting, GatedExecutor, Keeper
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.prefect_server import free_port
-from engine.library import Library
-from engine.service import MemoryStore
+from engine.definitions.library import Library
+from engine.sessions.service import MemoryStore
 from tests.conftest import SHIPPED
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.validate import Report
+from engine.definitions.validate import Report
 from tests.conftest import Check
 
 

@@ -1,12 +1,12 @@
-"""Motive suggestion (engine/motive_search.py): the keyword search the console has always had."""
+"""Motive suggestion (engine/sessions/motive_search.py): the keyword search the console has always had."""
 
 from __future__ import annotations
 
 import pytest
 
-from engine.library import Library
-from engine.model import Loc, Motive
-from engine.motive_search import fold, suggest
+from engine.definitions.library import Library
+from engine.definitions.model import Loc, Motive
+from engine.sessions.motive_search import fold, suggest
 from tests.conftest import SHIPPED
 
 

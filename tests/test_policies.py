@@ -14,17 +14,17 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
-from engine import build
-from engine.analyse import POLICIES, role_of
-from engine.authority import decide, default_role
+from engine.definitions import build
+from engine.definitions.analyse import POLICIES, role_of
+from engine.definitions.findings import Finding
+from engine.definitions.library import POLICY_SOURCE, Library, LibraryError
+from engine.definitions.model import Policy
+from engine.definitions.yamlsafe import YamlMap, parse
 from engine.errors import InvalidAnswer
-from engine.findings import Finding
-from engine.library import POLICY_SOURCE, Library, LibraryError
-from engine.model import Policy
-from engine.runtime import RunAction, Session
-from engine.scenarios import StubExecutor
-from engine.service import ActionOutcome, MemoryStore, Sessions, replay
-from engine.yamlsafe import YamlMap, parse
+from engine.insight.scenarios import StubExecutor
+from engine.sessions.authority import decide, default_role
+from engine.sessions.runtime import RunAction, Session
+from engine.sessions.service import ActionOutcome, MemoryStore, Sessions, replay
 from tests.conftest import SHIPPED, Check
 
 MOTIVES = """
@@ -572,7 +572,7 @@ def test_sessions_with_denials_and_grants_replay_exactly(lib: Path) -> None:
 
 
 def test_the_sql_store_keeps_the_pinned_policy(lib: Path, tmp_path: Path) -> None:
-    from engine.adapters.sql_store import SqlStore
+    from engine.adapters.sql.store import SqlStore
 
     url = f"sqlite:///{tmp_path / 'sessions.db'}"
     sessions = Sessions(Library(lib), SqlStore(url), Recorder())

@@ -15,9 +15,9 @@ from uuid import UUID
 import pytest
 
 from actions.backoffice import once
-from engine.adapters import prefect_server
-from engine.library import Library
-from engine.service import MemoryStore, Sessions
+from engine.adapters.execution import prefect_server
+from engine.definitions.library import Library
+from engine.sessions.service import MemoryStore, Sessions
 from tests.conftest import ROOT, SHIPPED
 
 
@@ -74,7 +74,7 @@ def task_run(run_id: str, final: bool = True) -> Any:
 def test_a_journey_runs_its_actions_as_prefect_task_runs(prefect_api: str, backoffice: str) -> None:
     """Each action is a task run named after the action and its key (session, node, visit),
     inside the host's dispatcher flow run."""
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     executor = PrefectExecutor(ledger=once)
     assert executor.api == prefect_api
@@ -103,7 +103,7 @@ def test_a_business_error_is_not_retried_and_takes_on_error(
     prefect_api: str, backoffice: str, tmp_path: Path
 ) -> None:
     """The back office's answer (no such order) is final: one run, then on_error."""
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     library = tmp_path / "lib"
     library.mkdir()
@@ -128,7 +128,7 @@ def test_a_technical_failure_is_retried_then_an_incident(prefect_api: str, tmp_p
     """A system that keeps failing: 1 + retries attempts of its task run, then the session holds as an
     incident at the node; the journey's on_error (a business path) is not taken."""
     from actions.registry import ActionSpec, Param
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     def down(order_id: str) -> dict[str, str]:
         raise ConnectionError("the carrier's system is unreachable")
@@ -165,7 +165,7 @@ def test_a_second_command_reuses_the_embedded_server(prefect_api: str, tmp_path:
     code = (
         "import time; t = time.perf_counter();"
         "from actions.registry import ledger;"
-        "from engine.adapters.prefect_actions import PrefectExecutor; PrefectExecutor(ledger=ledger());"
+        "from engine.adapters.execution.prefect_actions import PrefectExecutor; PrefectExecutor(ledger=ledger());"
         "print(time.perf_counter() - t)"
     )
     started = time.perf_counter()
@@ -180,7 +180,7 @@ def test_a_second_command_reuses_the_embedded_server(prefect_api: str, tmp_path:
 def test_an_unreachable_prefect_server_is_an_incident_never_customer_not_found(
     backoffice: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
     executor = PrefectExecutor(ledger=once)
@@ -198,7 +198,7 @@ def test_journeys_run_uses_prefect_by_default(
     from click.testing import CliRunner
 
     from cli import main
-    from engine.adapters.action_host import stop_host
+    from engine.adapters.execution.action_host import stop_host
 
     monkeypatch.delenv("JOURNEYS_EXECUTOR", raising=False)
     monkeypatch.setenv("PREFECT_API_URL", prefect_api)
@@ -215,7 +215,7 @@ def test_journeys_run_uses_prefect_by_default(
     data, again = second
     assert data["outcome"] == "resolved"
     assert again["outcome"] == "escalated"  # the order was refunded by the first session
-    from engine.adapters.sql_store import SqlStore
+    from engine.adapters.sql.store import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
     runs = [e for e in store.events(data["session"]) if e["type"] == "action"]
@@ -259,7 +259,7 @@ def test_an_action_hanging_past_its_timeout_fails(prefect_api: str, tmp_path: Pa
     import time as clock
 
     from actions.registry import ActionSpec, Param
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     def hangs(order_id: str) -> dict[str, str]:
         clock.sleep(5)
@@ -289,8 +289,8 @@ def test_an_action_hanging_past_its_timeout_fails(prefect_api: str, tmp_path: Pa
 def test_background_and_post_contact_runs_are_recorded_when_they_end(
     prefect_api: str, backoffice: str, tmp_path: Path
 ) -> None:
-    from engine.adapters.prefect_actions import PrefectExecutor
-    from engine.adapters.sql_store import SqlStore
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
+    from engine.adapters.sql.store import SqlStore
 
     store = SqlStore(f"sqlite:///{tmp_path / 'sessions.db'}")
     executor = PrefectExecutor(ledger=once)
@@ -313,7 +313,7 @@ def test_workers_run_the_actions_of_a_session(
     """Scale-out: `journeys worker` in its own process runs the actions; the engine waits."""
     import signal as signals
 
-    from engine.adapters.prefect_workers import WorkerExecutor
+    from engine.adapters.execution.prefect_workers import WorkerExecutor
 
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT)}
     journeys = Path(sys.executable).with_name("journeys")
@@ -352,7 +352,7 @@ def test_workers_run_the_actions_of_a_session(
 
 def _echo_executor() -> Any:
     from actions.registry import ActionSpec, Param
-    from engine.adapters.prefect_actions import PrefectExecutor
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
 
     spec = ActionSpec(
         "test.echo",
@@ -367,7 +367,7 @@ def _echo_executor() -> Any:
 
 
 def _echo(executor: Any, n: int) -> Any:
-    from engine.runtime import RunAction, Session
+    from engine.sessions.runtime import RunAction, Session
 
     session = Session(id=f"s{n}", journey="j", version=1, definition="d")
     effect = RunAction("act", "test.echo", {"text": f"hi {n}"}, True, 0, None, f"s{n}:act:1")
@@ -379,7 +379,7 @@ def test_dispatcher_flow_runs_rotate_and_each_completes(
 ) -> None:
     """After ROTATE_AFTER actions a new dispatcher flow run takes over; the old one finishes
     its actions and completes; no action is lost on the way."""
-    from engine.adapters import prefect_dispatch
+    from engine.adapters.execution import prefect_dispatch
 
     monkeypatch.setattr(prefect_dispatch, "ROTATE_AFTER", 3)
     executor = _echo_executor()
@@ -410,8 +410,8 @@ def _die_while_running() -> None:
     import signal
 
     from actions.registry import ActionSpec, Param
-    from engine.adapters.prefect_actions import PrefectExecutor
-    from engine.runtime import RunAction, Session
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
+    from engine.sessions.runtime import RunAction, Session
 
     def slow(text: str) -> dict[str, str]:
         time.sleep(60)
@@ -450,7 +450,7 @@ def test_a_dispatcher_left_open_by_a_dead_host_is_marked_crashed(
 ) -> None:
     """A host killed (SIGKILL) with an action running: its dispatcher flow run and that task
     run stay Running in Prefect; the next dispatcher on this machine marks both Crashed."""
-    from engine.adapters.prefect_dispatch import mark_crashed
+    from engine.adapters.execution.prefect_dispatch import mark_crashed
 
     code = "from tests.test_prefect import _die_while_running; _die_while_running()"
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "PYTHONPATH": str(ROOT)}
@@ -473,8 +473,8 @@ def test_with_prefect_an_outage_holds_then_goes_on_and_background_runs_are_redon
     """The back-office database unreachable, actions run as Prefect task runs: the waited action
     is an incident, the background ones fail after their retries and are recorded; back up,
     the incident goes on where it was and a failed background run is run again once."""
-    from engine.adapters.prefect_actions import PrefectExecutor
-    from engine.adapters.sql_store import SqlStore
+    from engine.adapters.execution.prefect_actions import PrefectExecutor
+    from engine.adapters.sql.store import SqlStore
     from tests.test_background_failures import DOWN, GOODWILL
 
     lib = tmp_path / "lib"

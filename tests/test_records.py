@@ -1,4 +1,4 @@
-"""The persisted formats (engine/records.py): a session's state and an event record written
+"""The persisted formats (engine/sessions/records.py): a session's state and an event record written
 today read back equal, and records of the format before (unversioned) are upgraded."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine import records
-from engine.records import EVENT_FORMAT, FORMAT, SESSION_FORMAT, RecordFormatError
-from engine.runtime import Frame, Session
+from engine.sessions import records
+from engine.sessions.records import EVENT_FORMAT, FORMAT, SESSION_FORMAT, RecordFormatError
+from engine.sessions.runtime import Frame, Session
 
 
 def full_session() -> Session:

@@ -13,17 +13,17 @@ from click.testing import CliRunner
 
 from cli import main
 from engine import clock
-from engine.adapters.reporting import (
+from engine.adapters.sql.reporting import (
     ReportError,
     build_report,
     journey_heat,
     open_store,
     parse_day,
 )
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
-from engine.report import Report, as_text
-from engine.service import Sessions
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.insight.report import Report, as_text
+from engine.sessions.service import Sessions
 from tests.test_store import db_url, pg_server  # noqa: F401  (fixtures: both databases)
 
 QUIZ = """
@@ -244,7 +244,7 @@ def test_a_missing_or_old_database_says_what_to_do(tmp_path: Path) -> None:
     from alembic import command
     from sqlalchemy import create_engine
 
-    from engine.adapters.migrations import config
+    from engine.adapters.sql.migrations import config
 
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     command.upgrade(config(engine), "0003")
@@ -288,8 +288,8 @@ def test_the_report_over_http(history: tuple[SqlStore, Library], tmp_path: Path)
     import httpx
 
     from actions.backoffice import once
+    from engine.adapters.execution.local_actions import LocalExecutor
     from engine.adapters.http import create_app
-    from engine.adapters.local_actions import LocalExecutor
 
     store, library = history
     app = create_app(library, store, LocalExecutor(ledger=once), tmp_path)

@@ -1,4 +1,4 @@
-"""The typed rows a store returns (engine/rows.py): attributes, and the mapping they also are."""
+"""The typed rows a store returns (engine/sessions/rows.py): attributes, and the mapping they also are."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import orjson
 import pytest
 
-from engine.rows import ActionRun, RecordedRun, WaitingSession
+from engine.sessions.rows import ActionRun, RecordedRun, WaitingSession
 
 RUN = {
     "session_id": "S1",

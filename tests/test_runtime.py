@@ -17,11 +17,23 @@ from typing import Any
 
 import pytest
 
-from engine import build
+from engine.definitions import build
+from engine.definitions.library import Bundle, Library
+from engine.definitions.model import Loc, Scenario
+from engine.definitions.yamlsafe import YamlMap, load
 from engine.errors import Conflict, InvalidAnswer, MissingInput, SessionError
-from engine.library import Bundle, Library
-from engine.model import Loc, Scenario
-from engine.runtime import (
+from engine.insight.scenarios import (
+    AnswerBook,
+    Coverage,
+    StubExecutor,
+    answer_until_stuck,
+    coverage_of,
+    drive,
+    run_file,
+    run_scenario,
+    scenario_files,
+)
+from engine.sessions.runtime import (
     ActionDone,
     Answer,
     Effect,
@@ -36,19 +48,7 @@ from engine.runtime import (
     new_session,
     step,
 )
-from engine.scenarios import (
-    AnswerBook,
-    Coverage,
-    StubExecutor,
-    answer_until_stuck,
-    coverage_of,
-    drive,
-    run_file,
-    run_scenario,
-    scenario_files,
-)
-from engine.service import ActionOutcome, MemoryStore, Sessions, replay
-from engine.yamlsafe import YamlMap, load
+from engine.sessions.service import ActionOutcome, MemoryStore, Sessions, replay
 from tests.conftest import SHIPPED, Check
 
 # ----------------------------------------------------------------------------- journeys

@@ -13,10 +13,16 @@ from click.testing import CliRunner
 from jsonschema import Draft202012Validator
 
 from cli import main
-from engine import build
-from engine.checks.schema import SCHEMA_NAMES, check_document, is_valid, load_schema, schema_path
-from engine.model import NODE_KINDS, ROLES
-from engine.yamlsafe import YamlError, load
+from engine.definitions import build
+from engine.definitions.checks.schema import (
+    SCHEMA_NAMES,
+    check_document,
+    is_valid,
+    load_schema,
+    schema_path,
+)
+from engine.definitions.model import NODE_KINDS, ROLES
+from engine.definitions.yamlsafe import YamlError, load
 from tests.conftest import FIXTURES, ROOT, SHIPPED
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine import build
-from engine.model import Journey
-from engine.yamlsafe import load
+from engine.definitions import build
+from engine.definitions.model import Journey
+from engine.definitions.yamlsafe import load
 from tests.conftest import SHIPPED
 
 JOURNEY_FILES = sorted(

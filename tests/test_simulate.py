@@ -1,4 +1,4 @@
-"""Simulated traffic (engine/simulate.py, `journeys simulate`): reproducible, every behaviour
+"""Simulated traffic (engine/insight/simulate.py, `journeys simulate`): reproducible, every behaviour
 present, times spread like a contact centre's, sessions whole (their events replay them)."""
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
-from engine.service import replay
-from engine.simulate import ERRORS, SimulationError, Summary, simulate, survey_scores
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.insight.simulate import ERRORS, SimulationError, Summary, simulate, survey_scores
+from engine.sessions.service import replay
 from tests.conftest import PG_DSN, SHIPPED, requires
 
 END = datetime(2025, 3, 14, 18, 30, tzinfo=UTC)

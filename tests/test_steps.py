@@ -1,4 +1,4 @@
-"""The steps per node kind (engine.steps), the status enum and the authority decision: the
+"""The steps per node kind (engine.sessions.steps), the status enum and the authority decision: the
 seams that make a new node kind one handler."""
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from engine import build
-from engine.authority import AskTotals, Denied, Granted, authorise
+from engine.definitions import build
+from engine.definitions.model import NODE_KINDS, Journey, Node, Policy
+from engine.definitions.yamlsafe import YamlMap, parse
 from engine.errors import Conflict
-from engine.model import NODE_KINDS, Journey, Node, Policy
-from engine.runtime import (
+from engine.sessions.authority import AskTotals, Denied, Granted, authorise
+from engine.sessions.runtime import (
     WAITING,
     Answer,
     Ended,
@@ -27,9 +28,8 @@ from engine.runtime import (
     new_session,
     step,
 )
-from engine.steps import KINDS, Kind, takes_answers
-from engine.steps_common import Next, Turn, arrive, go
-from engine.yamlsafe import YamlMap, parse
+from engine.sessions.steps import KINDS, Kind, takes_answers
+from engine.sessions.steps_common import Next, Turn, arrive, go
 
 PAUSE = """
 journey: pause

@@ -21,11 +21,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from engine.adapters.sql_store import SqlStore, StoreError
+from engine.adapters.sql.store import SqlStore, StoreError
+from engine.definitions.library import Library
 from engine.errors import Conflict, StoreUnavailable, UnknownSession
-from engine.library import Library
-from engine.scenarios import StubExecutor
-from engine.service import Sessions, replay
+from engine.insight.scenarios import StubExecutor
+from engine.sessions.service import Sessions, replay
 from tests.conftest import PG_DSN, ROOT, requires
 from tests.workers.stepper import STUBS
 
@@ -285,8 +285,8 @@ def test_db_upgrade_migrates_an_older_database(tmp_path: Path, crash_library: Pa
     from click.testing import CliRunner
 
     from cli import main
-    from engine.adapters.migrations import config
-    from engine.adapters.sql_store import make_engine
+    from engine.adapters.sql.migrations import config
+    from engine.adapters.sql.store import make_engine
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
@@ -417,7 +417,7 @@ def test_records_carry_their_format_and_unversioned_ones_are_read(
 ) -> None:
     """Written today: the stored state and events carry their format and read back equal.
     Stored before formats were numbered (the number removed from the rows): read the same."""
-    from engine.records import EVENT_FORMAT, FORMAT, SESSION_FORMAT
+    from engine.sessions.records import EVENT_FORMAT, FORMAT, SESSION_FORMAT
 
     sessions = service(crash_library, db_url)
     s = sessions.start("crash", {"customer_id": "C001"}, channel="chat")

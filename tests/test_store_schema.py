@@ -1,4 +1,4 @@
-"""The tables the store declares (engine/adapters/sql_schema.py) are exactly those its Alembic
+"""The tables the store declares (engine/adapters/sql/schema.py) are exactly those its Alembic
 migrations create, on SQLite and on PostgreSQL: compared by Alembic's autogenerate
 (``compare_metadata``), column types included, on a database of its own per test."""
 
@@ -13,9 +13,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from engine.adapters.migrations import head_revision, upgrade_to_head
-from engine.adapters.sql_database import make_engine
-from engine.adapters.sql_schema import include_object, metadata
+from engine.adapters.sql.database import make_engine
+from engine.adapters.sql.migrations import head_revision, upgrade_to_head
+from engine.adapters.sql.schema import include_object, metadata
 from tests.conftest import PG_DSN, requires
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli import main
-from engine.library import Library
-from engine.triggers import TriggerError, fire
+from engine.definitions.library import Library
+from engine.sessions.triggers import TriggerError, fire
 from tests.conftest import SHIPPED, Check
 
 MOTIVES = """\

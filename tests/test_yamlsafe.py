@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.yamlsafe import (
+from engine.definitions.yamlsafe import (
     MAX_ALIAS_EXPANSION,
     MAX_DEPTH,
     YamlError,

@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 import re
 
-from engine.diagram import OUTCOME_COLOURS, SHAPES, Heat, heat_colour, legend_dot, to_dot
+from engine.definitions.model import Journey
 from engine.errors import Unavailable
-from engine.model import Journey
+from engine.insight.diagram import OUTCOME_COLOURS, SHAPES, Heat, heat_colour, legend_dot, to_dot
 
 
 class RenderError(Unavailable):

@@ -10,8 +10,8 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from engine.library import Library
-from engine.report import NodeFunnel, Report, heat_of, num, pct
+from engine.definitions.library import Library
+from engine.insight.report import NodeFunnel, Report, heat_of, num, pct
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 _env = Environment(

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from engine.errors import InvalidAnswer
-from engine.runtime import SURVEY, WAITING, Session, current_step
-from engine.service import Sessions
+from engine.sessions.runtime import SURVEY, WAITING, Session, current_step
+from engine.sessions.service import Sessions
 
 #: Asks a question and returns the reply; raises EOFError (or KeyboardInterrupt) when the
 #: person stops: no more replies will come.

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from engine import clock
-from engine.adapters import sql_grants
-from engine.adapters.sql_store import SqlStore
-from engine.authority import customer_breach
-from engine.library import Library
-from engine.runtime import RunAction, Session
-from engine.scenarios import StubExecutor
-from engine.service import ActionOutcome, MemoryStore, Sessions, replay
+from engine.adapters.sql import grants
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.insight.scenarios import StubExecutor
+from engine.sessions.authority import customer_breach
+from engine.sessions.runtime import RunAction, Session
+from engine.sessions.service import ActionOutcome, MemoryStore, Sessions, replay
 from tests.conftest import Check
 from tests.test_policies import write
 from tests.test_store import _pg_database, pg_server  # noqa: F401  (its fixture)
@@ -406,8 +406,8 @@ def test_the_sql_store_keeps_the_customer_totals_across_processes_restarts(
 def test_a_reservation_done_again_is_counted_once(tmp_path: Path) -> None:
     """A step repeated after a crash (the reservation committed, the session not saved)
     reserves with the same key: the same totals back, nothing counted twice."""
-    from engine.authority import Claim
-    from engine.runtime import Reserve
+    from engine.sessions.authority import Claim
+    from engine.sessions.runtime import Reserve
 
     claim = (Claim("amount", 20, 30, 86400 * 30),)
     first = Reserve(
@@ -432,8 +432,8 @@ def test_db_upgrade_adds_the_grant_ledger_to_a_database_of_the_previous_version(
     from click.testing import CliRunner
 
     from cli import main
-    from engine.adapters.migrations import config
-    from engine.adapters.sql_store import StoreError, make_engine
+    from engine.adapters.sql.migrations import config
+    from engine.adapters.sql.store import StoreError, make_engine
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
@@ -477,7 +477,7 @@ def _slow_decision(claimed: Any, totals: Any) -> Any:
 
 def _contend(url: str, library: str, barrier: Any, results: Any) -> None:
     """One process: THREADS sessions of customer C001 each ask for a 20 EUR voucher at once."""
-    sql_grants.customer_breach = _slow_decision  # this child process only
+    grants.customer_breach = _slow_decision  # this child process only
     store = SqlStore(url)
     executor = Vouchers()
     sessions = Sessions(Library(Path(library)), store, executor)

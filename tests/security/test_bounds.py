@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine.bounds import MAX_VALUE_BYTES
-from engine.expressions import EvaluationError, compile_expression, render
+from engine.definitions.bounds import MAX_VALUE_BYTES
+from engine.definitions.expressions import EvaluationError, compile_expression, render
 
 ANSWER = "x" * 60_000  # an answer well within the 64 kB of a request body
 

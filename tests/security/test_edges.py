@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from engine.adapters.http import Tokens
-from engine.values import from_text, schema_problem
+from engine.sessions.values import from_text, schema_problem
 from tests.conftest import SHIPPED
 from tests.test_http import serving
 

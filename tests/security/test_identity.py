@@ -28,12 +28,12 @@ from sqlalchemy import select, update
 from actions import backoffice as bo
 from actions.backoffice import once
 from actions.identity import MAX_ATTEMPTS
+from engine.adapters.execution.local_actions import LocalExecutor
 from engine.adapters.http import create_app
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.signed_identity import IdentityError, SignedIdentity
-from engine.adapters.sql_store import SqlStore
-from engine.identity import IdentityGate
-from engine.library import Library
+from engine.adapters.http.signed_identity import IdentityError, SignedIdentity
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.sessions.identity import IdentityGate
 from tests.conftest import SHIPPED
 from tests.test_http import free_port
 
@@ -269,7 +269,7 @@ def test_a_customer_with_the_code_goes_on_as_before(server: Server) -> None:
 
 
 def test_the_proof_is_rebuilt_from_the_sessions_events(server: Server, tmp_path: Path) -> None:
-    from engine.service import replay
+    from engine.sessions.service import replay
 
     proven = server.answer(server.start(inputs={"customer_id": "C008"}), last_code("C008"))
     signed_in = server.start(identity=signed("C009"))

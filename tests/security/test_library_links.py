@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine.library import Library
+from engine.definitions.library import Library
 from tests.test_http import serving
 
 SECRET = "root:$6$S3CR3T-HASH-OF-THE-TEST:19000:0:99999:7:::"

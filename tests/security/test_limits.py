@@ -20,13 +20,19 @@ from click.testing import CliRunner
 
 from actions.backoffice import once
 from cli import main
-from engine import ratelimit
-from engine.adapters.connections import GuardedHttpTools, uvicorn_settings
+from engine.adapters.execution.local_actions import LocalExecutor
 from engine.adapters.http import create_app
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
-from engine.ratelimit import Limited, Limiter, Rate, RateLimitSettingError, rates_from_environment
+from engine.adapters.http.connections import GuardedHttpTools, uvicorn_settings
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.sessions import ratelimit
+from engine.sessions.ratelimit import (
+    Limited,
+    Limiter,
+    Rate,
+    RateLimitSettingError,
+    rates_from_environment,
+)
 from tests.conftest import SHIPPED
 from tests.test_http import free_port
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine.values import schema_problem
+from engine.sessions.values import schema_problem
 
 CATASTROPHIC = [r"^(a+)+$", r"(a|aa)+$", r"^(.*a){12}$", r"^(\w+\s?)*$"]
 

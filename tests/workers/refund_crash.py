@@ -12,11 +12,11 @@ import sys
 from pathlib import Path
 
 from actions.backoffice import once
-from engine.adapters.local_actions import LocalExecutor
-from engine.adapters.sql_store import SqlStore
-from engine.library import Library
-from engine.runtime import RunAction, Session
-from engine.service import ActionOutcome, Sessions
+from engine.adapters.execution.local_actions import LocalExecutor
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
+from engine.sessions.runtime import RunAction, Session
+from engine.sessions.service import ActionOutcome, Sessions
 
 
 class DieAfterRefund(LocalExecutor):

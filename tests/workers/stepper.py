@@ -10,11 +10,11 @@ import random
 import sys
 from pathlib import Path
 
-from engine.adapters.sql_store import SqlStore
+from engine.adapters.sql.store import SqlStore
+from engine.definitions.library import Library
 from engine.errors import Conflict
-from engine.library import Library
-from engine.scenarios import StubExecutor
-from engine.service import Sessions
+from engine.insight.scenarios import StubExecutor
+from engine.sessions.service import Sessions
 
 STUBS = {
     "orders.get_tracking": {

@@ -23,10 +23,10 @@ from engine.adapters.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from engine.diagram import Heat
-    from engine.findings import Finding
-    from engine.scenarios import ScenarioResult, ScenarioRun
-    from engine.validate import Report
+    from engine.definitions.findings import Finding
+    from engine.definitions.validate import Report
+    from engine.insight.diagram import Heat
+    from engine.insight.scenarios import ScenarioResult, ScenarioRun
 
 
 def _size(text: str) -> int:
@@ -98,8 +98,8 @@ def validate(
     that holds them). Default: the library.
     """
     from actions.registry import catalogue
-    from engine.validate import Options
-    from engine.validate import validate as run
+    from engine.definitions.validate import Options
+    from engine.definitions.validate import validate as run
 
     library = library_path(ctx)
     targets = list(paths) or [library]
@@ -159,7 +159,7 @@ def _summary(errors: int, warnings: int, files: int) -> str:
 
 def _shown(f: Finding, cwd: Path, targets: list[Path], library: Path) -> dict[str, Any]:
     """A finding with its file path as a person would open it (relative to here)."""
-    from engine.validate import library_of
+    from engine.definitions.validate import library_of
 
     item = f.to_dict()
     for target in targets:
@@ -211,7 +211,7 @@ def _github(item: dict[str, Any]) -> str:
 )
 def schema(name: str | None, out_dir: Path | None) -> None:
     """Print a JSON Schema (journey, motives, scenario or policies), or --write them all."""
-    from engine.checks.schema import SCHEMA_NAMES, schema_path
+    from engine.definitions.checks.schema import SCHEMA_NAMES, schema_path
 
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +275,7 @@ def graph(
     option (docs/diagrams.md). Exit status: 0 drawn, 1 it cannot be drawn here, 2 usage.
     """
     from engine.adapters.graphviz_render import to_html, to_svg
-    from engine.diagram import to_dot, to_mermaid
+    from engine.insight.diagram import to_dot, to_mermaid
 
     if (since or until) and not heat:
         raise click.UsageError("--since and --until choose the sessions of --heat: add --heat")
@@ -301,8 +301,8 @@ def graph(
 def _journey_heat(journey_id: str, db: str | None, since: str | None, until: str | None) -> Heat:
     """The traffic of the journey's sessions, with the days read as `journeys report` reads
     them; no session database is exit 1, as for a report error of the database."""
-    from engine.adapters import reporting
-    from engine.adapters.sql_store import default_url
+    from engine.adapters.sql import reporting
+    from engine.adapters.sql.store import default_url
 
     with as_usage(reporting.ReportError):  # a day as typed
         start = reporting.parse_day(since) if since else None
@@ -338,7 +338,7 @@ def test_command(
     min_coverage: float | None,
 ) -> None:
     """Run the scenario tests (*.test.yaml) with stubbed actions, and report coverage."""
-    from engine.scenarios import run_scenarios
+    from engine.insight.scenarios import run_scenarios
 
     tests = run_scenarios(open_library(ctx), paths)
     if fmt == "json":

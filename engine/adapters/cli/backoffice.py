@@ -28,15 +28,15 @@ from engine.adapters.cli.common import (
 from engine.adapters.cli.views import outbound_of, print_outbound
 
 if TYPE_CHECKING:
-    from engine.service import Sessions
-    from engine.triggers import Raised
+    from engine.sessions.service import Sessions
+    from engine.sessions.triggers import Raised
 
 
 def _outbound_sessions(ctx: click.Context, executor_kind: str, db: str | None) -> Sessions:
     """The service for raising events: journeys with errors never start."""
     from actions.registry import ledger
-    from engine.adapters.executors import LazyExecutor
-    from engine.service import Sessions
+    from engine.adapters.execution.executors import LazyExecutor
+    from engine.sessions.service import Sessions
 
     library = open_library(ctx)
     return Sessions(
@@ -46,7 +46,7 @@ def _outbound_sessions(ctx: click.Context, executor_kind: str, db: str | None) -
 
 def _startable(sessions: Sessions) -> Callable[[str], None]:
     """Refuses a whole event, before any session starts, when a journey it fires has errors."""
-    from engine.resume import check_startable
+    from engine.sessions.resume import check_startable
 
     return lambda journey: check_startable(sessions.refused, journey)
 
@@ -79,7 +79,7 @@ def trigger(
     The triggers are declared in motives.yaml. Exit status: 0 sessions started or no trigger
     matched, 1 a session failed or the data do not fit a trigger, 2 usage.
     """
-    from engine.triggers import start_outbound
+    from engine.sessions.triggers import start_outbound
 
     data = parse_pairs("--data", pairs)
     sessions = _outbound_sessions(ctx, executor_kind, db)
@@ -171,7 +171,7 @@ def backoffice_scan(
         delayed_orders,
         record_delay_alert,
     )
-    from engine.triggers import raise_each
+    from engine.sessions.triggers import raise_each
 
     sessions = _outbound_sessions(ctx, executor_kind, db)
     try:

@@ -20,10 +20,10 @@ import click
 from engine.errors import InvalidAnswer, JourneyHasErrors, JourneysError
 
 if TYPE_CHECKING:
-    from engine.adapters.sql_store import SqlStore
-    from engine.library import Library
-    from engine.model import Journey
-    from engine.service import Sessions
+    from engine.adapters.sql.store import SqlStore
+    from engine.definitions.library import Library
+    from engine.definitions.model import Journey
+    from engine.sessions.service import Sessions
 
 
 def said(error: JourneysError) -> str:
@@ -162,7 +162,7 @@ def library_path(ctx: click.Context) -> Path:
 
 
 def open_library(ctx: click.Context) -> Library:
-    from engine.library import Library, LibraryError
+    from engine.definitions.library import Library, LibraryError
 
     with as_usage(LibraryError):  # the folder given does not exist
         return Library(library_path(ctx))
@@ -170,14 +170,14 @@ def open_library(ctx: click.Context) -> Library:
 
 def named_journey(library: Library, name: str) -> Journey:
     """The journey a person names on the command line: an id, a motive, or a file."""
-    from engine.library import LibraryError
+    from engine.definitions.library import LibraryError
 
     with as_usage(LibraryError):
         return library.find(name, paths=True)
 
 
 def session_store(db: str | None) -> SqlStore:
-    from engine.adapters.sql_store import SqlStore, default_url
+    from engine.adapters.sql.store import SqlStore, default_url
 
     return SqlStore(db or default_url())
 
@@ -186,7 +186,7 @@ def read_mapping(path: Path | None, what: str) -> dict[str, Any]:
     """A YAML or JSON mapping from a file (answers, action stubs)."""
     if path is None:
         return {}
-    from engine.yamlsafe import YamlError, load
+    from engine.definitions.yamlsafe import YamlError, load
 
     try:
         data = load(path)
@@ -213,7 +213,7 @@ def parse_pairs(option: str, pairs: tuple[str, ...]) -> dict[str, str]:
 def refused(library: Library) -> dict[str, str]:
     """The journeys of the library that may not start (validation errors), with the reason."""
     from actions.registry import catalogue
-    from engine.library import refusals
+    from engine.definitions.library import refusals
 
     return refusals(library, catalogue())
 

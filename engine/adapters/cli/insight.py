@@ -60,9 +60,9 @@ def report(
     session database. Definitions: docs/insight.md."""
     import json
 
-    from engine.adapters.reporting import ReportError, open_store, report_for
-    from engine.adapters.sql_store import default_url
-    from engine.report import as_text
+    from engine.adapters.sql.reporting import ReportError, open_store, report_for
+    from engine.adapters.sql.store import default_url
+    from engine.insight.report import as_text
 
     library = open_library(ctx)
     # Everything a report refuses comes from what was asked (a day, a name, the database).
@@ -127,9 +127,9 @@ def simulate(ctx: click.Context, count: int, days: int, seed: int | None, db: st
     `journeys report`. What is simulated, and how often: docs/insight.md."""
     import time
 
-    from engine.adapters.sql_store import shown_url
-    from engine.simulate import DEFAULT_SEED
-    from engine.simulate import simulate as run_simulation
+    from engine.adapters.sql.store import shown_url
+    from engine.insight.simulate import DEFAULT_SEED
+    from engine.insight.simulate import simulate as run_simulation
 
     library = open_library(ctx)
     seed = DEFAULT_SEED if seed is None else seed

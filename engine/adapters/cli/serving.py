@@ -45,8 +45,8 @@ def serve(
 
     import uvicorn
 
-    from engine.adapters.connections import uvicorn_settings
-    from engine.adapters.keeper import Keeper
+    from engine.adapters.execution.keeper import Keeper
+    from engine.adapters.http.connections import uvicorn_settings
 
     _check_settings(ctx, db, executor_kind)
     # What this server starts names it as its owner: it stops them when it stops, and they
@@ -84,8 +84,8 @@ def _check_settings(ctx: click.Context, db: str | None, executor_kind: str) -> N
     choices to the server processes through the environment."""
     from engine.adapters.home import idle_seconds
     from engine.adapters.http import agent_keys
-    from engine.ratelimit import rates_from_environment
-    from engine.retry_loop import interval_from_environment
+    from engine.sessions.ratelimit import rates_from_environment
+    from engine.sessions.retry_loop import interval_from_environment
 
     library = open_library(ctx)
     with as_usage(ValueError):  # JOURNEYS_RATE_LIMITS
@@ -124,7 +124,7 @@ def _listening(host: str, port: int) -> bool:
 def _signed_identity_said() -> None:
     """Say how self-care customers are identified (docs/selfcare-identity.md); a signed
     identity configured so that it cannot be safe is an error now (IdentityError)."""
-    from engine.adapters.signed_identity import SignedIdentity
+    from engine.adapters.http.signed_identity import SignedIdentity
 
     signed = SignedIdentity.from_environment()
     if signed is None:
@@ -144,7 +144,7 @@ def worker() -> None:
     Run as many as needed, on this machine or others pointed at the same PREFECT_API_URL;
     sessions use them with --executor workers (or JOURNEYS_EXECUTOR=workers).
     """
-    from engine.adapters.prefect_workers import serve_forever
+    from engine.adapters.execution.prefect_workers import serve_forever
 
     click.echo(
         "serving the back-office actions as Prefect task 'journeys.action' (Ctrl-C to stop)",
@@ -170,9 +170,9 @@ def _megabytes(pid: int) -> str:
 @prefect.command("status")
 def prefect_status() -> None:
     """List the back office's processes (pid, address, memory) and where actions run."""
-    from engine.adapters.action_host import host_status
+    from engine.adapters.execution.action_host import host_status
+    from engine.adapters.execution.prefect_server import home, running, server_record
     from engine.adapters.home import idle_seconds
-    from engine.adapters.prefect_server import home, running, server_record
 
     record, health = host_status()
     if record and health:
@@ -210,7 +210,7 @@ def prefect_status() -> None:
 def prefect_stop() -> None:
     """Stop the action host and the embedded Prefect server; return once both are gone (the
     next action starts them again)."""
-    from engine.adapters.prefect_server import stop
+    from engine.adapters.execution.prefect_server import stop
 
     click.echo(
         "stopped the back office (the action host and the embedded Prefect server)"

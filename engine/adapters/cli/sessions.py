@@ -29,9 +29,9 @@ from engine.adapters.cli.common import (
 from engine.adapters.cli.views import print_result, result_of
 
 if TYPE_CHECKING:
-    from engine.library import Library
-    from engine.runtime import Session
-    from engine.service import Sessions
+    from engine.definitions.library import Library
+    from engine.sessions.runtime import Session
+    from engine.sessions.service import Sessions
 
 Say = Callable[[str], None]
 
@@ -99,7 +99,7 @@ def run(
     Without --answers it is interactive. Exit status: 0 the session ended, 3 it waits for an
     answer that was not given, 1 an invalid answer or a failure, 2 usage.
     """
-    from engine.scenarios import AnswerBook, answer_until_stuck
+    from engine.insight.scenarios import AnswerBook, answer_until_stuck
 
     if not journey and not session_id:
         raise click.UsageError("give a JOURNEY to start, or --session ID to continue one")
@@ -157,9 +157,9 @@ def _sessions(
     """The service for one command line: real actions (made when one first runs), or the
     stubs given for some of them."""
     from actions.registry import ledger
-    from engine.adapters.executors import LazyExecutor
-    from engine.scenarios import StubExecutor
-    from engine.service import ActionExecutor, Sessions
+    from engine.adapters.execution.executors import LazyExecutor
+    from engine.insight.scenarios import StubExecutor
+    from engine.sessions.service import ActionExecutor, Sessions
 
     real = LazyExecutor(executor_kind, ledger=ledger())  # made when a real action first runs
     executor: ActionExecutor = StubExecutor(stubs, fallback=real) if stubs is not None else real
@@ -175,7 +175,7 @@ def _continued(
     role: str | None,
     agent: str | None,
 ) -> Session:
-    from engine.resume import continue_session
+    from engine.sessions.resume import continue_session
 
     def retrying(held: Mapping[str, Any]) -> None:
         say(f"Retrying {held.get('action')} (held since {held.get('since')})")
@@ -198,7 +198,7 @@ def _opened(
     role: str | None,
     fmt: str,
 ) -> Session:
-    from engine.resume import check_startable, resume_or_start
+    from engine.sessions.resume import check_startable, resume_or_start
 
     definition = named_journey(sessions.library, journey)
     check_startable(refused(sessions.library), definition.id)  # said on stderr
@@ -258,8 +258,8 @@ def db() -> None:
 @DB_OPTION
 def db_upgrade(db: str | None) -> None:
     """Create or migrate the session database to the newest schema."""
-    from engine.adapters.migrations import head_revision, upgrade_to_head
-    from engine.adapters.sql_store import StoreError, default_url, make_engine
+    from engine.adapters.sql.migrations import head_revision, upgrade_to_head
+    from engine.adapters.sql.store import StoreError, default_url, make_engine
 
     url = db or default_url()
     try:
@@ -345,8 +345,8 @@ def runs_retry(
 
     Exit status: 0 it succeeded (now or before), 1 it failed again or cannot be run again."""
     from actions.registry import ledger
-    from engine.adapters.executors import LazyExecutor
-    from engine.service import Sessions
+    from engine.adapters.execution.executors import LazyExecutor
+    from engine.sessions.service import Sessions
 
     store = session_store(db)
     try:

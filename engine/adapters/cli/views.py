@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from engine.runtime import Session
-    from engine.service import Sessions
+    from engine.sessions.runtime import Session
+    from engine.sessions.service import Sessions
 
 
 def result_of(session: Session) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def _where_it_is(result: dict[str, Any]) -> str:
 
 def outbound_of(sessions: Sessions, session: Session) -> dict[str, Any]:
     """A started outbound session, with the step the customer now sees."""
-    from engine.runtime import current_step
+    from engine.sessions.runtime import current_step
 
     data = result_of(session)
     data["channel"], data["motive"] = session.channel, session.motive

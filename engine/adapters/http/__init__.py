@@ -11,7 +11,7 @@ may do what:
   is handed over (shown as ``waiting_for: agent`` with the contact code, listed in
   ``GET /v1/queue``) until an agent has answered it. The session stays on the ``selfcare``
   channel unless an agent continues it;
-- a self-care customer is anonymous until proven (engine/identity.py): by the signed
+- a self-care customer is anonymous until proven (engine/sessions/identity.py): by the signed
   identity the company's site hands over at the start (``identity``, see signed_identity.py),
   or by the one-time code the identify journey sends. Until then no action reads or changes
   a customer's account (docs/selfcare-identity.md).

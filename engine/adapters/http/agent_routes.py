@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from engine.adapters.http.auth import Caller, caller, open_session
 from engine.adapters.http.bodies import HandOffBody, RetryBody
+from engine.adapters.http.limits import limit
 from engine.adapters.http.problems import (
     NO_SUCH_SESSION,
     Endpoint,
@@ -18,8 +19,7 @@ from engine.adapters.http.problems import (
 )
 from engine.adapters.http.state import AppState, served
 from engine.adapters.http.views import session_view
-from engine.adapters.http_limits import limit
-from engine.runtime import Session
+from engine.sessions.runtime import Session
 
 
 async def retry(

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from starlette.middleware import Middleware
 
 from actions.registry import account_actions, catalogue
+from engine.adapters.execution.keeper import Keeper
 from engine.adapters.http import (
     agent_routes,
     console_routes,
@@ -25,15 +26,14 @@ from engine.adapters.http.bodies import Health
 from engine.adapters.http.edge import Edge
 from engine.adapters.http.hot_routes import HotRoutes
 from engine.adapters.http.problems import HANDLERS, Endpoint
+from engine.adapters.http.signed_identity import SignedIdentity
 from engine.adapters.http.state import AppState, served
 from engine.adapters.http.tokens import Tokens, server_secret
-from engine.adapters.keeper import Keeper
-from engine.adapters.signed_identity import SignedIdentity
-from engine.identity import IdentityGate
-from engine.library import Library, refusals
-from engine.ratelimit import Limiter, rates_from_environment
-from engine.retry_loop import RetryLoop, interval_from_environment
-from engine.service import ActionExecutor, Sessions, SessionStore
+from engine.definitions.library import Library, refusals
+from engine.sessions.identity import IdentityGate
+from engine.sessions.ratelimit import Limiter, rates_from_environment
+from engine.sessions.retry_loop import RetryLoop, interval_from_environment
+from engine.sessions.service import ActionExecutor, Sessions, SessionStore
 
 
 async def health(state: AppState = Depends(served)) -> dict[str, str]:
@@ -127,11 +127,11 @@ def app_from_environment() -> FastAPI:
     """The app `journeys serve` runs (uvicorn factory): library, database and executor from
     the environment (JOURNEYS_LIBRARY, JOURNEYS_DB, JOURNEYS_EXECUTOR, JOURNEYS_HOME)."""
     from actions.registry import ledger
-    from engine.adapters.executors import LazyExecutor
+    from engine.adapters.execution.executors import LazyExecutor
+    from engine.adapters.execution.keeper import GatedExecutor
     from engine.adapters.home import journeys_home
-    from engine.adapters.keeper import GatedExecutor
-    from engine.adapters.sql_store import SqlStore, default_url
-    from engine.shipped import default_library
+    from engine.adapters.sql.store import SqlStore, default_url
+    from engine.definitions.shipped import default_library
 
     home = journeys_home()
     library = Library(Path(os.environ.get("JOURNEYS_LIBRARY") or default_library()))

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from engine.adapters.http.limits import limit
 from engine.adapters.http.problems import Forbidden, Unauthorized
 from engine.adapters.http.state import AppState, state_of
 from engine.adapters.http.tokens import Tokens
-from engine.adapters.http_limits import limit
-from engine.runtime import Session
+from engine.sessions.runtime import Session
 
 #: The names of this machine on loopback, as a client address or in a Host header.
 LOOPBACK = ("127.0.0.1", "::1", "localhost")

@@ -12,7 +12,7 @@ from engine.adapters.http.problems import Endpoint, Forbidden, Named, Naming
 from engine.adapters.http.state import AppState, served
 from engine.adapters.http.views import session_view
 from engine.errors import SessionError
-from engine.triggers import start_outbound
+from engine.sessions.triggers import start_outbound
 
 #: An event no trigger can use as sent (TriggerError), or a session it cannot start.
 RAISING: Naming = {SessionError: Named("Invalid event", 422)}

@@ -1,5 +1,5 @@
 """The library over HTTP: its journeys, its motives, and the motives a customer's words
-point at (engine/motive_search.py)."""
+point at (engine/sessions/motive_search.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from engine.adapters.http.auth import Caller, caller
 from engine.adapters.http.problems import Endpoint, NoSuchJourney
 from engine.adapters.http.state import AppState, served
 from engine.adapters.http.views import motive_view
-from engine.motive_search import suggest as suggest_motives
+from engine.sessions.motive_search import suggest as suggest_motives
 
 
 async def journeys(

@@ -26,9 +26,9 @@ from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.adapters.keeper import BackofficeStarting
+from engine.adapters.execution.keeper import BackofficeStarting
 from engine.errors import JourneysError, SessionError, UnknownSession
-from engine.ratelimit import Limited
+from engine.sessions.ratelimit import Limited
 
 
 def problem(
@@ -186,7 +186,7 @@ async def on_starting(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_limited(request: Request, exc: Exception) -> JSONResponse:
-    """429 Too Many Requests (engine/ratelimit.py), with ``Retry-After``."""
+    """429 Too Many Requests (engine/sessions/ratelimit.py), with ``Retry-After``."""
     if not isinstance(exc, Limited):  # registered for Limited only
         raise exc
     extra = {"limit": exc.name, "retry_after": exc.retry_after}

@@ -11,8 +11,8 @@ from engine.adapters.http.auth import Caller, caller
 from engine.adapters.http.bodies import ReportQuery
 from engine.adapters.http.problems import Endpoint, Forbidden, Named, Naming, NotAvailable
 from engine.adapters.http.state import AppState, served
-from engine.adapters.reporting import ReportError
-from engine.report import Report
+from engine.adapters.sql.reporting import ReportError
+from engine.insight.report import Report
 
 #: A report asked with a date or a motive it cannot use.
 REPORTING: Naming = {ReportError: Named("Invalid report request", 422)}
@@ -43,8 +43,8 @@ async def report_page(
 
 
 def _report(state: AppState, query: ReportQuery, who: Caller) -> Report:
-    from engine.adapters.reporting import report_for
-    from engine.adapters.sql_store import SqlStore
+    from engine.adapters.sql.reporting import report_for
+    from engine.adapters.sql.store import SqlStore
 
     if who.role == "customer":
         raise Forbidden("reports are for agents and supervisors")

@@ -21,6 +21,7 @@ from engine.adapters.http.bodies import (
     documented_body,
     parse_body,
 )
+from engine.adapters.http.limits import limit
 from engine.adapters.http.problems import (
     NO_SUCH_SESSION,
     Endpoint,
@@ -30,14 +31,13 @@ from engine.adapters.http.problems import (
     Naming,
 )
 from engine.adapters.http.raw_route import RawRoute
+from engine.adapters.http.signed_identity import IdentityError, IdentityUnavailable
 from engine.adapters.http.state import AppState, served, state_of
 from engine.adapters.http.views import session_detail, session_view
-from engine.adapters.http_limits import limit
-from engine.adapters.signed_identity import IdentityError, IdentityUnavailable
+from engine.definitions.library import LibraryError
 from engine.errors import Conflict, InvalidAnswer, MissingInput, NotReady, SessionError
-from engine.identity import CUSTOMER
-from engine.library import LibraryError
-from engine.runtime import current_step
+from engine.sessions.identity import CUSTOMER
+from engine.sessions.runtime import current_step
 
 #: How starting names what the service raises (the first class of the error's __mro__).
 STARTING: Naming = {

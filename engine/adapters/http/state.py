@@ -12,14 +12,14 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
+from engine.adapters.execution.keeper import Keeper
 from engine.adapters.http.off_loop import OffLoop
+from engine.adapters.http.signed_identity import SignedIdentity
 from engine.adapters.http.tokens import Tokens
-from engine.adapters.keeper import Keeper
-from engine.adapters.signed_identity import SignedIdentity
-from engine.adapters.sql_store import SERVER_THREADS
-from engine.library import Library
-from engine.ratelimit import Limiter
-from engine.service import Sessions, SessionStore
+from engine.adapters.sql.store import SERVER_THREADS
+from engine.definitions.library import Library
+from engine.sessions.ratelimit import Limiter
+from engine.sessions.service import Sessions, SessionStore
 
 T = TypeVar("T")
 
@@ -51,10 +51,12 @@ class AppState:
     sessions: Sessions
     tokens: Tokens  # self-care tokens
     agent_keys: dict[str, str]  # key -> role (agent or supervisor)
-    limiter: Limiter  # the rate limits (engine/ratelimit.py)
+    limiter: Limiter  # the rate limits (engine/sessions/ratelimit.py)
     signed_identity: SignedIdentity | None  # None: no signed identity is accepted
     backoffice: Keeper | None  # None: nothing to start, always ready
-    retry_interval: float | None = None  # None: JOURNEYS_RETRY_INTERVAL (engine/retry_loop.py)
+    retry_interval: float | None = (
+        None  # None: JOURNEYS_RETRY_INTERVAL (engine/sessions/retry_loop.py)
+    )
     on_close: Callable[[], None] | None = None  # when the server stops
     threads: DatabaseThreads = field(default_factory=DatabaseThreads)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.model import Motive
-from engine.runtime import Session, current_step
-from engine.service import Sessions, SessionStore
+from engine.definitions.model import Motive
+from engine.sessions.runtime import Session, current_step
+from engine.sessions.service import Sessions, SessionStore
 
 #: What a self-care customer reads when the journey waits for an agent, by locale.
 HANDOVER = {
