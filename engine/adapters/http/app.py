@@ -101,7 +101,7 @@ def create_app(
         middleware=[Middleware(Edge), Middleware(HotRoutes)],
     )
     app.state.journeys = state
-    app.state.limiter = state.limiter  # for any endpoint's limit, e.g. "otp" (http_limits)
+    app.state.limiter = state.limiter  # for any endpoint's limit, e.g. "otp" (http/limits.py)
     return app
 
 

@@ -4,10 +4,10 @@ A step writes its session row, its events, visits and action runs in one transac
 row is updated only if its sequence number is the one the step started from, so of two
 processes answering the same session at once exactly one is applied.
 
-The store is split by concern: the tables (sql_schema.py), the database, its tuning and
-connections (sql_database.py), the rows a step writes and their statements (sql_rows.py),
+The store is split by concern: the tables (schema.py), the database, its tuning and
+connections (database.py), the rows a step writes and their statements (rows.py),
 the PostgreSQL one-statement step (postgres.py), the grant ledger (grants.py); this
-module is the store's API (engine.sessions.service.SessionStore). The names other modules import
+module is the store's API (engine.sessions.service_ports.SessionStore). The names other modules import
 from here stay importable from here.
 """
 
