@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,20 @@ SHIPPED = ROOT / "journeys"
 Check = Callable[..., Report]  # check(path, **Options fields) -> Report
 
 PG_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+
+
+def throwaway_pg_database(name: str) -> Iterator[str]:
+    """A new PostgreSQL database ``name`` for one test (its SQLAlchemy URL), dropped after."""
+    import psycopg  # only where PostgreSQL is used
+
+    with psycopg.connect(PG_DSN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL.format(db=name)
+    finally:
+        with psycopg.connect(PG_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 # ---------------------------------------------------------------------------- system parts

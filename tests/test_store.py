@@ -26,10 +26,8 @@ from engine.definitions.library import Library
 from engine.errors import Conflict, StoreUnavailable, UnknownSession
 from engine.insight.scenarios import StubExecutor
 from engine.sessions.service import Sessions, replay
-from tests.conftest import PG_DSN, ROOT, requires
+from tests.conftest import PG_DSN, ROOT, requires, throwaway_pg_database
 from tests.workers.stepper import STUBS
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
 
 JOURNEY = """
 journey: crash
@@ -110,14 +108,7 @@ def pg_url(pg_server: str) -> Iterator[str]:
 
 
 def _pg_database(base: str) -> Iterator[str]:
-    schema_db = f"{base}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{schema_db}"')
-    try:
-        yield PG.format(db=schema_db)
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{schema_db}" WITH (FORCE)')
+    yield from throwaway_pg_database(f"{base}_{uuid.uuid4().hex[:6]}")
 
 
 _OPENED: list[SqlStore] = []

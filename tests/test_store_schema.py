@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -16,9 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from engine.adapters.sql.database import make_engine
 from engine.adapters.sql.migrations import head_revision, upgrade_to_head
 from engine.adapters.sql.schema import include_object, metadata
-from tests.conftest import PG_DSN, requires
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+from tests.conftest import requires, throwaway_pg_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -28,14 +25,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'schema.db'}"
         return
     requires("postgresql")
-    name = f"journeys_schema_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_DSN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG.format(db=name)
-    finally:
-        with psycopg.connect(PG_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    yield from throwaway_pg_database(f"journeys_schema_{uuid.uuid4().hex[:8]}")
 
 
 def test_the_tables_equal_the_migrations(empty_url: str) -> None:
