@@ -71,10 +71,22 @@ def _missing_postgresql() -> str | None:
     return None
 
 
+def _missing_bench_extra() -> str | None:
+    import importlib.util
+
+    if importlib.util.find_spec("aiohttp") is not None:
+        return None
+    return (
+        "the bench extra is not installed (aiohttp, the benchmarks' load generator): "
+        "pip install -c constraints.txt -e '.[dev,bench]' (bash .ci/run does)"
+    )
+
+
 PARTS: dict[str, Callable[[], str | None]] = {
     "chromium": _missing_chromium,
     "dot": _missing_dot,
     "postgresql": _missing_postgresql,
+    "bench": _missing_bench_extra,
 }
 
 
@@ -89,7 +101,7 @@ def missing(part: str) -> str | None:
 
 
 def requires(*parts: str) -> None:
-    """Skip the calling test when one of ``parts`` (chromium, dot, postgresql) is missing, with
+    """Skip the calling test when one of ``parts`` (chromium, dot, postgresql, bench) is missing, with
     one line saying how to install or start it; under CI (``CI=true``) fail instead, so that CI
     runs everything. Every skip of a part has the same reason and location, so ``-ra`` shows one
     line per missing part."""
@@ -108,7 +120,7 @@ def requires(*parts: str) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "requires(*parts): the test needs chromium, dot or postgresql "
+        "requires(*parts): the test needs chromium, dot, postgresql or the bench extra "
         "(skipped with how to install it when missing; a failure under CI=true)",
     )
 

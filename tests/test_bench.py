@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, requires
 
 SCRIPTS = sorted(
     p.name
@@ -58,6 +58,7 @@ def test_no_bench_file_shadows_a_module_the_scripts_import() -> None:
 def test_http_cpu_bench_runs_small(tmp_path: Path) -> None:
     """A tiny run of bench/http_cpu.py: the server started, sessions driven over HTTP and in
     process, the database checked, the CPU ratio printed (its figures come from full runs)."""
+    requires("bench")
     small = ["--sessions", "4", "--concurrency", "2", "--warm-up", "1", "--rounds", "2"]
     proc = subprocess.run(
         [sys.executable, "bench/http_cpu.py", *small, "--out", str(tmp_path / "out")],
