@@ -60,6 +60,7 @@ from actions.backoffice_tables import (
     customers,
     delay_alerts,
     idempotency,
+    messages,
     meta,
     metadata,
     orders,
@@ -299,6 +300,25 @@ def money(value: float) -> float:
     if not math.isfinite(amount):
         raise Refused(f"{value!r} is not an amount")
     return round(amount, 2)
+
+
+def add_message(
+    conn: Connection, customer_id: str, channel: str, recipient: str, template: str
+) -> str:
+    """A message sent to a customer, on their record (``M000042``)."""
+    return add_with_code(
+        conn,
+        messages,
+        "message_id",
+        "M",
+        {
+            "customer_id": customer_id,
+            "channel": channel,
+            "recipient": recipient,
+            "template": template,
+            "status": "sent",
+        },
+    )
 
 
 def add_with_code(

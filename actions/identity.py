@@ -111,19 +111,7 @@ def _deliver(conn: Connection, customer_id: str, channel: str, recipient: str, c
     """Send the code: the message on the customer's record, its text to the gateway; its id."""
     from actions import backoffice as bo
 
-    message_id = bo.add_with_code(
-        conn,
-        bo.messages,
-        "message_id",
-        "M",
-        {
-            "customer_id": customer_id,
-            "channel": channel,
-            "recipient": recipient,
-            "template": "one_time_code",
-            "status": "sent",
-        },
-    )
+    message_id = bo.add_message(conn, customer_id, channel, recipient, "one_time_code")
     conn.execute(
         bo.deliveries.insert().values(
             message_id=message_id,

@@ -30,17 +30,5 @@ def send(customer_id: str, channel: str, template: str) -> Message:
     with bo.transaction() as conn:
         customer = bo.customer_row(conn, customer_id)
         recipient = {"sms": customer.phone, "email": customer.email}.get(channel, "app")
-        message_id = bo.add_with_code(
-            conn,
-            bo.messages,
-            "message_id",
-            "M",
-            {
-                "customer_id": customer_id,
-                "channel": channel,
-                "recipient": recipient,
-                "template": template,
-                "status": "sent",
-            },
-        )
+        message_id = bo.add_message(conn, customer_id, channel, recipient, template)
     return {"message_id": message_id}

@@ -114,24 +114,12 @@ class Unavailable(SessionError):
     http_status = 503
     exit_code = 1  # what the CLI has always answered for a store, Prefect or Graphviz down
 
-    def __init__(self, message: str, *args: object) -> None:
-        JourneysError.__init__(self, message, *args)
-        self.node = None
-        self.field = None
-
 
 class StoreUnavailable(Unavailable):
     """The session database cannot be reached or used just now (restarted, locked, full):
     try again. Says whether what was asked may have been saved."""
 
-    def __init__(self, message: str, node: str | None = None, field: str | None = None) -> None:
-        super().__init__(message)
-        self.node = node
-        self.field = field
-
 
 class NotReady(Unavailable):
     """A part the sessions need (the back office) is still starting: nothing was done or
     saved; the same request succeeds once it is ready. Not a failure of anything."""
-
-    title = "Service unavailable"

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from engine.adapters.execution.base import BaseExecutor, Call
+from engine.adapters.execution.base import BaseExecutor, Call, answered_outcome
 from engine.adapters.execution.host_server import HANDOVER_SIGNAL, fingerprint, host_record
 from engine.adapters.execution.prefect_server import (
     STARTUP_TIMEOUT,
@@ -262,14 +262,7 @@ class HostExecutor(BaseExecutor):
             data = self._post(body, (call.timeout or 300.0) * (call.retries + 1) + 30.0)
         except _NoAnswer as err:
             return ActionOutcome(failure=str(err))
-        return ActionOutcome(
-            result=data["result"],
-            error=data["error"],
-            code=data.get("code"),
-            failure=data.get("failure"),
-            attempts=int(data["attempts"]),
-            run_id=data["run_id"],
-        )
+        return answered_outcome(data, data["run_id"])
 
     def _post(self, body: bytes, wait: float) -> Any:
         """POST /run to the host; sent again, once, to a host started anew if the first one

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple
 
@@ -138,3 +139,15 @@ class BaseExecutor(ABC):
 
     def release(self) -> None:  # noqa: B027 (a hook: most executors hold nothing else)
         """What a subclass holds besides the pool (the Prefect dispatcher flow run)."""
+
+
+def answered_outcome(data: Mapping[str, Any], run_id: Any) -> ActionOutcome:
+    """The outcome another process answered as JSON (the action host, a Prefect worker)."""
+    return ActionOutcome(
+        result=data["result"],
+        error=data["error"],
+        code=data.get("code"),
+        failure=data.get("failure"),
+        attempts=int(data["attempts"]),
+        run_id=run_id,
+    )

@@ -23,7 +23,7 @@ from uuid import UUID
 from prefect import task
 
 from engine.adapters.execution.action_host import prefect_api
-from engine.adapters.execution.base import BaseExecutor, Call
+from engine.adapters.execution.base import BaseExecutor, Call, answered_outcome
 from engine.adapters.home import backoffice_url
 from engine.sessions.service import ActionOutcome
 
@@ -118,14 +118,7 @@ class WorkerExecutor(BaseExecutor):
             return ActionOutcome(
                 failure=f"the action could not be run through Prefect workers at {self.api}: {err}"
             )
-        return ActionOutcome(
-            result=data["result"],
-            error=data["error"],
-            code=data.get("code"),
-            failure=data.get("failure"),
-            attempts=int(data["attempts"]),
-            run_id=run_id,
-        )
+        return answered_outcome(data, run_id)
 
 
 def _labels(call: Call) -> list[str]:
